@@ -1,0 +1,83 @@
+"""Paste restored faces back into the image through the inverse alignment, under a soft
+face-parsing mask, and blend the result by the restore strength."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import torch
+
+from .align import FACE_SIZE
+
+# ParseNet's 19 classes: which ones belong to the pasted face (skin, brows, eyes, ears, nose,
+# mouth, lips, neck...) and which do not (background, necklace, cloth, hair, hat), as in
+# facexlib's paste-back.
+FACE_CLASSES = np.array([0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 0, 0], dtype=np.float32)
+MASK_BLUR_KERNEL = (101, 101)
+MASK_BLUR_SIGMA = 11
+MASK_BORDER = 10  # the aligned crop's edge is never pasted, so no square seams show
+
+
+@torch.inference_mode()
+def face_mask(parser: torch.nn.Module, face: np.ndarray, device: torch.device) -> np.ndarray:
+    """A soft FACE_SIZE x FACE_SIZE mask in [0, 1] of the face area of an aligned face."""
+    tensor = torch.from_numpy(np.ascontiguousarray(face.transpose(2, 0, 1)))[None].to(device)
+    logits = parser(tensor * 2.0 - 1.0)[0]
+    classes = logits.argmax(dim=1)[0].cpu().numpy()
+    return soften_mask(FACE_CLASSES[classes])
+
+
+def soften_mask(hard: np.ndarray) -> np.ndarray:
+    mask = hard.astype(np.float32)
+    for _ in range(2):
+        mask = cv2.GaussianBlur(mask, MASK_BLUR_KERNEL, MASK_BLUR_SIGMA)
+    mask[:MASK_BORDER, :] = 0
+    mask[-MASK_BORDER:, :] = 0
+    mask[:, :MASK_BORDER] = 0
+    mask[:, -MASK_BORDER:] = 0
+    return mask
+
+
+def inverse_region(matrix: np.ndarray, width: int, height: int) -> tuple[int, int, int, int] | None:
+    """The image rectangle (x0, y0, x1, y1) the aligned crop maps back onto, clipped; None if
+    it lies outside the image. Warping only this region keeps paste-back cheap on big images."""
+    inverse = cv2.invertAffineTransform(matrix)
+    corners = np.array([[0, 0, 1], [FACE_SIZE, 0, 1], [0, FACE_SIZE, 1], [FACE_SIZE, FACE_SIZE, 1]])
+    points = corners @ inverse.T
+    x0 = max(math.floor(points[:, 0].min()) - 1, 0)
+    y0 = max(math.floor(points[:, 1].min()) - 1, 0)
+    x1 = min(math.ceil(points[:, 0].max()) + 2, width)
+    y1 = min(math.ceil(points[:, 1].max()) + 2, height)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return x0, y0, x1, y1
+
+
+def paste_face(image: np.ndarray, face: np.ndarray, mask: np.ndarray, matrix: np.ndarray) -> None:
+    """Blend `face` (aligned by `matrix`) into `image` in place, weighted by `mask`.
+
+    Pixels where the warped mask is 0 are left exactly as they were.
+    """
+    height, width = image.shape[:2]
+    region = inverse_region(matrix, width, height)
+    if region is None:
+        return
+    x0, y0, x1, y1 = region
+    inverse = cv2.invertAffineTransform(matrix)
+    inverse[:, 2] -= (x0, y0)  # warp straight into the region's own coordinates
+    size = (x1 - x0, y1 - y0)
+    warped_face = cv2.warpAffine(face, inverse, size, flags=cv2.INTER_LINEAR, borderValue=0)
+    warped_mask = cv2.warpAffine(mask, inverse, size, flags=cv2.INTER_LINEAR, borderValue=0)
+    area = image[y0:y1, x0:x1]
+    weight = warped_mask[:, :, None]
+    inside = warped_mask > 0
+    area[inside] = (area + weight * (warped_face - area))[inside]
+
+
+def blend_restored(upscaled: np.ndarray, restored: np.ndarray, strength: float) -> np.ndarray:
+    """strength * restored + (1 - strength) * upscaled; where they agree, upscaled exactly."""
+    if strength >= 1.0:
+        return restored
+    return np.where(restored == upscaled, upscaled, upscaled + strength * (restored - upscaled))

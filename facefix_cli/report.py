@@ -1,0 +1,187 @@
+"""How the CLI talks to people: one-line errors on stderr, download progress (a rich bar per
+file on a terminal, plain log lines otherwise, e.g. under cron), and the model table."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn, TextIO
+
+import typer
+
+from .errors import FacefixError
+
+if TYPE_CHECKING:
+    from .download import DownloadProgress, ModelState
+    from .registry import ModelInfo
+
+
+def print_error(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+
+
+def exit_with_error(exc: FacefixError) -> NoReturn:
+    """Report `exc` as one `error: ...` line and exit with its code."""
+    print_error(str(exc))
+    raise typer.Exit(exc.exit_code)
+
+
+def human_size(nbytes: int) -> str:
+    """Decimal units, as download tools and rich's columns show them."""
+    size = float(nbytes)
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    raise AssertionError("unreachable")
+
+
+def _printable(text: str) -> str:
+    """No control characters in log lines (server-provided reasons can hold anything)."""
+    return "".join(ch if ch.isprintable() else "?" for ch in text)
+
+
+class PlainDownloadProgress:
+    """Log lines for a non-terminal: start, each quarter, done with the rate."""
+
+    MILESTONES = (25, 50, 75)
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self._model: ModelInfo | None = None
+        self._total = 0
+        self._completed = 0
+        self._first_completed = 0
+        self._started = 0.0
+        self._next_milestone = 0
+
+    def _line(self, text: str) -> None:
+        print(_printable(text), file=self.stream, flush=True)
+
+    def start(self, model: ModelInfo, total: int, completed: int, source: str) -> None:
+        self._model, self._total, self._completed = model, total, completed
+        self._first_completed = completed
+        self._started = time.monotonic()
+        percent = 100 * completed // total if total else 0
+        self._next_milestone = next((m for m in self.MILESTONES if m > percent), 101)
+        resume = f", resuming at {human_size(completed)}" if completed else ""
+        self._line(f"downloading {model.file} ({human_size(total)}) from {source}{resume}")
+
+    def advance(self, nbytes: int) -> None:
+        self._completed += nbytes
+        if self._model is None or not self._total:
+            return
+        percent = 100 * self._completed // self._total
+        if percent >= self._next_milestone and self._completed < self._total:
+            self._line(
+                f"{self._model.file}: {percent}% "
+                f"({human_size(self._completed)} of {human_size(self._total)})"
+            )
+            self._next_milestone = next((m for m in self.MILESTONES if m > percent), 101)
+
+    def done(self, model: ModelInfo, path: Path) -> None:
+        elapsed = max(time.monotonic() - self._started, 1e-6)
+        fetched = self._completed - self._first_completed if self._model == model else 0
+        rate = f" at {human_size(int(fetched / elapsed))}/s" if fetched else ""
+        self._line(f"{model.file}: verified, saved to {path} ({elapsed:.1f}s{rate})")
+        self._model = None
+
+    def message(self, text: str) -> None:
+        self._line(text)
+
+
+class RichDownloadProgress:
+    """A rich progress bar per file: bytes, speed, ETA. Use as a context manager."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        console = Console(file=stream or sys.stderr)
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+        )
+        self._tasks: dict[str, object] = {}
+        self._current: object | None = None
+
+    def __enter__(self) -> RichDownloadProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._progress.stop()
+
+    def start(self, model: ModelInfo, total: int, completed: int, source: str) -> None:
+        task = self._tasks.get(model.name)
+        if task is None:
+            task = self._progress.add_task(model.file, total=total, completed=completed)
+            self._tasks[model.name] = task
+        else:  # a retry or the next source: start the bar (and its speed samples) over
+            self._progress.reset(task, total=total, completed=completed)
+        self._current = task
+
+    def advance(self, nbytes: int) -> None:
+        if self._current is not None:
+            self._progress.advance(self._current, nbytes)
+
+    def done(self, model: ModelInfo, path: Path) -> None:
+        task = self._tasks.get(model.name)
+        if task is not None:
+            self._progress.update(task, completed=model.size)
+
+    def message(self, text: str) -> None:
+        self._progress.console.print(text, markup=False, highlight=False)
+
+
+@contextmanager
+def download_progress(stream: TextIO | None = None) -> Iterator[DownloadProgress]:
+    """Bars when `stream` (default stderr) is a terminal, log lines otherwise."""
+    stream = stream or sys.stderr
+    isatty = getattr(stream, "isatty", None)
+    if isatty is not None and isatty():
+        with RichDownloadProgress(stream) as progress:
+            yield progress
+    else:
+        yield PlainDownloadProgress(stream)
+
+
+def print_model_table(states: Sequence[ModelState], weights_dir: Path) -> None:
+    """`facefix models`: a rich table on a terminal, aligned plain columns otherwise."""
+    header = ("NAME", "FILE", "SIZE", "LICENCE", "STATE")
+    rows = []
+    for st in states:
+        note = " (by name only)" if st.model.non_commercial else ""
+        state = st.state + (f": {st.detail}" if st.detail else "")
+        size = human_size(st.model.size)
+        rows.append((st.model.name, st.model.file, size, st.model.licence + note, state))
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"models in {weights_dir}")
+        for title in header:
+            table.add_column(title, justify="right" if title == "SIZE" else "left")
+        for row in rows:
+            table.add_row(*row)
+        Console().print(table)
+        return
+    typer.echo(f"weights folder: {weights_dir}")
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header) - 1)]
+    for row in (header, *rows):
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        typer.echo("  ".join([*cells, row[-1]]))

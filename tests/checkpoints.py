@@ -1,0 +1,144 @@
+"""Seeded random-weight checkpoints in the exact file layouts of the released models.
+
+They load through facefix's real loaders (spandrel, facexlib); random weights restore nothing,
+so tests assert shapes, placement, maths, determinism and metadata, never image quality.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+GROWTH = 32  # RRDB dense-block growth channels in Real-ESRGAN
+
+
+def realesrgan_state_dict(scale: int, num_block: int = 23, num_feat: int = 64) -> dict:
+    """basicsr's RRDBNet keys, as in RealESRGAN_x{2,4}plus.pth; x2 takes 12 input channels
+    because it pixel-unshuffles its input by 2 first."""
+    in_channels = 12 if scale == 2 else 3
+    generator = torch.Generator().manual_seed(1000 + scale)
+
+    def conv(name: str, out_ch: int, in_ch: int, gain: float = 0.1) -> None:
+        state[f"{name}.weight"] = torch.randn(out_ch, in_ch, 3, 3, generator=generator) * gain / (in_ch**0.5)
+        state[f"{name}.bias"] = torch.zeros(out_ch)
+
+    state: dict[str, torch.Tensor] = {}
+    conv("conv_first", num_feat, in_channels, gain=1.0)
+    for block in range(num_block):
+        for rdb in (1, 2, 3):
+            for index in range(1, 6):
+                in_ch = num_feat + (index - 1) * GROWTH
+                out_ch = num_feat if index == 5 else GROWTH
+                conv(f"body.{block}.rdb{rdb}.conv{index}", out_ch, in_ch)
+    for name in ("conv_body", "conv_up1", "conv_up2", "conv_hr"):
+        conv(name, num_feat, num_feat, gain=1.0)
+    conv("conv_last", 3, num_feat, gain=1.0)
+    # Bias the output to mid-grey so random weights give visible, unsaturated pictures.
+    state["conv_last.bias"] = torch.full((3,), 0.5)
+    return state
+
+
+def gfpgan_state_dict(seed: int = 14) -> dict:
+    from spandrel.architectures.GFPGAN import GFPGAN
+
+    torch.manual_seed(seed)
+    model = GFPGAN(
+        out_size=512,
+        num_style_feat=512,
+        channel_multiplier=2,
+        decoder_load_path=None,
+        fix_decoder=False,
+        num_mlp=8,
+        input_is_latent=True,
+        different_w=True,
+        narrow=1,
+        sft_half=True,
+    )
+    return model.state_dict()
+
+
+def codeformer_state_dict(seed: int = 7) -> dict:
+    from spandrel_extra_arches.architectures.CodeFormer import CodeFormer
+
+    torch.manual_seed(seed)
+    model = CodeFormer(
+        dim_embd=512,
+        n_head=8,
+        n_layers=9,
+        codebook_size=1024,
+        latent_size=256,
+        connect_list=["32", "64", "128", "256"],
+        fix_modules=["quantize", "generator"],
+    )
+    return model.state_dict()
+
+
+def retinaface_state_dict(network_name: str, seed: int = 3, *, finds_faces: bool = True) -> dict:
+    """RetinaFace weights; with finds_faces=False the class head is biased so every anchor scores
+    'background', giving a detector that runs the real code and reports no faces (random weights
+    otherwise report hundreds, which would make every end-to-end test restore hundreds of faces)."""
+    import warnings
+
+    from facexlib.detection.retinaface import RetinaFace
+
+    torch.manual_seed(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        net = RetinaFace(network_name=network_name, half=False, device="cpu")
+    state = net.state_dict()
+    if not finds_faces:
+        for key in [k for k in state if k.startswith("ClassHead.") and k.endswith(".bias")]:
+            state[key] = state[key].clone()
+            state[key][1::2] = -40.0  # channels are (background, face) per anchor
+    # The released files were saved from DataParallel: every key starts with "module.".
+    return {f"module.{k}": v for k, v in state.items()}
+
+
+def parsenet_state_dict(seed: int = 5) -> dict:
+    from facexlib.parsing.parsenet import ParseNet
+
+    torch.manual_seed(seed)
+    return ParseNet(in_size=512, out_size=512, parsing_ch=19).state_dict()
+
+
+def save_params_ema(state: dict, path: Path) -> Path:
+    """GFPGAN, Real-ESRGAN and CodeFormer releases wrap the weights as {"params_ema": ...}."""
+    torch.save({"params_ema": state}, path)
+    return path
+
+
+def save_bare(state: dict, path: Path) -> Path:
+    """facexlib's releases are bare state dicts."""
+    torch.save(state, path)
+    return path
+
+
+BUILDERS = {
+    "RealESRGAN_x2plus.pth": lambda p: save_params_ema(realesrgan_state_dict(2), p),
+    "RealESRGAN_x4plus.pth": lambda p: save_params_ema(realesrgan_state_dict(4), p),
+    "GFPGANv1.4.pth": lambda p: save_params_ema(gfpgan_state_dict(14), p),
+    "GFPGANv1.3.pth": lambda p: save_params_ema(gfpgan_state_dict(13), p),
+    "codeformer.pth": lambda p: save_params_ema(codeformer_state_dict(), p),
+    "detection_Resnet50_Final.pth": lambda p: save_bare(retinaface_state_dict("resnet50", finds_faces=False), p),
+    "detection_mobilenet0.25_Final.pth": lambda p: save_bare(
+        retinaface_state_dict("mobile0.25", finds_faces=False), p
+    ),
+    "parsing_parsenet.pth": lambda p: save_bare(parsenet_state_dict(), p),
+}
+
+
+LIGHT_FILES = (
+    "RealESRGAN_x2plus.pth",
+    "RealESRGAN_x4plus.pth",
+    "detection_Resnet50_Final.pth",
+    "detection_mobilenet0.25_Final.pth",
+    "parsing_parsenet.pth",
+)
+
+
+def build(file_name: str, folder: Path) -> Path:
+    path = folder / file_name
+    if not path.exists():
+        BUILDERS[file_name](path)
+    return path

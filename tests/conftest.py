@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# No test may touch the network: fix never downloads in tests.
+os.environ["FACEFIX_OFFLINE"] = "1"
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+from checkpoints import LIGHT_FILES, build  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_IMAGES = REPO / "sample_images"
+SHARED_FIXTURES = REPO.parent / "shared" / "fixtures" / "invokeai"
+
+
+def snapshot(folder: Path) -> dict[Path, tuple[str, int]]:
+    """sha256 and mtime of every file below `folder`: originals must never change."""
+    return {
+        path: (hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def originals_untouched():
+    """Every run of the suite ends by checking that no shipped or shared input changed."""
+    watched = [f for f in (SAMPLE_IMAGES, SHARED_FIXTURES) if f.is_dir()]
+    before = {f: snapshot(f) for f in watched}
+    yield
+    for folder in watched:
+        after = {p: v for p, v in snapshot(folder).items() if not p.name.endswith(".fixed.png")}
+        assert after == before[folder], f"an original under {folder} changed"
+
+
+@pytest.fixture(scope="session")
+def weights_dir(tmp_path_factory) -> Path:
+    """Random-weight upscalers, detectors and parser, built once per session."""
+    folder = tmp_path_factory.mktemp("weights")
+    for name in LIGHT_FILES:
+        build(name, folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def gfpgan_weights(weights_dir: Path) -> Path:
+    """Adds the 350 MB GFPGAN v1.4 checkpoint; only the few tests that restore faces use it."""
+    build("GFPGANv1.4.pth", weights_dir)
+    return weights_dir
+
+
+@pytest.fixture(scope="session")
+def codeformer_weights(weights_dir: Path) -> Path:
+    build("codeformer.pth", weights_dir)
+    return weights_dir
+
+
+def gradient_image(width: int, height: int, seed: int = 0) -> np.ndarray:
+    """A smooth float RGB test picture with some texture, deterministic per seed."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = np.stack([x / max(width - 1, 1), y / max(height - 1, 1), 0.5 + 0.0 * x], axis=2)
+    return np.clip(base * 0.8 + rng.random((height, width, 3), dtype=np.float32) * 0.2, 0, 1)
