@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -19,6 +19,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click messages: usage errors end in one `Error: ...` line that logs and greps well.
+    rich_markup_mode=None,
 )
 
 
@@ -31,24 +33,28 @@ def _version_callback(value: bool) -> None:
 @app.callback()
 def main(
     version: bool = typer.Option(
-        False, "--version", callback=_version_callback, is_eager=True, help="Show the version and exit."
+        False,
+        "--version",
+        callback=_version_callback,
+        is_eager=True,
+        help="Show the version and exit.",
     ),
 ) -> None:
     """facefix: batch face restoration and upscaling for generated images."""
 
 
-class Upscale(str, Enum):
+class Upscale(StrEnum):
     none = "1"
     x2 = "2"
     x4 = "4"
 
 
-class GfpganVersion(str, Enum):
+class GfpganVersion(StrEnum):
     v14 = "1.4"
     v13 = "1.3"
 
 
-class Detector(str, Enum):
+class Detector(StrEnum):
     resnet50 = "retinaface_resnet50"
     mobile = "retinaface_mobile0.25"
 
@@ -56,47 +62,94 @@ class Detector(str, Enum):
 @app.command()
 def fix(
     paths: list[Path] = typer.Argument(..., help="PNG files or folders (walked recursively)."),
-    upscale: Upscale = typer.Option(Upscale.none, "--upscale", "-U", help="Upscale factor: 1 (none), 2 or 4."),
+    upscale: Upscale = typer.Option(
+        Upscale.none, "--upscale", "-U", help="Upscale factor: 1 (none), 2 or 4."
+    ),
     upscale_strength: float = typer.Option(
-        0.75, "--upscale-strength", min=0.0, max=1.0, help="Blend of Real-ESRGAN with a plain bicubic resize."
+        0.75,
+        "--upscale-strength",
+        min=0.0,
+        max=1.0,
+        help="Blend of Real-ESRGAN with a plain bicubic resize.",
     ),
     gfpgan: float | None = typer.Option(
-        None, "--gfpgan", "-G", metavar="STRENGTH", help="Restore faces with GFPGAN at this strength (0-1]."
+        None,
+        "--gfpgan",
+        "-G",
+        metavar="STRENGTH",
+        help="Restore faces with GFPGAN at this strength (0-1].",
     ),
     codeformer: float | None = typer.Option(
-        None, "--codeformer", metavar="STRENGTH", help="Restore faces with CodeFormer at this strength (0-1]."
+        None,
+        "--codeformer",
+        metavar="STRENGTH",
+        help="Restore faces with CodeFormer at this strength (0-1].",
     ),
     fidelity: float = typer.Option(
-        0.5, "--fidelity", "-cf", min=0.0, max=1.0, help="CodeFormer fidelity weight: 0 restores most, 1 keeps most."
+        0.5,
+        "--fidelity",
+        "-cf",
+        min=0.0,
+        max=1.0,
+        help="CodeFormer fidelity weight: 0 restores most, 1 keeps most.",
     ),
-    gfpgan_model: GfpganVersion = typer.Option(GfpganVersion.v14, "--gfpgan-model", help="GFPGAN version."),
+    gfpgan_model: GfpganVersion = typer.Option(
+        GfpganVersion.v14, "--gfpgan-model", help="GFPGAN version."
+    ),
     upscaler: Path | None = typer.Option(
-        None, "--upscaler", help="Any super-resolution checkpoint spandrel loads, instead of Real-ESRGAN."
+        None,
+        "--upscaler",
+        help="Any super-resolution checkpoint spandrel loads, instead of Real-ESRGAN.",
     ),
     weights_dir: Path | None = typer.Option(
-        None, "--weights-dir", help="Model folder (default: $FACEFIX_WEIGHTS_DIR, facefix.toml, user cache)."
+        None,
+        "--weights-dir",
+        help="Model folder (default: $FACEFIX_WEIGHTS_DIR, facefix.toml, user cache).",
     ),
-    config: Path | None = typer.Option(None, "--config", help="A facefix.toml to read settings from."),
+    config: Path | None = typer.Option(
+        None, "--config", help="A facefix.toml to read settings from."
+    ),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
     tile: int | None = typer.Option(
-        None, "--tile", help="Upscale in tiles of N pixels (0 = whole image; default depends on the device)."
+        None,
+        "--tile",
+        help="Upscale in tiles of N pixels (0 = whole image; default depends on the device).",
     ),
-    fp32: bool = typer.Option(False, "--fp32", help="Full precision on GPUs (default there: fp16 upscaling)."),
-    only_center_face: bool = typer.Option(False, "--only-center-face", help="Restore only the most central face."),
+    fp32: bool = typer.Option(
+        False, "--fp32", help="Full precision on GPUs (default there: fp16 upscaling)."
+    ),
+    only_center_face: bool = typer.Option(
+        False, "--only-center-face", help="Restore only the most central face."
+    ),
     detector: Detector = typer.Option(Detector.resnet50, "--detector", help="RetinaFace backbone."),
     output_dir: Path | None = typer.Option(
-        None, "--output-dir", help="Write outputs here, mirroring the input layout, instead of beside the inputs."
+        None,
+        "--output-dir",
+        help="Write outputs here, mirroring the input layout, instead of beside the inputs.",
     ),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Redo files whose .fixed.png already exists."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="List what would be done; load no model."),
-    recursive: bool = typer.Option(True, "--recursive/--no-recursive", help="Walk folders recursively."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Redo files whose .fixed.png already exists."
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="List what would be done; load no model."
+    ),
+    recursive: bool = typer.Option(
+        True, "--recursive/--no-recursive", help="Walk folders recursively."
+    ),
     ext: str = typer.Option("png", "--ext", help="Input types, comma-separated: png, jpg, webp."),
     offline: bool = typer.Option(
-        False, "--offline", envvar="FACEFIX_OFFLINE", help="Never download; fail if weights are missing."
+        False,
+        "--offline",
+        envvar="FACEFIX_OFFLINE",
+        help="Never download; fail if weights are missing.",
     ),
-    mirror: list[str] = typer.Option([], "--mirror", help="Download missing weights from this URL or folder."),
+    mirror: list[str] = typer.Option(
+        [], "--mirror", help="Download missing weights from this URL or folder."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary on stdout."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only report failures and the summary."),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="Only report failures and the summary."
+    ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log each file as it starts."),
 ) -> None:
     """Upscale images and restore their faces, writing NAME.fixed.png beside each NAME.png."""
@@ -106,7 +159,7 @@ def fix(
     from .settings import resolve_weights_dir
 
     if gfpgan is not None and codeformer is not None:
-        report.error("--gfpgan and --codeformer are mutually exclusive; choose one")
+        report.print_error("--gfpgan and --codeformer are mutually exclusive; choose one")
         raise typer.Exit(2)
     restorer = "gfpgan" if gfpgan is not None else "codeformer" if codeformer is not None else None
     try:
@@ -132,21 +185,26 @@ def fix(
             offline=offline,
             mirrors=tuple(mirror),
         )
-        if report.is_terminal() and not as_json:
-            with report.RichFixEvents(verbose=verbose, quiet=quiet) as events:
-                summary = run_fix(paths, options, events=events)
-        else:
-            summary = run_fix(paths, options, events=report.PlainFixEvents(verbose=verbose, quiet=quiet))
+        with report.download_progress() as download_progress:
+            if report.is_terminal() and not as_json:
+                with report.RichFixEvents(verbose=verbose, quiet=quiet) as events:
+                    summary = run_fix(
+                        paths, options, events=events, download_progress=download_progress
+                    )
+            else:
+                events = report.PlainFixEvents(verbose=verbose, quiet=quiet)
+                summary = run_fix(
+                    paths, options, events=events, download_progress=download_progress
+                )
     except FacefixError as exc:
-        report.error(str(exc))
-        raise typer.Exit(exc.exit_code) from None
+        report.exit_with_error(exc)
     except KeyboardInterrupt:
-        report.error("interrupted; finished outputs are kept, no original was changed")
+        report.print_error("interrupted; finished outputs are kept, no original was changed")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     if as_json:
         print(json.dumps(summary.to_dict(), indent=2))
     elif report.is_terminal():
-        report.stderr.print(report.summary_table(summary))
+        report.print_summary_table(summary)
     else:
         print(report.summary_line(summary), file=sys.stderr)
     raise typer.Exit(EXIT_FAILED if summary.count("failed") else EXIT_OK)
@@ -348,13 +406,16 @@ def _print_info(console, result, raw: bool) -> None:
         table.add_column("value", overflow="fold")
         for label, value in rows:
             if len(value) > _INFO_CELL_CHARS:
-                more = len(value) - _INFO_CELL_CHARS
-                value = f"{value[:_INFO_CELL_CHARS]}… ({more} more characters; --json shows all)"
+                more = f"({len(value) - _INFO_CELL_CHARS} more characters; --json shows all)"
+                value = f"{value[:_INFO_CELL_CHARS].rstrip()}… {more}"
             # Text, not markup: prompts hold [brackets] that rich would read as style tags.
             table.add_row(label, Text(value))
         console.print(table)
     if raw:
-        chunks = Table(title=Text(f"{result.path}: chunks"), title_justify="left")
+        title = f"{result.path}: chunks"
+        if result.format != "PNG":
+            title += f" (the {result.format}'s metadata as the PNG chunks `fix` writes)"
+        chunks = Table(title=Text(title), title_justify="left")
         for title in ("type", "keyword", "length", "preview"):
             chunks.add_column(title, justify="right" if title == "length" else "left")
         for row in chunk_rows(result.chunks):

@@ -42,7 +42,9 @@ def faces_from_rows(rows: np.ndarray) -> list[Face]:
     ]
 
 
-def retinaface_detector(net: torch.nn.Module, threshold: float = CONFIDENCE_THRESHOLD) -> FaceDetector:
+def retinaface_detector(
+    net: torch.nn.Module, threshold: float = CONFIDENCE_THRESHOLD
+) -> FaceDetector:
     """A FaceDetector calling facexlib's RetinaFace at the image's own resolution."""
 
     def detect(rgb: np.ndarray) -> list[Face]:

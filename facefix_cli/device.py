@@ -22,15 +22,21 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device("cpu")
     if name == "mps":
         if not torch.backends.mps.is_available():
-            raise SetupError("--device mps: Apple MPS is not available on this machine; use --device cpu")
+            raise SetupError(
+                "--device mps: Apple MPS is not available on this machine; use --device cpu"
+            )
         return torch.device("mps")
     match = re.fullmatch(r"cuda(?::(\d+))?", name)
     if match:
         if not torch.cuda.is_available():
-            raise SetupError(f"--device {name}: no CUDA GPU is available here; use --device cpu or auto")
+            raise SetupError(
+                f"--device {name}: no CUDA GPU is available here; use --device cpu or auto"
+            )
         index = int(match.group(1) or 0)
         if index >= torch.cuda.device_count():
-            raise SetupError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) present")
+            raise SetupError(
+                f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) present"
+            )
         return torch.device("cuda", index)
     raise SetupError(f"--device {name!r}: expected auto, cpu, cuda, cuda:N or mps")
 

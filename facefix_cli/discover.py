@@ -89,7 +89,9 @@ def discover(
     extensions = tuple(e.lower().lstrip(".") for e in extensions)
     unknown = [e for e in extensions if e not in SIGNATURES]
     if unknown:
-        raise ValueError(f"unsupported extension(s): {', '.join(unknown)}; choose from png, jpg, webp")
+        raise ValueError(
+            f"unsupported extension(s): {', '.join(unknown)}; choose from png, jpg, webp"
+        )
     jobs: list[Job] = []
     rejected: list[Rejected] = []
     seen: set[Path] = set()
@@ -109,7 +111,9 @@ def discover(
                     if has_signature(found, extensions):
                         add(found, path)
                     else:
-                        rejected.append(Rejected(found, "not an image of that type (bad signature)"))
+                        rejected.append(
+                            Rejected(found, "not an image of that type (bad signature)")
+                        )
                 except OSError as exc:
                     rejected.append(Rejected(found, f"cannot read: {exc.strerror}"))
         elif path.is_file():

@@ -25,7 +25,9 @@ class MissingWeightsError(SetupError):
         self.files = files
         self.command = command
         why = f" ({reason})" if reason else ""
-        super().__init__(f"missing model weights: {', '.join(files)}{why}; fetch them with: {command}")
+        super().__init__(
+            f"missing model weights: {', '.join(files)}{why}; fetch them with: {command}"
+        )
 
 
 class ImageError(FacefixError):

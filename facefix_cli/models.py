@@ -48,7 +48,9 @@ def load_spandrel_model(path: Path, device: torch.device):
     except spandrel.UnsupportedModelError:
         raise SetupError(f"{path} is not a model architecture facefix can load") from None
     except (RuntimeError, KeyError, ValueError) as exc:
-        raise SetupError(f"cannot build a model from {path}: {str(exc).splitlines()[0][:200]}") from None
+        raise SetupError(
+            f"cannot build a model from {path}: {str(exc).splitlines()[0][:200]}"
+        ) from None
     descriptor.eval()
     return descriptor
 
@@ -82,4 +84,6 @@ def _load_strict(net: torch.nn.Module, state_dict: dict, path: Path) -> None:
     try:
         net.load_state_dict(state_dict, strict=True)
     except RuntimeError as exc:
-        raise SetupError(f"{path} does not match the expected network: {str(exc).splitlines()[0]}") from None
+        raise SetupError(
+            f"{path} does not match the expected network: {str(exc).splitlines()[0]}"
+        ) from None

@@ -19,6 +19,7 @@ from .align import alignment_matrix, warp_face
 from .detect import FaceDetector, retinaface_detector, select_faces
 from .device import default_tile, make_deterministic, resolve_device
 from .discover import Job, discover
+from .download import DownloadProgress, ensure_weights
 from .errors import FacefixError, ImageError, SetupError
 from .metadata import is_facefix_output, output_chunks, parse_generation
 from .models import load_parsenet, load_retinaface, load_spandrel_model
@@ -65,7 +66,9 @@ class FixOptions:
         if not 0.0 <= self.upscale_strength <= 1.0:
             raise SetupError(f"--upscale-strength must be in [0, 1], not {self.upscale_strength}")
         if self.restorer is not None and not 0.0 < self.restore_strength <= 1.0:
-            raise SetupError(f"--{self.restorer} strength must be in (0, 1], not {self.restore_strength}")
+            raise SetupError(
+                f"--{self.restorer} strength must be in (0, 1], not {self.restore_strength}"
+            )
         if not 0.0 <= self.fidelity <= 1.0:
             raise SetupError(f"--fidelity must be in [0, 1], not {self.fidelity}")
         if self.gfpgan_version not in registry.GFPGAN_VERSIONS:
@@ -79,7 +82,9 @@ class FixOptions:
         if self.upscaler_path is not None and not self.upscaler_path.is_file():
             raise SetupError(f"--upscaler: no such model file: {self.upscaler_path}")
         if not self.upscales and self.restorer is None:
-            raise SetupError("nothing to do: give --upscale 2|4, --upscaler, --gfpgan or --codeformer")
+            raise SetupError(
+                "nothing to do: give --upscale 2|4, --upscaler, --gfpgan or --codeformer"
+            )
 
     def required_models(self) -> list[registry.ModelInfo]:
         return registry.required_models(
@@ -103,10 +108,14 @@ class Models:
 
     @cached_property
     def upscaler(self):
-        path = self.options.upscaler_path or self._path(registry.upscaler_for_scale(self.options.upscale).name)
+        path = self.options.upscaler_path or self._path(
+            registry.upscaler_for_scale(self.options.upscale).name
+        )
         model = load_spandrel_model(path, self.device)
         if model.purpose not in ("SR", "Restoration") or model.input_channels != 3:
-            raise SetupError(f"{path} is a {model.architecture.name} {model.purpose} model, not an RGB upscaler")
+            raise SetupError(
+                f"{path} is a {model.architecture.name} {model.purpose} model, not an RGB upscaler"
+            )
         if self.half and model.supports_half:
             model.half()
         return model
@@ -173,7 +182,12 @@ def fix_image(source: SourceImage, options: FixOptions, models: Models) -> Fixed
     if options.upscales:
         model = models.upscaler
         rgb = upscale(
-            rgb, model, strength=options.upscale_strength, device=models.device, tile=models.tile, half=models.half
+            rgb,
+            model,
+            strength=options.upscale_strength,
+            device=models.device,
+            tile=models.tile,
+            half=models.half,
         )
         if alpha is not None:
             alpha = upscale_alpha(alpha, rgb.shape[1], rgb.shape[0])
@@ -182,19 +196,26 @@ def fix_image(source: SourceImage, options: FixOptions, models: Models) -> Fixed
                 "type": "esrgan",
                 "scale": model.scale,
                 "strength": options.upscale_strength,
-                "model": (options.upscaler_path or models._path(registry.upscaler_for_scale(options.upscale).name)).name,
+                "model": (
+                    options.upscaler_path
+                    or models._path(registry.upscaler_for_scale(options.upscale).name)
+                ).name,
                 "sha256": models.upscaler_sha256,
             }
         )
     faces = 0
     if options.restorer is not None:
         height, width = rgb.shape[:2]
-        found = select_faces(models.detector(rgb), (width, height), only_center_face=options.only_center_face)
+        found = select_faces(
+            models.detector(rgb), (width, height), only_center_face=options.only_center_face
+        )
         faces = len(found)
         if found:
             matrices = [alignment_matrix(face.landmarks) for face in found]
             crops = [warp_face(rgb, matrix) for matrix in matrices]
-            restored = restore_faces(models.restorer, crops, device=models.device, fidelity=options.fidelity)
+            restored = restore_faces(
+                models.restorer, crops, device=models.device, fidelity=options.fidelity
+            )
             pasted = rgb.copy()
             for face, matrix in zip(restored, matrices, strict=True):
                 paste_face(pasted, face, face_mask(models.parser, face, models.device), matrix)
@@ -296,14 +317,6 @@ class SilentEvents:
         pass
 
 
-def _ensure_weights(options: FixOptions, events: FixEvents) -> None:
-    from .download import ensure_weights
-
-    ensure_weights(
-        options.required_models(), options.weights_dir, offline=options.offline, mirrors=options.mirrors
-    )
-
-
 def fix_file(job: Job, options: FixOptions, models: Models) -> FileResult:
     """Fix one file; every per-file problem comes back as a failed result, never an exception."""
     started = time.perf_counter()
@@ -315,14 +328,21 @@ def fix_file(job: Job, options: FixOptions, models: Models) -> FileResult:
         generation = parse_generation(source.chunks)
         result.tool, result.seed = generation.tool, generation.seed
         if is_facefix_output(source.chunks) and not options.overwrite:
-            result.status, result.reason = "skipped", "already a facefix output (use --overwrite to redo)"
+            result.status, result.reason = (
+                "skipped",
+                "already a facefix output (use --overwrite to redo)",
+            )
             return result
         fixed = fix_image(source, options, models)
-        chunks = output_chunks(source.chunks, fixed.operations, facefix_record(source, fixed.operations))
+        chunks = output_chunks(
+            source.chunks, fixed.operations, facefix_record(source, fixed.operations)
+        )
         write_atomic(job.output, encode_png(fixed.rgb, fixed.alpha, source.bit_depth, chunks))
         result.status, result.faces = "fixed", fixed.faces
         if options.restorer is not None and fixed.faces == 0:
-            result.reason = "no faces found; upscaled only" if options.upscales else "no faces found"
+            result.reason = (
+                "no faces found; upscaled only" if options.upscales else "no faces found"
+            )
     except ImageError as exc:
         result.reason = str(exc)
     except torch.OutOfMemoryError:
@@ -342,6 +362,7 @@ def fix(
     *,
     events: FixEvents | None = None,
     models: Models | None = None,
+    download_progress: DownloadProgress | None = None,
 ) -> FixSummary:
     """Fix every image under `paths`. Setup problems raise SetupError before any image is read;
     per-file problems are failed results and the batch goes on."""
@@ -350,7 +371,10 @@ def fix(
     options.validate()
     try:
         jobs, rejected = discover(
-            paths, recursive=options.recursive, extensions=options.extensions, output_dir=options.output_dir
+            paths,
+            recursive=options.recursive,
+            extensions=options.extensions,
+            output_dir=options.output_dir,
         )
     except ValueError as exc:
         raise SetupError(str(exc)) from None
@@ -359,7 +383,9 @@ def fix(
     todo: list[Job] = []
     for job in jobs:
         if job.output.exists() and not options.overwrite:
-            summary.results.append(FileResult(job.source, job.output, "skipped", "output exists (use --overwrite)"))
+            summary.results.append(
+                FileResult(job.source, job.output, "skipped", "output exists (use --overwrite)")
+            )
         else:
             todo.append(job)
     events.started(len(summary.results) + len(todo))
@@ -373,7 +399,13 @@ def fix(
         summary.seconds = time.perf_counter() - started
         return summary
     device = resolve_device(options.device)
-    _ensure_weights(options, events)
+    ensure_weights(
+        options.required_models(),
+        options.weights_dir,
+        offline=options.offline,
+        mirrors=options.mirrors,
+        progress=download_progress,
+    )
     make_deterministic()
     models = models or Models(options, device)
     for job in todo:

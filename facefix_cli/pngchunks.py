@@ -55,11 +55,11 @@ def parse_chunks(data: bytes) -> list[Chunk]:
         chunk_type = data[pos + 4 : pos + 8]
         end = pos + 12 + length
         if end > len(data):
-            raise PngFormatError(f"truncated PNG (inside a {_name(chunk_type)} chunk)")
+            raise PngFormatError(f"truncated PNG (cut off in chunk {_name(chunk_type)})")
         body = data[pos + 8 : pos + 8 + length]
         (crc,) = struct.unpack(">I", data[end - 4 : end])
         if zlib.crc32(chunk_type + body) & 0xFFFFFFFF != crc:
-            raise PngFormatError(f"corrupt PNG (CRC mismatch in a {_name(chunk_type)} chunk)")
+            raise PngFormatError(f"corrupt PNG (CRC mismatch in chunk {_name(chunk_type)})")
         chunks.append(Chunk(chunk_type, body))
         pos = end
         if chunk_type == b"IEND":

@@ -68,7 +68,9 @@ MODELS: tuple[ModelInfo, ...] = (
         name="realesrgan-x2plus",
         file="RealESRGAN_x2plus.pth",
         purpose="upscaler",
-        urls=("https://github.com/xinntao/Real-ESRGAN/releases/download/v0.2.1/RealESRGAN_x2plus.pth",),
+        urls=(
+            "https://github.com/xinntao/Real-ESRGAN/releases/download/v0.2.1/RealESRGAN_x2plus.pth",
+        ),
         size=67061725,
         sha256="49fafd45f8fd7aa8d31ab2a22d14d91b536c34494a5cfe31eb5d89c2fa266abb",
         licence="BSD-3-Clause",
@@ -79,7 +81,9 @@ MODELS: tuple[ModelInfo, ...] = (
         name="realesrgan-x4plus",
         file="RealESRGAN_x4plus.pth",
         purpose="upscaler",
-        urls=("https://github.com/xinntao/Real-ESRGAN/releases/download/v0.1.0/RealESRGAN_x4plus.pth",),
+        urls=(
+            "https://github.com/xinntao/Real-ESRGAN/releases/download/v0.1.0/RealESRGAN_x4plus.pth",
+        ),
         size=67040989,
         sha256="4fa0d38905f75ac06eb49a7951b426670021be3018265fd191d2125df9d682f1",
         licence="BSD-3-Clause",
@@ -90,7 +94,9 @@ MODELS: tuple[ModelInfo, ...] = (
         name="retinaface-resnet50",
         file="detection_Resnet50_Final.pth",
         purpose="face_detector",
-        urls=("https://github.com/xinntao/facexlib/releases/download/v0.1.0/detection_Resnet50_Final.pth",),
+        urls=(
+            "https://github.com/xinntao/facexlib/releases/download/v0.1.0/detection_Resnet50_Final.pth",
+        ),
         size=109497761,
         sha256="6d1de9c2944f2ccddca5f5e010ea5ae64a39845a86311af6fdf30841b0a5a16d",
         licence="MIT",

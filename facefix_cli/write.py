@@ -20,10 +20,14 @@ def quantize(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
     return np.clip(np.rint(pixels * maximum), 0, maximum).astype(dtype)
 
 
-def encode_png(rgb: np.ndarray, alpha: np.ndarray | None, bit_depth: int, chunks: list[Chunk]) -> bytes:
+def encode_png(
+    rgb: np.ndarray, alpha: np.ndarray | None, bit_depth: int, chunks: list[Chunk]
+) -> bytes:
     """PNG bytes of float RGB (and alpha) at `bit_depth`, carrying `chunks` after IHDR."""
     planes = rgb[:, :, ::-1] if alpha is None else np.dstack([rgb[:, :, ::-1], alpha])
-    ok, encoded = cv2.imencode(".png", quantize(planes, bit_depth), [cv2.IMWRITE_PNG_COMPRESSION, 6])
+    ok, encoded = cv2.imencode(
+        ".png", quantize(planes, bit_depth), [cv2.IMWRITE_PNG_COMPRESSION, 6]
+    )
     if not ok:
         raise ImageError("PNG encoding failed")
     return with_chunks(encoded.tobytes(), chunks)

@@ -20,7 +20,9 @@ def realesrgan_state_dict(scale: int, num_block: int = 23, num_feat: int = 64) -
     generator = torch.Generator().manual_seed(1000 + scale)
 
     def conv(name: str, out_ch: int, in_ch: int, gain: float = 0.1) -> None:
-        state[f"{name}.weight"] = torch.randn(out_ch, in_ch, 3, 3, generator=generator) * gain / (in_ch**0.5)
+        state[f"{name}.weight"] = (
+            torch.randn(out_ch, in_ch, 3, 3, generator=generator) * gain / (in_ch**0.5)
+        )
         state[f"{name}.bias"] = torch.zeros(out_ch)
 
     state: dict[str, torch.Tensor] = {}
@@ -88,9 +90,12 @@ def retinaface_state_dict(network_name: str, seed: int = 3, *, finds_faces: bool
         net = RetinaFace(network_name=network_name, half=False, device="cpu")
     state = net.state_dict()
     if not finds_faces:
-        for key in [k for k in state if k.startswith("ClassHead.") and k.endswith(".bias")]:
-            state[key] = state[key].clone()
-            state[key][1::2] = -40.0  # channels are (background, face) per anchor
+        # Zero weights make the class logits constant, whatever the picture: background wins.
+        for key in [k for k in state if k.startswith("ClassHead.")]:
+            state[key] = torch.zeros_like(state[key])
+            if key.endswith(".bias"):
+                state[key][0::2] = 10.0  # channels are (background, face) per anchor
+                state[key][1::2] = -10.0
     # The released files were saved from DataParallel: every key starts with "module.".
     return {f"module.{k}": v for k, v in state.items()}
 
@@ -120,7 +125,9 @@ BUILDERS = {
     "GFPGANv1.4.pth": lambda p: save_params_ema(gfpgan_state_dict(14), p),
     "GFPGANv1.3.pth": lambda p: save_params_ema(gfpgan_state_dict(13), p),
     "codeformer.pth": lambda p: save_params_ema(codeformer_state_dict(), p),
-    "detection_Resnet50_Final.pth": lambda p: save_bare(retinaface_state_dict("resnet50", finds_faces=False), p),
+    "detection_Resnet50_Final.pth": lambda p: save_bare(
+        retinaface_state_dict("resnet50", finds_faces=False), p
+    ),
     "detection_mobilenet0.25_Final.pth": lambda p: save_bare(
         retinaface_state_dict("mobile0.25", finds_faces=False), p
     ),

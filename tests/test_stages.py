@@ -42,9 +42,15 @@ def test_discover_walks_sorted_recursive_skipping_outputs_hidden_and_fakes(tmp_p
     (tmp_path / "notes.txt").write_text("not an image")
     (tmp_path / "fake.png").write_bytes(b"GIF89a not really a png")
     jobs, rejected = discover([tmp_path])
-    assert [j.source.relative_to(tmp_path).as_posix() for j in jobs] == ["a.PNG", "b.png", "sub/c.png"]
+    assert [j.source.relative_to(tmp_path).as_posix() for j in jobs] == [
+        "a.PNG",
+        "b.png",
+        "sub/c.png",
+    ]
     assert jobs[0].output == tmp_path / "a.fixed.png"
-    assert [(r.path.name, r.reason) for r in rejected] == [("fake.png", "not an image of that type (bad signature)")]
+    assert [(r.path.name, r.reason) for r in rejected] == [
+        ("fake.png", "not an image of that type (bad signature)")
+    ]
 
     flat, _ = discover([tmp_path], recursive=False)
     assert [j.source.name for j in flat] == ["a.PNG", "b.png"]
@@ -60,7 +66,9 @@ def test_discover_named_files_missing_paths_and_output_dir(tmp_path):
     )
     assert [j.source.name for j in jobs] == ["x.png", "y.png"]  # named twice, listed once
     assert jobs[1].output == out / "deep" / "y.fixed.png"  # mirrors the layout below the folder
-    assert [(r.path.name, r.reason) for r in rejected] == [("missing.png", "no such file or folder")]
+    assert [(r.path.name, r.reason) for r in rejected] == [
+        ("missing.png", "no such file or folder")
+    ]
 
 
 def test_discover_other_extensions_only_when_asked(tmp_path):
@@ -79,7 +87,9 @@ def test_discover_other_extensions_only_when_asked(tmp_path):
 )
 def test_read_converts_every_colour_type_to_rgb(tmp_path, mode, expect_alpha):
     rgb8 = quantize(gradient_image(12, 10), 8)
-    picture = Image.fromarray(rgb8).convert("RGBA" if mode in ("RGBA", "LA") else "RGB").convert(mode)
+    picture = (
+        Image.fromarray(rgb8).convert("RGBA" if mode in ("RGBA", "LA") else "RGB").convert(mode)
+    )
     picture.save(tmp_path / "in.png")
     source = read_image(tmp_path / "in.png")
     assert source.rgb.shape == (10, 12, 3) and source.rgb.dtype == np.float32
@@ -107,7 +117,15 @@ def test_sixteen_bit_round_trip_keeps_sixteen_bits(tmp_path):
         (lambda b: b[: len(b) // 2], "truncated PNG"),
         (lambda b: b[:40] + bytes([b[40] ^ 0xFF]) + b[41:], "CRC mismatch"),
         (lambda b: b"\x00" + b[1:], "not a PNG"),  # bad signature
-        (lambda b: b[:33] + b"\x00\x00\x00\x04IDAT\x00\x01\x02\x03" + (zlib.crc32(b"IDAT\x00\x01\x02\x03")).to_bytes(4, "big") + b[-12:], "cannot decode"),
+        (
+            lambda b: (
+                b[:33]
+                + b"\x00\x00\x00\x04IDAT\x00\x01\x02\x03"
+                + (zlib.crc32(b"IDAT\x00\x01\x02\x03")).to_bytes(4, "big")
+                + b[-12:]
+            ),
+            "cannot decode",
+        ),
     ],
 )
 def test_read_reports_corrupt_files_with_a_reason(tmp_path, damage, message):
@@ -186,7 +204,7 @@ def test_upscale_odd_sizes_for_x2plus(x2):
     image = gradient_image(13, 11)
     out = upscale.upscale(image, x2, strength=1.0, device=CPU)
     assert out.shape == (22, 26, 3) and out.dtype == np.float32
-    assert 0.0 <= out.min() and out.max() <= 1.0
+    assert out.min() >= 0.0 and out.max() <= 1.0
 
 
 def test_upscale_strength_blends_with_bicubic(x2):
@@ -239,14 +257,18 @@ def test_suppressed_test_detector_finds_nothing(weights_dir):
 
 def face_at(x: float, y: float, scale: float = 1.0, score: float = 0.99) -> detect.Face:
     landmarks = (align.FFHQ_TEMPLATE_512 - 256) * scale + np.array([x, y], np.float32)
-    return detect.Face((x - 256 * scale, y - 256 * scale, x + 256 * scale, y + 256 * scale), score, landmarks)
+    return detect.Face(
+        (x - 256 * scale, y - 256 * scale, x + 256 * scale, y + 256 * scale), score, landmarks
+    )
 
 
 def test_select_faces_drops_tiny_faces_and_picks_the_centre():
     big_left, big_centre = face_at(20, 50, 0.3), face_at(50, 50, 0.3)
     tiny = face_at(80, 80, 0.02)  # eyes 2.5 px apart
     assert detect.select_faces([big_left, tiny, big_centre], (100, 100)) == [big_left, big_centre]
-    assert detect.select_faces([big_left, big_centre], (100, 100), only_center_face=True) == [big_centre]
+    assert detect.select_faces([big_left, big_centre], (100, 100), only_center_face=True) == [
+        big_centre
+    ]
 
 
 def test_alignment_maps_landmarks_onto_the_template():
