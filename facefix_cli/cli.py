@@ -115,8 +115,8 @@ def fix(
         "--tile",
         help="Upscale in tiles of N pixels (0 = whole image; default depends on the device).",
     ),
-    fp32: bool = typer.Option(
-        False, "--fp32", help="Full precision on GPUs (default there: fp16 upscaling)."
+    half: bool = typer.Option(
+        False, "--half", help="fp16 upscaling on CUDA GPUs: faster, slightly different from fp32."
     ),
     only_center_face: bool = typer.Option(
         False, "--only-center-face", help="Restore only the most central face."
@@ -174,7 +174,7 @@ def fix(
             upscaler_path=upscaler,
             device=device,
             tile=tile,
-            fp32=fp32,
+            half=half,
             only_center_face=only_center_face,
             detector=detector.value,
             output_dir=output_dir,

@@ -250,6 +250,26 @@ def test_real_retinaface_code_runs_on_random_weights(tmp_path, network):
         assert 0.5 <= face.score <= 1.0 and len(face.box) == 4
 
 
+def test_detector_matches_facexlibs_own_detect_faces(tmp_path):
+    from checkpoints import retinaface_state_dict, save_bare
+
+    state = retinaface_state_dict("resnet50", finds_faces=True)
+    # Tame the random heads so boxes stay near their anchors and scores differ (no ties).
+    for key in [k for k in state if ".BboxHead." in k or ".LandmarkHead." in k or ".ClassHead." in k]:
+        state[key] = state[key] * 1e-2
+    path = save_bare(state, tmp_path / "det.pth")
+    net = load_retinaface(path, "resnet50", CPU)
+    image = gradient_image(80, 64, seed=4)
+    faces = detect.retinaface_detector(net, threshold=0.5)(image)
+    with torch.no_grad():
+        reference = net.detect_faces(image[:, :, ::-1] * 255.0, conf_threshold=0.5)
+    assert len(faces) == len(reference) > 0
+    for face, row in zip(faces, reference, strict=True):
+        np.testing.assert_allclose(face.box, row[:4], rtol=1e-4, atol=1e-3)
+        np.testing.assert_allclose(face.landmarks.ravel(), row[5:15], rtol=1e-4, atol=1e-3)
+        assert face.score == pytest.approx(row[4], abs=1e-5)
+
+
 def test_suppressed_test_detector_finds_nothing(weights_dir):
     net = load_retinaface(weights_dir / "detection_Resnet50_Final.pth", "resnet50", CPU)
     assert detect.retinaface_detector(net)(gradient_image(64, 64)) == []
