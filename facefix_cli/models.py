@@ -15,7 +15,11 @@ from .errors import SetupError
 @functools.cache
 def _install_extra_arches() -> None:
     # CodeFormer lives in spandrel-extra-arches; registering it once per process is enough.
-    import spandrel_extra_arches
+    with warnings.catch_warnings():
+        # CodeFormer's module applies torch.jit.script at import; its deprecation notice would
+        # land in every cron log.
+        warnings.simplefilter("ignore", FutureWarning)
+        import spandrel_extra_arches
 
     spandrel_extra_arches.install()
 

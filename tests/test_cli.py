@@ -22,6 +22,10 @@ from facefix_cli.write import quantize
 runner = CliRunner()
 
 
+class PickledPayload(dict):
+    """Stands in for arbitrary pickled code: weights_only loading must refuse to build it."""
+
+
 def run(*args: str):
     return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
@@ -281,3 +285,94 @@ def test_readme_quick_start_dry_run_on_sample_images(weights_dir):
                  "--weights-dir", weights_dir)  # fmt: skip
     assert result.exit_code == 0
     assert json.loads(result.stdout)["planned"] >= 3
+
+
+@pytest.mark.parametrize(
+    ("args", "missing_file"),
+    [
+        (["-G", "0.5", "--gfpgan-model", "1.3"], "GFPGANv1.3.pth"),
+        (["--codeformer", "0.5"], "codeformer.pth"),
+        (["-G", "0.5", "--detector", "retinaface_mobile0.25"], "detection_mobilenet0.25_Final.pth"),
+        (["-U", "4"], "RealESRGAN_x4plus.pth"),
+    ],
+)
+def test_each_model_option_asks_for_its_own_file(inputs, tmp_path, args, missing_file):
+    empty = tmp_path / "none"
+    result = run("fix", inputs, "--weights-dir", empty, *args)
+    assert result.exit_code == 2 and missing_file in result.stderr
+
+
+def test_mobile_detector_and_tiles_run_end_to_end(inputs, gfpgan_weights):
+    args = ("fix", inputs / "one.png", "--weights-dir", gfpgan_weights, "-U", "4", "--json")
+    result = run(*args, "-G", "0.5", "--detector", "retinaface_mobile0.25", "--tile", "32")
+    assert result.exit_code == 0, result.output
+    tiled = cv2.imread(str(inputs / "one.fixed.png"))
+    assert tiled.shape == (80, 96, 3)
+    assert run(*args, "--overwrite", "--tile", "0").exit_code == 0
+    whole = cv2.imread(str(inputs / "one.fixed.png"))
+    # Tiles see 10 px of context, so they agree with the whole-image result almost everywhere.
+    assert np.mean(np.abs(tiled.astype(int) - whole.astype(int)) <= 2) > 0.95
+
+
+def test_quiet_and_verbose_logging(inputs, weights_dir):
+    (inputs / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    quiet = run("fix", inputs, "-U", "2", "-q", "--weights-dir", weights_dir)
+    assert quiet.exit_code == 1
+    assert "bad.png" in quiet.stderr and "fixed: " not in quiet.stderr
+    verbose = run("fix", inputs, "-U", "2", "-v", "--overwrite", "--weights-dir", weights_dir)
+    assert "start: " in verbose.stderr and "fixed: " in verbose.stderr
+
+
+def test_models_load_once_per_run_and_only_when_needed(tmp_path, weights_dir, monkeypatch):
+    import facefix_cli.pipeline as pipeline
+
+    loads: list[str] = []
+    real = pipeline.load_spandrel_model
+    monkeypatch.setattr(
+        pipeline, "load_spandrel_model", lambda p, d: loads.append(p.name) or real(p, d)
+    )
+    for index in range(3):
+        make_png(tmp_path / f"{index}.png", seed=index)
+    assert run("fix", tmp_path, "-U", "2", "--weights-dir", weights_dir).exit_code == 0
+    assert loads == ["RealESRGAN_x2plus.pth"]
+    loads.clear()
+    assert (
+        run("fix", tmp_path, "-U", "2", "--weights-dir", weights_dir).exit_code == 0
+    )  # all skipped
+    assert loads == []
+
+
+def test_ctrl_c_exits_130_and_leaves_no_partial_file(inputs, weights_dir, monkeypatch):
+    import facefix_cli.pipeline as pipeline
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "encode_png", interrupted)
+    before = snapshot(inputs)
+    result = run("fix", inputs, "-U", "2", "--weights-dir", weights_dir)
+    assert result.exit_code == 130 and "interrupted" in result.stderr
+    assert snapshot(inputs) == before  # no output, no temporary file, originals untouched
+
+
+def test_checkpoints_with_pickled_code_are_refused(tmp_path, inputs):
+    import torch
+
+    path = tmp_path / "evil.pth"
+    torch.save({"params_ema": PickledPayload(realesrgan_state_dict(4, num_block=1))}, path)
+    result = run("fix", inputs, "--upscaler", path, "--weights-dir", tmp_path)
+    assert result.exit_code == 2 and "cannot load model file" in result.stderr
+
+
+def test_rich_progress_reports_files(tmp_path):
+    from facefix_cli.pipeline import FileResult
+    from facefix_cli.report import RichFixEvents
+
+    with RichFixEvents() as events:
+        events.started(2)
+        events.file_finished(
+            FileResult(tmp_path / "a.png", tmp_path / "a.fixed.png", "fixed", faces=2)
+        )
+        events.file_finished(FileResult(tmp_path / "b.png", None, "failed", "truncated PNG"))
+    task = events.progress.tasks[0]
+    assert (task.completed, task.total, task.fields["faces"]) == (2, 2, 2)

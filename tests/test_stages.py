@@ -255,7 +255,9 @@ def test_detector_matches_facexlibs_own_detect_faces(tmp_path):
 
     state = retinaface_state_dict("resnet50", finds_faces=True)
     # Tame the random heads so boxes stay near their anchors and scores differ (no ties).
-    for key in [k for k in state if ".BboxHead." in k or ".LandmarkHead." in k or ".ClassHead." in k]:
+    for key in [
+        k for k in state if ".BboxHead." in k or ".LandmarkHead." in k or ".ClassHead." in k
+    ]:
         state[key] = state[key] * 1e-2
     path = save_bare(state, tmp_path / "det.pth")
     net = load_retinaface(path, "resnet50", CPU)
