@@ -7,6 +7,7 @@ import json
 import sys
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -22,6 +23,19 @@ app = typer.Typer(
     # Plain click messages: usage errors end in one `Error: ...` line that logs and greps well.
     rich_markup_mode=None,
 )
+
+
+# Options every command that touches the weights folder shares.
+WeightsDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--weights-dir",
+        help="Model folder (default: $FACEFIX_WEIGHTS_DIR, facefix.toml, user cache).",
+    ),
+]
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", help="A facefix.toml to read weights_dir from.")
+]
 
 
 def _version_callback(value: bool) -> None:
@@ -101,14 +115,8 @@ def fix(
         "--upscaler",
         help="Any super-resolution checkpoint spandrel loads, instead of Real-ESRGAN.",
     ),
-    weights_dir: Path | None = typer.Option(
-        None,
-        "--weights-dir",
-        help="Model folder (default: $FACEFIX_WEIGHTS_DIR, facefix.toml, user cache).",
-    ),
-    config: Path | None = typer.Option(
-        None, "--config", help="A facefix.toml to read settings from."
-    ),
+    weights_dir: WeightsDirOption = None,
+    config: ConfigOption = None,
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
     tile: int | None = typer.Option(
         None,
@@ -226,14 +234,8 @@ def download_weights(
     all_models: bool = typer.Option(
         False, "--all", help="Every model except non-commercial ones (name CodeFormer to get it)."
     ),
-    weights_dir: Path | None = typer.Option(
-        None,
-        "--weights-dir",
-        help="Model folder (default: $FACEFIX_WEIGHTS_DIR, facefix.toml, user cache).",
-    ),
-    config: Path | None = typer.Option(
-        None, "--config", help="A facefix.toml to read weights_dir from."
-    ),
+    weights_dir: WeightsDirOption = None,
+    config: ConfigOption = None,
     mirror: list[str] = typer.Option(
         [],
         "--mirror",
@@ -303,14 +305,8 @@ def download_weights(
 
 @app.command("models")
 def list_models(
-    weights_dir: Path | None = typer.Option(
-        None,
-        "--weights-dir",
-        help="Model folder (default: $FACEFIX_WEIGHTS_DIR, facefix.toml, user cache).",
-    ),
-    config: Path | None = typer.Option(
-        None, "--config", help="A facefix.toml to read weights_dir from."
-    ),
+    weights_dir: WeightsDirOption = None,
+    config: ConfigOption = None,
     verify: bool = typer.Option(False, "--verify", help="Hash present files (reads every byte)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout."),
 ) -> None:
