@@ -20,13 +20,25 @@ MASK_BLUR_SIGMA = 11
 MASK_BORDER = 10  # the aligned crop's edge is never pasted, so no square seams show
 
 
+PARSE_BATCH = 4  # faces per ParseNet pass, bounded like the restorer's batches
+
+
 @torch.inference_mode()
+def face_masks(
+    parser: torch.nn.Module, faces: list[np.ndarray], device: torch.device
+) -> list[np.ndarray]:
+    """Soft FACE_SIZE x FACE_SIZE masks in [0, 1] of the face area of aligned faces."""
+    masks: list[np.ndarray] = []
+    for start in range(0, len(faces), PARSE_BATCH):
+        batch = np.stack(faces[start : start + PARSE_BATCH]).transpose(0, 3, 1, 2)
+        tensor = torch.from_numpy(np.ascontiguousarray(batch)).to(device)
+        classes = parser(tensor * 2.0 - 1.0)[0].argmax(dim=1).cpu().numpy()
+        masks.extend(soften_mask(FACE_CLASSES[face_classes]) for face_classes in classes)
+    return masks
+
+
 def face_mask(parser: torch.nn.Module, face: np.ndarray, device: torch.device) -> np.ndarray:
-    """A soft FACE_SIZE x FACE_SIZE mask in [0, 1] of the face area of an aligned face."""
-    tensor = torch.from_numpy(np.ascontiguousarray(face.transpose(2, 0, 1)))[None].to(device)
-    logits = parser(tensor * 2.0 - 1.0)[0]
-    classes = logits.argmax(dim=1)[0].cpu().numpy()
-    return soften_mask(FACE_CLASSES[classes])
+    return face_masks(parser, [face], device)[0]
 
 
 def soften_mask(hard: np.ndarray) -> np.ndarray:

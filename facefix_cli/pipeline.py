@@ -23,7 +23,7 @@ from .download import DownloadProgress, ensure_weights
 from .errors import FacefixError, ImageError, SetupError
 from .metadata import is_facefix_output, output_chunks, parse_generation
 from .models import load_parsenet, load_retinaface, load_spandrel_model
-from .paste import blend_restored, face_mask, paste_face
+from .paste import blend_restored, face_masks, paste_face
 from .read import SourceImage, read_image
 from .restore import restore_faces
 from .upscale import upscale, upscale_alpha
@@ -106,11 +106,16 @@ class Models:
     def _path(self, name: str) -> Path:
         return self.options.weights_dir / registry.get_model(name).file
 
+    @property
+    def upscaler_path(self) -> Path:
+        """--upscaler's file, else the registry's Real-ESRGAN for --upscale."""
+        if self.options.upscaler_path is not None:
+            return self.options.upscaler_path
+        return self._path(registry.upscaler_for_scale(self.options.upscale).name)
+
     @cached_property
     def upscaler(self):
-        path = self.options.upscaler_path or self._path(
-            registry.upscaler_for_scale(self.options.upscale).name
-        )
+        path = self.upscaler_path
         model = load_spandrel_model(path, self.device)
         if model.purpose not in ("SR", "Restoration") or model.input_channels != 3:
             raise SetupError(
@@ -197,10 +202,7 @@ def fix_image(source: SourceImage, options: FixOptions, models: Models) -> Fixed
                 "type": "esrgan",
                 "scale": model.scale,
                 "strength": options.upscale_strength,
-                "model": (
-                    options.upscaler_path
-                    or models._path(registry.upscaler_for_scale(options.upscale).name)
-                ).name,
+                "model": models.upscaler_path.name,
                 "sha256": models.upscaler_sha256,
             }
         )
@@ -217,9 +219,10 @@ def fix_image(source: SourceImage, options: FixOptions, models: Models) -> Fixed
             restored = restore_faces(
                 models.restorer, crops, device=models.device, fidelity=options.fidelity
             )
+            masks = face_masks(models.parser, restored, models.device)
             pasted = rgb.copy()
-            for face, matrix in zip(restored, matrices, strict=True):
-                paste_face(pasted, face, face_mask(models.parser, face, models.device), matrix)
+            for face, mask, matrix in zip(restored, masks, matrices, strict=True):
+                paste_face(pasted, face, mask, matrix)
             rgb = blend_restored(rgb, pasted, options.restore_strength)
         info = models.restorer_info
         operation = {"type": options.restorer, "strength": options.restore_strength}

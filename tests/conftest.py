@@ -16,6 +16,9 @@ from checkpoints import LIGHT_FILES, build  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_IMAGES = REPO / "sample_images"
 SHARED_FIXTURES = REPO.parent / "shared" / "fixtures" / "invokeai"
+needs_fixtures = pytest.mark.skipif(
+    not SHARED_FIXTURES.is_dir(), reason=f"shared InvokeAI fixtures not found at {SHARED_FIXTURES}"
+)
 
 
 def snapshot(folder: Path) -> dict[Path, tuple[str, int]]:

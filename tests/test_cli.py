@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 from checkpoints import realesrgan_state_dict, save_params_ema
-from conftest import SAMPLE_IMAGES, SHARED_FIXTURES, gradient_image, snapshot
+from conftest import SAMPLE_IMAGES, SHARED_FIXTURES, gradient_image, needs_fixtures, snapshot
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -259,7 +259,7 @@ def test_metadata_chunks_survive_and_a_facefix_record_is_added(tmp_path, weights
     assert record["operations"][0]["model"] == "RealESRGAN_x2plus.pth"
 
 
-@pytest.mark.skipif(not SHARED_FIXTURES.is_dir(), reason="../shared/fixtures not present")
+@needs_fixtures
 def test_real_invokeai_files(tmp_path, gfpgan_weights):
     for name in ("curly.png", "Lincoln-and-Parrot-512-transparent.png"):
         shutil.copy(SHARED_FIXTURES / name, tmp_path / name)

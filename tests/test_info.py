@@ -9,6 +9,7 @@ from pathlib import Path
 import piexif
 import piexif.helper
 import pytest
+from conftest import SHARED_FIXTURES, needs_fixtures
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -16,10 +17,7 @@ from facefix_cli.cli import app
 from facefix_cli.metadata import chunk_rows, info, output_chunks, parse_generation
 from facefix_cli.pngchunks import itxt_chunk, parse_chunks, text_chunk, with_chunks
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "invokeai"
-needs_fixtures = pytest.mark.skipif(
-    not FIXTURES.is_dir(), reason=f"shared InvokeAI fixtures not found at {FIXTURES}"
-)
+FIXTURES = SHARED_FIXTURES
 
 PARAMETERS = (
     "a portrait [in brackets]\nNegative prompt: blurry\n"

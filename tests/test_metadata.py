@@ -11,6 +11,7 @@ from pathlib import Path
 import piexif
 import piexif.helper
 import pytest
+from conftest import SHARED_FIXTURES, needs_fixtures
 from PIL import Image, ImageCms
 
 from facefix_cli.metadata import (
@@ -44,10 +45,7 @@ from facefix_cli.pngchunks import (
     ztxt_chunk,
 )
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "invokeai"
-needs_fixtures = pytest.mark.skipif(
-    not FIXTURES.is_dir(), reason=f"shared InvokeAI fixtures not found at {FIXTURES}"
-)
+FIXTURES = SHARED_FIXTURES
 
 A1111_PARAMETERS = (
     "masterpiece, portrait of a woman, <lora:detail:0.6>\n"

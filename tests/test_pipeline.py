@@ -172,3 +172,24 @@ def test_no_faces_means_upscaled_only(weights_dir):
     assert fixed.faces == 0 and fixed.operations[1]["faces"] == 0
     np.testing.assert_array_equal(fixed.rgb, reference.rgb)
     assert "restorer" not in vars(models)  # GFPGAN never loaded when no face needs it
+
+
+def test_batched_face_masks_match_one_at_a_time():
+    # A 1x1-convolution stand-in for ParseNet (same call and output form) keeps this cheap;
+    # the real ParseNet runs in the test above.
+    class TinyParser(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.conv = torch.nn.Conv2d(3, 19, 1)
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
+            return (self.conv(x),)
+
+    parser = TinyParser()
+    faces = [gradient_image(512, 512, seed=s) for s in range(6)]  # more than one batch
+    batched = paste.face_masks(parser, faces, CPU)
+    assert len(batched) == 6
+    for face, mask in zip(faces, batched, strict=True):
+        np.testing.assert_allclose(mask, paste.face_mask(parser, face, CPU), atol=1e-5)
+    assert any(mask.max() > 0 for mask in batched)  # the comparison is not between empty masks
