@@ -322,6 +322,19 @@ def test_paste_touches_only_pixels_under_the_mask():
     assert 0 <= x0 < 100 < x1 <= 200 and 0 <= y0 < 80 < y1 <= 160
 
 
+def test_mask_blur_matches_opencvs_gaussian():
+    rng = np.random.default_rng(2)
+    hard = (rng.random((512, 512)) > 0.6).astype(np.float32)
+    expected = hard
+    for _ in range(2):
+        expected = cv2.GaussianBlur(expected, paste.MASK_BLUR_KERNEL, paste.MASK_BLUR_SIGMA)
+    border = paste.MASK_BORDER
+    inner = (slice(border, -border), slice(border, -border))
+    softened = paste.soften_mask(hard)
+    np.testing.assert_allclose(softened[inner], expected[inner], atol=1e-5)
+    assert not softened[:border].any() and not softened[:, -border:].any()
+
+
 def test_blend_restored_is_exact_at_the_ends_and_linear_between():
     base = gradient_image(10, 10, seed=1)
     restored = base.copy()
