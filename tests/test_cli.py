@@ -376,3 +376,52 @@ def test_rich_progress_reports_files(tmp_path):
         events.file_finished(FileResult(tmp_path / "b.png", None, "failed", "truncated PNG"))
     task = events.progress.tasks[0]
     assert (task.completed, task.total, task.fields["faces"]) == (2, 2, 2)
+
+
+def test_fix_fetches_missing_weights_from_a_mirror_before_working(inputs, tmp_path, monkeypatch):
+    """Not offline: fix downloads what it needs first (here from a folder mirror, with stand-in
+    digests registered for a random checkpoint), verifies it, then fixes the images."""
+    import dataclasses
+    import hashlib
+
+    from facefix_cli import registry
+
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    checkpoint = save_params_ema(
+        realesrgan_state_dict(2, num_block=2), mirror / "RealESRGAN_x2plus.pth"
+    )
+    data = checkpoint.read_bytes()
+    stand_in = dataclasses.replace(
+        registry.get_model("realesrgan-x2plus"),
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        urls=("http://127.0.0.1:9/unreachable/RealESRGAN_x2plus.pth",),
+    )
+    monkeypatch.setattr(
+        registry,
+        "MODELS",
+        tuple(stand_in if m.name == stand_in.name else m for m in registry.MODELS),
+    )
+    weights = tmp_path / "weights"
+    result = runner.invoke(
+        app,
+        [
+            "fix",
+            str(inputs),
+            "-U",
+            "2",
+            "--weights-dir",
+            str(weights),
+            "--mirror",
+            str(mirror),
+            "--json",
+        ],
+        env={"FACEFIX_OFFLINE": ""},
+    )
+    assert result.exit_code == 0, result.output
+    assert (weights / "RealESRGAN_x2plus.pth").read_bytes() == data
+    assert json.loads(result.stdout)["processed"] == 2
+    # And with --offline the same missing file is an exit-2 setup error naming the command.
+    offline = run("fix", inputs, "-U", "4", "--offline", "--overwrite", "--weights-dir", weights)
+    assert offline.exit_code == 2 and "facefix download realesrgan-x4plus" in offline.stderr
