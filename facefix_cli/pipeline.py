@@ -304,7 +304,6 @@ class FixEvents(Protocol):
     def started(self, total: int) -> None: ...
     def file_started(self, job: Job) -> None: ...
     def file_finished(self, result: FileResult) -> None: ...
-    def message(self, text: str) -> None: ...
 
 
 class SilentEvents:
@@ -315,9 +314,6 @@ class SilentEvents:
         pass
 
     def file_finished(self, result: FileResult) -> None:
-        pass
-
-    def message(self, text: str) -> None:
         pass
 
 

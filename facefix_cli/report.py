@@ -237,10 +237,6 @@ class PlainFixEvents:
         if not self.quiet or result.status == "failed":
             self._line(f"[{self.done}/{self.total}] {describe(result)}")
 
-    def message(self, text: str) -> None:
-        if not self.quiet:
-            self._line(text)
-
 
 class RichFixEvents:
     """A progress bar: files done/total, faces so far, ETA and the current file."""
@@ -292,10 +288,6 @@ class RichFixEvents:
         ):
             style = {"failed": "red", "fixed": "green"}.get(result.status, "yellow")
             self.progress.console.print(describe(result), style=style, markup=False)
-
-    def message(self, text: str) -> None:
-        if not self.quiet:
-            self.progress.console.print(text, markup=False)
 
 
 def summary_line(summary: FixSummary) -> str:
