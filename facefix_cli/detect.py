@@ -42,6 +42,13 @@ def faces_from_rows(rows: np.ndarray) -> list[Face]:
     ]
 
 
+def retinaface_input(rgb: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A float RGB image as RetinaFace was trained on: BGR, 0-255, minus the channel means."""
+    image = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).to(device)
+    bgr_mean = torch.tensor([104.0, 117.0, 123.0], device=device).view(1, 3, 1, 1)
+    return image.flip(-1).permute(2, 0, 1)[None] * 255.0 - bgr_mean
+
+
 def retinaface_detector(
     net: torch.nn.Module, threshold: float = CONFIDENCE_THRESHOLD, nms_threshold: float = 0.4
 ) -> FaceDetector:
@@ -56,7 +63,6 @@ def retinaface_detector(
 
     device = next(net.parameters()).device
     variance = net.cfg["variance"]
-    bgr_mean = torch.tensor([104.0, 117.0, 123.0], device=device).view(1, 3, 1, 1)
     priors_by_size: dict[tuple[int, int], torch.Tensor] = {}
 
     def detect(rgb: np.ndarray) -> list[Face]:
@@ -67,11 +73,7 @@ def retinaface_detector(
             )
         priors = priors_by_size[(height, width)]
         with torch.inference_mode():
-            image = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).to(device)
-            bgr_255 = (
-                image.flip(-1).permute(2, 0, 1)[None] * 255.0 - bgr_mean
-            )  # as RetinaFace was trained
-            loc, conf, landmarks = net(bgr_255)
+            loc, conf, landmarks = net(retinaface_input(rgb, device))
             box_scale = torch.tensor([width, height] * 2, dtype=torch.float32, device=device)
             boxes = decode(loc[0], priors, variance) * box_scale
             points = decode_landm(landmarks[0], priors, variance) * box_scale[:2].repeat(5)
