@@ -21,7 +21,7 @@ from .device import default_tile, make_deterministic, resolve_device
 from .discover import Job, discover
 from .download import DownloadProgress, ensure_weights
 from .errors import FacefixError, ImageError, SetupError
-from .metadata import is_facefix_output, output_chunks, parse_generation
+from .metadata import output_chunks, parse_generation
 from .models import load_parsenet, load_retinaface, load_spandrel_model
 from .paste import blend_restored, face_masks, paste_face
 from .read import SourceImage, read_image
@@ -327,7 +327,7 @@ def fix_file(job: Job, options: FixOptions, models: Models) -> FileResult:
         source = read_image(job.source)
         generation = parse_generation(source.chunks)
         result.tool, result.seed = generation.tool, generation.seed
-        if is_facefix_output(source.chunks) and not options.overwrite:
+        if generation.facefix and not options.overwrite:  # a renamed .fixed.png
             result.status, result.reason = (
                 "skipped",
                 "already a facefix output (use --overwrite to redo)",

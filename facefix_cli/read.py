@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 
 from .errors import ImageError
-from .pngchunks import Chunk, PngFormatError, is_png, parse_chunks
+from .metadata import UnsupportedImageError, chunks_from_bytes
+from .pngchunks import Chunk, PngFormatError
 
 
 @dataclass(frozen=True)
@@ -67,16 +68,9 @@ def decode_pixels(data: bytes) -> tuple[np.ndarray, np.ndarray | None, int]:
 def read_image(path: Path) -> SourceImage:
     """Decode `path`; every problem becomes an ImageError with a one-line reason."""
     data = read_bytes(path)
-    if is_png(data):
-        try:
-            chunks = parse_chunks(data)
-        except PngFormatError as exc:
-            raise ImageError(str(exc)) from None
-    elif data.startswith(b"\xff\xd8\xff") or (data[:4] == b"RIFF" and data[8:12] == b"WEBP"):
-        from .metadata import chunks_for_foreign_image
-
-        chunks = chunks_for_foreign_image(data)
-    else:
-        raise ImageError("not a PNG, JPEG or WebP file")
+    try:
+        chunks = chunks_from_bytes(data)  # also rejects anything not PNG, JPEG or WebP
+    except (PngFormatError, UnsupportedImageError) as exc:
+        raise ImageError(str(exc)) from None
     rgb, alpha, bit_depth = decode_pixels(data)
     return SourceImage(path, rgb, alpha, bit_depth, chunks, hashlib.sha256(data).hexdigest())
