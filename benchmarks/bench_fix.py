@@ -22,12 +22,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from checkpoints import build  # noqa: E402
 
-from facefix_cli import align, detect, paste  # noqa: E402
-from facefix_cli.models import load_parsenet, load_retinaface, load_spandrel_model  # noqa: E402
-from facefix_cli.pipeline import FixOptions, Models, fix_image  # noqa: E402
-from facefix_cli.read import SourceImage  # noqa: E402
-from facefix_cli.restore import restore_faces  # noqa: E402
-from facefix_cli.upscale import super_resolve  # noqa: E402
+from facefix.io.read import SourceImage  # noqa: E402
+from facefix.networks.cache import Networks  # noqa: E402
+from facefix.networks.load import load_parsenet, load_retinaface, load_spandrel_model  # noqa: E402
+from facefix.ops import align, detect, paste  # noqa: E402
+from facefix.ops.restore import restore_faces  # noqa: E402
+from facefix.ops.upscale import super_resolve  # noqa: E402
+from facefix.pipeline import FixOptions, fix_image  # noqa: E402
 
 
 def sync(device: torch.device) -> None:
@@ -142,12 +143,12 @@ def main() -> None:
 
         options = FixOptions(
             weights_dir=weights,
-            upscale=2,
-            restorer="gfpgan",
+            scale=2,
+            restore_with="gfpgan",
             restore_strength=0.8,
             device=args.device,
         )
-        models = Models(options, device)
+        models = Networks(options, device)
         models.detector = fixed_faces_detector(args.faces, 0.3)
         sources = [
             SourceImage(

@@ -13,12 +13,12 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 from checkpoints import LIGHT_FILES, build  # noqa: E402
 
+TESTS = Path(__file__).resolve().parent
+
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_IMAGES = REPO / "sample_images"
-SHARED_FIXTURES = REPO.parent / "shared" / "fixtures" / "invokeai"
-needs_fixtures = pytest.mark.skipif(
-    not SHARED_FIXTURES.is_dir(), reason=f"shared InvokeAI fixtures not found at {SHARED_FIXTURES}"
-)
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+INVOKEAI_FIXTURES = FIXTURES / "invokeai"  # real InvokeAI outputs (Apache-2.0), see SOURCE.md
 
 
 def snapshot(folder: Path) -> dict[Path, tuple[str, int]]:
@@ -33,7 +33,7 @@ def snapshot(folder: Path) -> dict[Path, tuple[str, int]]:
 @pytest.fixture(scope="session", autouse=True)
 def originals_untouched():
     """Every run of the suite ends by checking that no shipped or shared input changed."""
-    watched = [f for f in (SAMPLE_IMAGES, SHARED_FIXTURES) if f.is_dir()]
+    watched = [SAMPLE_IMAGES, FIXTURES]
     before = {f: snapshot(f) for f in watched}
     yield
     for folder in watched:
@@ -69,3 +69,14 @@ def gradient_image(width: int, height: int, seed: int = 0) -> np.ndarray:
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)
     base = np.stack([x / max(width - 1, 1), y / max(height - 1, 1), 0.5 + 0.0 * x], axis=2)
     return np.clip(base * 0.8 + rng.random((height, width, 3), dtype=np.float32) * 0.2, 0, 1)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Markers by folder: tests/integration runs real networks and whole CLI runs (slow);
+    tests/gpu needs CUDA. `pytest -m "not slow"` is the fast lane."""
+    for item in items:
+        parts = Path(str(item.fspath)).relative_to(TESTS).parts
+        if parts[0] in ("integration", "gpu"):
+            item.add_marker(pytest.mark.slow)
+        if parts[0] == "gpu":
+            item.add_marker(pytest.mark.gpu)

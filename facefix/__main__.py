@@ -1,0 +1,3 @@
+from facefix.cli import app
+
+app(prog_name="facefix")

@@ -1,0 +1,1 @@
+"""Files: finding inputs, reading and decoding them, PNG chunks, hashing, writing outputs."""

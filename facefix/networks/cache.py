@@ -1,0 +1,92 @@
+"""`Networks`: the networks one run needs, each loaded on first use and kept for the run.
+
+Loading is lazy so that a run with nothing to do loads nothing, and a run that only upscales
+never reads the face models."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from spandrel import ImageModelDescriptor
+
+from facefix.errors import SetupError
+from facefix.io.hashing import sha256_file
+from facefix.networks.device import default_tile
+from facefix.networks.load import load_parsenet, load_retinaface, load_spandrel_model
+from facefix.ops.detect import FaceDetector, retinaface_detector
+from facefix.weights import registry
+
+if TYPE_CHECKING:
+    from facefix.pipeline.options import FixOptions
+
+
+class Networks:
+    """Upscaler, face restorer, face detector and face parser for one recipe on one device."""
+
+    def __init__(self, options: FixOptions, device: torch.device) -> None:
+        self.options = options
+        self.device = device
+
+    def _path(self, name: str) -> Path:
+        return self.options.weights_dir / registry.get_model(name).file
+
+    @property
+    def upscaler_path(self) -> Path:
+        """--upscaler's file, else the registry's Real-ESRGAN for --upscale."""
+        if self.options.upscaler_path is not None:
+            return self.options.upscaler_path
+        return self._path(registry.upscaler_for_scale(self.options.scale).name)
+
+    @cached_property
+    def upscaler(self) -> ImageModelDescriptor:
+        path = self.upscaler_path
+        model = load_spandrel_model(path, self.device)
+        if model.purpose not in ("SR", "Restoration") or model.input_channels != 3:
+            raise SetupError(
+                f"{path} is a {model.architecture.name} {model.purpose} model, not an RGB upscaler"
+            )
+        if self.half and model.supports_half:
+            model.half()
+        return model
+
+    @cached_property
+    def upscaler_sha256(self) -> str:
+        if self.options.upscaler_path is None:
+            return registry.upscaler_for_scale(self.options.scale).sha256
+        return sha256_file(self.options.upscaler_path)
+
+    @cached_property
+    def restorer(self) -> ImageModelDescriptor:
+        model = load_spandrel_model(self._path(self.restorer_info.name), self.device)
+        if model.purpose != "FaceSR":
+            raise SetupError(f"{self.restorer_info.file} is not a face restoration model")
+        return model
+
+    @cached_property
+    def restorer_info(self) -> registry.ModelInfo:
+        if self.options.restore_with == "codeformer":
+            return registry.get_model("codeformer")
+        return registry.get_model(registry.GFPGAN_VERSIONS[self.options.gfpgan_version])
+
+    @cached_property
+    def detector(self) -> FaceDetector:
+        name = registry.DETECTORS[self.options.detector]
+        network = self.options.detector.removeprefix("retinaface_")
+        return retinaface_detector(load_retinaface(self._path(name), network, self.device))
+
+    @cached_property
+    def parser(self) -> torch.nn.Module:
+        return load_parsenet(self._path("parsenet"), self.device)
+
+    @property
+    def half(self) -> bool:
+        # Opt-in: fp16 runs the upscaler ~1.8x faster on an H100 (benchmarks/RESULTS.md), but
+        # fp32 is what the tests verify; CPUs gain nothing from it.
+        return self.device.type == "cuda" and self.options.half
+
+    @property
+    def tile(self) -> int:
+        return default_tile(self.device) if self.options.tile is None else self.options.tile

@@ -1,0 +1,78 @@
+"""`FixOptions`: the recipe of a `fix` run. Small, frozen and picklable, so the same recipe
+crosses into worker processes and other machines unchanged (like black's `Mode`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from facefix.errors import SetupError
+from facefix.weights import registry
+
+RestorerName = Literal["gfpgan", "codeformer"]
+
+
+@dataclass(frozen=True)
+class FixOptions:
+    weights_dir: Path
+    scale: int = 1  # 1 = no upscale; 2 or 4 = the registry's Real-ESRGAN of that scale
+    upscale_strength: float = 0.75
+    restore_with: RestorerName | None = None
+    restore_strength: float = 0.0
+    fidelity: float = 0.5  # CodeFormer's w: 0 = most restoration, 1 = most faithful
+    gfpgan_version: str = "1.4"
+    upscaler_path: Path | None = None  # any spandrel super-resolution checkpoint
+    device: str = "auto"
+    tile: int | None = None  # None = chosen from the device; 0 = whole image
+    half: bool = False  # fp16 upscaling on CUDA: faster, not bit-identical to fp32
+    only_center_face: bool = False
+    detector: str = "retinaface_resnet50"
+    output_dir: Path | None = None
+    overwrite: bool = False
+    dry_run: bool = False
+    recursive: bool = True
+    extensions: tuple[str, ...] = ("png",)
+    offline: bool = False
+    mirrors: tuple[str, ...] = ()
+
+    @property
+    def upscales(self) -> bool:
+        return self.upscaler_path is not None or self.scale > 1
+
+    def validate(self) -> None:
+        """Raise SetupError for options no run can satisfy, before any work starts."""
+        if self.scale not in (1, 2, 4):
+            raise SetupError(f"--upscale must be 1, 2 or 4, not {self.scale}")
+        if not 0.0 <= self.upscale_strength <= 1.0:
+            raise SetupError(f"--upscale-strength must be in [0, 1], not {self.upscale_strength}")
+        if self.restore_with is not None and not 0.0 < self.restore_strength <= 1.0:
+            raise SetupError(
+                f"--{self.restore_with} strength must be in (0, 1], not {self.restore_strength}"
+            )
+        if not 0.0 <= self.fidelity <= 1.0:
+            raise SetupError(f"--fidelity must be in [0, 1], not {self.fidelity}")
+        if self.gfpgan_version not in registry.GFPGAN_VERSIONS:
+            raise SetupError(f"--gfpgan-model must be one of {', '.join(registry.GFPGAN_VERSIONS)}")
+        if self.detector not in registry.DETECTORS:
+            raise SetupError(f"--detector must be one of {', '.join(registry.DETECTORS)}")
+        if self.tile is not None and self.tile < 0:
+            raise SetupError("--tile must be 0 (whole image) or a positive number of pixels")
+        if self.tile and self.tile < 32:
+            raise SetupError("--tile below 32 pixels is too small to upscale well")
+        if self.upscaler_path is not None and not self.upscaler_path.is_file():
+            raise SetupError(f"--upscaler: no such model file: {self.upscaler_path}")
+        if not self.upscales and self.restore_with is None:
+            raise SetupError(
+                "nothing to do: give --upscale 2|4, --upscaler, --gfpgan or --codeformer"
+            )
+
+    def required_weights(self) -> list[registry.ModelInfo]:
+        """The registry files this recipe needs, in the order they are used."""
+        return registry.required_models(
+            upscale=self.scale,
+            restorer=self.restore_with,
+            gfpgan_version=self.gfpgan_version,
+            detector=self.detector,
+            custom_upscaler=self.upscaler_path is not None,
+        )

@@ -1,0 +1,23 @@
+"""The sequential executor: one file after another in this process, in discovery order.
+
+Every executor has this shape: it takes the jobs still to do, the recipe and the loaded
+networks, and yields one `FileResult` per job as each finishes, telling `events` when a file
+starts. The run (`pipeline.run.fix`) does discovery, planning and the summary around it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from facefix.io.discover import Job
+from facefix.networks.cache import Networks
+from facefix.pipeline.file import fix_file
+from facefix.pipeline.options import FixOptions
+from facefix.pipeline.results import FileResult, FixEvents
+
+
+def run_sequential(
+    jobs: Sequence[Job], options: FixOptions, networks: Networks, events: FixEvents
+) -> Iterator[FileResult]:
+    for job in jobs:
+        events.file_started(job)
+        yield fix_file(job, options, networks)

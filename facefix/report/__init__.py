@@ -1,0 +1,33 @@
+"""How facefix talks to people: errors, progress, summaries and tables. The library reports
+through protocols (events, download progress); this package implements them for the CLI."""
+
+from facefix.report.console import exit_with_error, human_size, is_terminal, print_error
+from facefix.report.download import (
+    PlainDownloadProgress,
+    RichDownloadProgress,
+    download_progress,
+)
+from facefix.report.fix import (
+    PlainFixEvents,
+    RichFixEvents,
+    describe,
+    print_summary_table,
+    summary_line,
+)
+from facefix.report.models import print_model_table
+
+__all__ = [
+    "PlainDownloadProgress",
+    "PlainFixEvents",
+    "RichDownloadProgress",
+    "RichFixEvents",
+    "describe",
+    "download_progress",
+    "exit_with_error",
+    "human_size",
+    "is_terminal",
+    "print_error",
+    "print_model_table",
+    "print_summary_table",
+    "summary_line",
+]

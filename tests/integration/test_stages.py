@@ -1,0 +1,348 @@
+"""Each stage on its own: discover, read, write, upscale, detect, align, paste."""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from conftest import gradient_image
+from PIL import Image
+
+from facefix.errors import ImageError
+from facefix.io import pngchunks
+from facefix.io.discover import discover
+from facefix.io.read import read_image
+from facefix.io.write import encode_png, quantize, write_atomic
+from facefix.networks.load import load_retinaface, load_spandrel_model
+from facefix.ops import align, detect, paste, upscale
+
+CPU = torch.device("cpu")
+
+
+def save_png(path: Path, rgb: np.ndarray, **info) -> Path:
+    Image.fromarray(quantize(rgb, 8)).save(path, **info)
+    return path
+
+
+# --- discover ---------------------------------------------------------------------------
+
+
+def test_discover_walks_sorted_recursive_skipping_outputs_hidden_and_fakes(tmp_path):
+    image = gradient_image(8, 8)
+    save_png(tmp_path / "b.png", image)
+    save_png(tmp_path / "a.PNG", image)
+    save_png(tmp_path / "a.fixed.png", image)
+    (tmp_path / "sub").mkdir()
+    save_png(tmp_path / "sub" / "c.png", image)
+    (tmp_path / ".hidden").mkdir()
+    save_png(tmp_path / ".hidden" / "d.png", image)
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "fake.png").write_bytes(b"GIF89a not really a png")
+    jobs, rejected = discover([tmp_path])
+    assert [j.source.relative_to(tmp_path).as_posix() for j in jobs] == [
+        "a.PNG",
+        "b.png",
+        "sub/c.png",
+    ]
+    assert jobs[0].output == tmp_path / "a.fixed.png"
+    assert [(r.path.name, r.reason) for r in rejected] == [
+        ("fake.png", "not an image of that type (bad signature)")
+    ]
+
+    flat, _ = discover([tmp_path], recursive=False)
+    assert [j.source.name for j in flat] == ["a.PNG", "b.png"]
+
+
+def test_discover_named_files_missing_paths_and_output_dir(tmp_path):
+    save_png(tmp_path / "x.png", gradient_image(8, 8))
+    (tmp_path / "deep").mkdir()
+    save_png(tmp_path / "deep" / "y.png", gradient_image(8, 8))
+    out = tmp_path / "out"
+    jobs, rejected = discover(
+        [tmp_path / "x.png", tmp_path / "x.png", tmp_path / "missing.png", tmp_path], output_dir=out
+    )
+    assert [j.source.name for j in jobs] == ["x.png", "y.png"]  # named twice, listed once
+    assert jobs[1].output == out / "deep" / "y.fixed.png"  # mirrors the layout below the folder
+    assert [(r.path.name, r.reason) for r in rejected] == [
+        ("missing.png", "no such file or folder")
+    ]
+
+
+def test_discover_other_extensions_only_when_asked(tmp_path):
+    Image.fromarray(quantize(gradient_image(8, 8), 8)).save(tmp_path / "p.jpg")
+    assert discover([tmp_path])[0] == []
+    jobs, _ = discover([tmp_path], extensions=("png", "jpg"))
+    assert [j.output.name for j in jobs] == ["p.fixed.png"]
+
+
+# --- read and write ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mode", "expect_alpha"),
+    [("RGB", False), ("RGBA", True), ("L", False), ("LA", True), ("P", False)],
+)
+def test_read_converts_every_colour_type_to_rgb(tmp_path, mode, expect_alpha):
+    rgb8 = quantize(gradient_image(12, 10), 8)
+    picture = (
+        Image.fromarray(rgb8).convert("RGBA" if mode in ("RGBA", "LA") else "RGB").convert(mode)
+    )
+    picture.save(tmp_path / "in.png")
+    source = read_image(tmp_path / "in.png")
+    assert source.rgb.shape == (10, 12, 3) and source.rgb.dtype == np.float32
+    assert (source.alpha is not None) == expect_alpha
+    assert source.bit_depth == 8
+    expected = np.asarray(picture.convert("RGB"), dtype=np.float32) / 255
+    np.testing.assert_allclose(source.rgb, expected, atol=1e-6)
+
+
+def test_sixteen_bit_round_trip_keeps_sixteen_bits(tmp_path):
+    rng = np.random.default_rng(1)
+    deep = rng.integers(0, 65536, size=(9, 7, 3), dtype=np.uint16)
+    cv2.imwrite(str(tmp_path / "deep.png"), deep[:, :, ::-1])
+    source = read_image(tmp_path / "deep.png")
+    assert source.bit_depth == 16
+    data = encode_png(source.rgb, None, 16, [])
+    again = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert again.dtype == np.uint16
+    np.testing.assert_array_equal(again[:, :, ::-1], deep)  # exact: no 8-bit step anywhere
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda b: b[: len(b) // 2], "truncated PNG"),
+        (lambda b: b[:40] + bytes([b[40] ^ 0xFF]) + b[41:], "CRC mismatch"),
+        (lambda b: b"\x00" + b[1:], "not a PNG"),  # bad signature
+        (
+            lambda b: (
+                b[:33]
+                + b"\x00\x00\x00\x04IDAT\x00\x01\x02\x03"
+                + (zlib.crc32(b"IDAT\x00\x01\x02\x03")).to_bytes(4, "big")
+                + b[-12:]
+            ),
+            "cannot decode",
+        ),
+    ],
+)
+def test_read_reports_corrupt_files_with_a_reason(tmp_path, damage, message):
+    good = encode_png(gradient_image(16, 16), None, 8, [])
+    path = tmp_path / "bad.png"
+    path.write_bytes(damage(good))
+    with pytest.raises(ImageError, match=message):
+        read_image(path)
+
+
+def test_read_reports_vanished_file(tmp_path):
+    with pytest.raises(ImageError, match="vanished"):
+        read_image(tmp_path / "gone.png")
+
+
+def test_encode_carries_chunks_after_ihdr_and_drops_encoder_extras(tmp_path):
+    chunks = [pngchunks.text_chunk("parameters", "a cat"), pngchunks.Chunk(b"pHYs", bytes(9))]
+    data = encode_png(gradient_image(8, 8), gradient_image(8, 8)[:, :, 0], 8, chunks)
+    types = [c.type for c in pngchunks.parse_chunks(data)]
+    assert types[:3] == [b"IHDR", b"tEXt", b"pHYs"] and types[-1] == b"IEND"
+    assert Image.open(__import__("io").BytesIO(data)).mode == "RGBA"
+
+
+def test_write_atomic_leaves_no_temporary_and_reports_unwritable(tmp_path):
+    target = tmp_path / "o.fixed.png"
+    write_atomic(target, b"data")
+    assert target.read_bytes() == b"data"
+    assert [p.name for p in tmp_path.iterdir()] == ["o.fixed.png"]
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ImageError, match="cannot create output folder"):
+        write_atomic(blocker / "sub" / "o.png", b"data")
+
+
+def test_write_atomic_disk_full_leaves_nothing(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(ImageError, match="disk full"):
+        write_atomic(tmp_path / "o.fixed.png", b"data")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_text_chunk_decoding_of_all_three_kinds():
+    compressed = pngchunks.itxt_chunk("k", "ünïcode", compressed=True)
+    ztxt = pngchunks.Chunk(b"zTXt", b"z\x00\x00" + zlib.compress(b"latin"))
+    assert pngchunks.decode_text_chunk(compressed) == ("k", "ünïcode")
+    assert pngchunks.decode_text_chunk(ztxt) == ("z", "latin")
+    assert pngchunks.decode_text_chunk(pngchunks.text_chunk("t", "plain")) == ("t", "plain")
+
+
+# --- upscale ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def x2(weights_dir):
+    return load_spandrel_model(weights_dir / "RealESRGAN_x2plus.pth", CPU)
+
+
+@pytest.fixture(scope="module")
+def x4(weights_dir):
+    return load_spandrel_model(weights_dir / "RealESRGAN_x4plus.pth", CPU)
+
+
+def test_realesrgan_checkpoints_load_with_their_scales(x2, x4):
+    assert (x2.architecture.id, x2.scale, x2.input_channels) == ("ESRGAN", 2, 3)
+    assert (x4.architecture.id, x4.scale) == ("ESRGAN", 4)
+
+
+def test_upscale_odd_sizes_for_x2plus(x2):
+    # x2plus pixel-unshuffles its input, so odd sizes need padding; the output is cropped back.
+    image = gradient_image(13, 11)
+    out = upscale.upscale(image, x2, strength=1.0, device=CPU)
+    assert out.shape == (22, 26, 3) and out.dtype == np.float32
+    assert out.min() >= 0.0 and out.max() <= 1.0
+
+
+def test_upscale_strength_blends_with_bicubic(x2):
+    image = gradient_image(16, 12)
+    full = upscale.upscale(image, x2, strength=1.0, device=CPU)
+    none = upscale.upscale(image, x2, strength=0.0, device=CPU)
+    half = upscale.upscale(image, x2, strength=0.25, device=CPU)
+    bicubic = np.clip(cv2.resize(image, (32, 24), interpolation=cv2.INTER_CUBIC), 0, 1)
+    np.testing.assert_array_equal(none, bicubic)
+    np.testing.assert_allclose(half, 0.25 * full + 0.75 * bicubic, atol=1e-6)
+    assert not np.allclose(full, bicubic, atol=1e-2)  # the model really ran
+
+
+def test_tiled_upscale_matches_whole_image_inside_tile_padding_reach(x4):
+    image = gradient_image(40, 36)
+    whole = upscale.super_resolve(image, x4, device=CPU, tile=0)
+    tiled = upscale.super_resolve(image, x4, device=CPU, tile=32)
+    assert tiled.shape == whole.shape == (144, 160, 3)
+    # Far from tile seams the receptive field fits in the padding and results agree closely.
+    np.testing.assert_allclose(tiled[:40, :40], whole[:40, :40], atol=2e-3)
+
+
+def test_upscale_alpha_is_a_plain_resize():
+    alpha = np.zeros((10, 10), np.float32)
+    alpha[3:7, 3:7] = 1.0
+    out = upscale.upscale_alpha(alpha, 20, 20)
+    assert out.shape == (20, 20) and out.min() >= 0.0 and out.max() <= 1.0
+    assert out[10, 10] == pytest.approx(1.0) and out[0, 0] == 0.0
+
+
+# --- detect and align -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("network", ["resnet50", "mobile0.25"])
+def test_real_retinaface_code_runs_on_random_weights(tmp_path, network):
+    from checkpoints import retinaface_state_dict, save_bare
+
+    path = save_bare(retinaface_state_dict(network, finds_faces=True), tmp_path / "det.pth")
+    detector = detect.retinaface_detector(load_retinaface(path, network, CPU), threshold=0.5)
+    faces = detector(gradient_image(64, 48))
+    for face in faces:
+        assert face.landmarks.shape == (5, 2) and face.landmarks.dtype == np.float32
+        assert 0.5 <= face.score <= 1.0 and len(face.box) == 4
+
+
+def test_detector_matches_facexlibs_own_detect_faces(tmp_path):
+    from checkpoints import retinaface_state_dict, save_bare
+
+    state = retinaface_state_dict("resnet50", finds_faces=True)
+    # Tame the random heads so boxes stay near their anchors and scores differ (no ties).
+    for key in [
+        k for k in state if ".BboxHead." in k or ".LandmarkHead." in k or ".ClassHead." in k
+    ]:
+        state[key] = state[key] * 1e-2
+    path = save_bare(state, tmp_path / "det.pth")
+    net = load_retinaface(path, "resnet50", CPU)
+    image = gradient_image(80, 64, seed=4)
+    faces = detect.retinaface_detector(net, threshold=0.5)(image)
+    with torch.no_grad():
+        reference = net.detect_faces(image[:, :, ::-1] * 255.0, conf_threshold=0.5)
+    assert len(faces) == len(reference) > 0
+    for face, row in zip(faces, reference, strict=True):
+        np.testing.assert_allclose(face.box, row[:4], rtol=1e-4, atol=1e-3)
+        np.testing.assert_allclose(face.landmarks.ravel(), row[5:15], rtol=1e-4, atol=1e-3)
+        assert face.score == pytest.approx(row[4], abs=1e-5)
+
+
+def test_suppressed_test_detector_finds_nothing(weights_dir):
+    net = load_retinaface(weights_dir / "detection_Resnet50_Final.pth", "resnet50", CPU)
+    assert detect.retinaface_detector(net)(gradient_image(64, 64)) == []
+
+
+def face_at(x: float, y: float, scale: float = 1.0, score: float = 0.99) -> detect.Face:
+    landmarks = (align.FFHQ_TEMPLATE_512 - 256) * scale + np.array([x, y], np.float32)
+    return detect.Face(
+        (x - 256 * scale, y - 256 * scale, x + 256 * scale, y + 256 * scale), score, landmarks
+    )
+
+
+def test_select_faces_drops_tiny_faces_and_picks_the_centre():
+    big_left, big_centre = face_at(20, 50, 0.3), face_at(50, 50, 0.3)
+    tiny = face_at(80, 80, 0.02)  # eyes 2.5 px apart
+    assert detect.select_faces([big_left, tiny, big_centre], (100, 100)) == [big_left, big_centre]
+    assert detect.select_faces([big_left, big_centre], (100, 100), only_center_face=True) == [
+        big_centre
+    ]
+
+
+def test_alignment_maps_landmarks_onto_the_template():
+    face = face_at(120, 90, 0.25)
+    matrix = align.alignment_matrix(face.landmarks)
+    mapped = np.hstack([face.landmarks, np.ones((5, 1))]) @ matrix.T
+    np.testing.assert_allclose(mapped, align.FFHQ_TEMPLATE_512, atol=1e-2)
+    crop = align.warp_face(gradient_image(240, 180), matrix)
+    assert crop.shape == (512, 512, 3)
+
+
+# --- paste ------------------------------------------------------------------------------
+
+
+def test_paste_touches_only_pixels_under_the_mask():
+    image = gradient_image(200, 160)
+    before = image.copy()
+    matrix = align.alignment_matrix(face_at(100, 80, 0.2).landmarks)
+    face = np.ones((512, 512, 3), np.float32)
+    mask = paste.soften_mask(np.pad(np.ones((312, 312)), 100))
+    paste.paste_face(image, face, mask, matrix)
+    warped = cv2.warpAffine(mask, cv2.invertAffineTransform(matrix), (200, 160))
+    outside = warped == 0
+    np.testing.assert_array_equal(image[outside], before[outside])
+    assert outside.sum() > 0.5 * outside.size
+    # Near the face centre the mask is ~1: the pasted (white) face shows.
+    assert image[80, 100].min() > 0.95
+    x0, y0, x1, y1 = paste.inverse_region(matrix, 200, 160)
+    assert 0 <= x0 < 100 < x1 <= 200 and 0 <= y0 < 80 < y1 <= 160
+
+
+def test_mask_blur_matches_opencvs_gaussian():
+    rng = np.random.default_rng(2)
+    hard = (rng.random((512, 512)) > 0.6).astype(np.float32)
+    expected = hard
+    for _ in range(2):
+        expected = cv2.GaussianBlur(expected, paste.MASK_BLUR_KERNEL, paste.MASK_BLUR_SIGMA)
+    border = paste.MASK_BORDER
+    inner = (slice(border, -border), slice(border, -border))
+    softened = paste.soften_mask(hard)
+    np.testing.assert_allclose(softened[inner], expected[inner], atol=1e-5)
+    assert not softened[:border].any() and not softened[:, -border:].any()
+
+
+def test_blend_restored_is_exact_at_the_ends_and_linear_between():
+    base = gradient_image(10, 10, seed=1)
+    restored = base.copy()
+    restored[2:5, 2:5] = 1.0
+    np.testing.assert_array_equal(paste.blend_restored(base, restored, 1.0), restored)
+    half = paste.blend_restored(base, restored, 0.5)
+    np.testing.assert_allclose(half, 0.5 * base + 0.5 * restored, atol=1e-7)
+    untouched = np.ones((10, 10), bool)
+    untouched[2:5, 2:5] = False
+    np.testing.assert_array_equal(half[untouched], base[untouched])

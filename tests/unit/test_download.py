@@ -1,0 +1,978 @@
+"""`facefix download` and friends against a real HTTP server on 127.0.0.1.
+
+The server serves small stand-in files; the tests register their sizes and digests in
+`ModelInfo` rows in place of the real ones, so nothing here touches the network. Each URL
+path is `/<behaviour>/<file>`, the behaviour chosen per request: normal with Range support,
+no Range support, cut off once, stalled, 404, 500, wrong bytes, oversized, HTML...
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import hashlib
+import http.server
+import json
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from typer.testing import CliRunner
+
+from facefix.cli import app
+from facefix.errors import EXIT_SETUP, MissingWeightsError, SetupError
+from facefix.report import PlainDownloadProgress, RichDownloadProgress
+from facefix.weights import download as dl
+from facefix.weights import registry
+from facefix.weights.registry import ModelInfo
+
+SIZE = 48_000
+CUT_AT = 20_000  # bytes sent before a connection is cut or stalls
+TIMEOUT = 0.4  # client timeout in these tests; stalled handlers wait far longer
+FAST = {"timeout": TIMEOUT, "retries": 2, "backoff": 0.01}
+
+
+def payload(seed: int, size: int = SIZE) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+def stand_in(name: str, data: bytes, *urls: str, **changes) -> ModelInfo:
+    """A registry row for a small stand-in file, carrying its real size and digest."""
+    return dataclasses.replace(
+        registry.get_model("gfpgan-1.4"),
+        name=name,
+        file=f"{name}.pth",
+        urls=urls,
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        **changes,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The server
+
+
+@dataclass
+class Request:
+    path: str
+    range: str | None
+    proxied: bool
+
+
+class WeightsServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), WeightsHandler)
+        self.files: dict[str, bytes] = {}
+        self.requests: list[Request] = []
+        self.release = threading.Event()  # lets stalled handlers go at teardown
+        self._seen: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def url(self, behaviour: str, model_or_file: ModelInfo | str) -> str:
+        name = model_or_file if isinstance(model_or_file, str) else model_or_file.file
+        return f"{self.base}/{behaviour}/{name}"
+
+    def add(self, model: ModelInfo, data: bytes) -> None:
+        self.files[model.file] = data
+
+    def first_time(self, behaviour: str, file: str) -> bool:
+        with self._lock:
+            key = (behaviour, file)
+            if key in self._seen:
+                return False
+            self._seen.add(key)
+            return True
+
+    def hits(self, file: str) -> list[Request]:
+        return [r for r in self.requests if r.path.endswith("/" + file)]
+
+    def handle_error(self, request, client_address) -> None:
+        pass  # clients hanging up on purpose (timeouts, refusals) are part of the tests
+
+
+class WeightsHandler(http.server.BaseHTTPRequestHandler):
+    server: WeightsServer
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        proxied = self.path.startswith("http://")  # a proxy gets the absolute URL
+        path = urlsplit(self.path).path
+        self.server.requests.append(Request(path, self.headers.get("Range"), proxied))
+        _, behaviour, file = path.split("/", 2)
+        data = self.server.files.get(file)
+        if data is None or behaviour == "missing":
+            self.send_error(404)
+            return
+        getattr(self, "serve_" + behaviour)(data, file)
+
+    def send_file(self, data: bytes, *, ranges: bool = True, content_type: str = "") -> None:
+        start = 0
+        header = self.headers.get("Range")
+        if ranges and header and header.startswith("bytes="):
+            start = int(header[len("bytes=") :].split("-")[0])
+            if start >= len(data):
+                self.send_error(416)
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            self.send_response(200)
+        self.send_header("Content-Type", content_type or "application/octet-stream")
+        self.send_header("Content-Length", str(len(data) - start))
+        self.end_headers()
+        self.wfile.write(data[start:])
+
+    def send_head_only(self, length: int | None) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        if length is not None:
+            self.send_header("Content-Length", str(length))
+        self.end_headers()
+
+    def serve_ok(self, data: bytes, file: str) -> None:
+        self.send_file(data)
+
+    def serve_norange(self, data: bytes, file: str) -> None:
+        self.send_file(data, ranges=False)
+
+    def serve_cut(self, data: bytes, file: str) -> None:
+        """Promise the whole file, send CUT_AT bytes and hang up; normal afterwards."""
+        if self.server.first_time("cut", file):
+            self.send_head_only(len(data))
+            self.wfile.write(data[:CUT_AT])
+            self.close_connection = True
+        else:
+            self.send_file(data)
+
+    def serve_stallbody(self, data: bytes, file: str) -> None:
+        """Send CUT_AT bytes, then go silent past the client timeout; normal afterwards."""
+        if self.server.first_time("stallbody", file):
+            self.send_head_only(len(data))
+            self.wfile.write(data[:CUT_AT])
+            self.server.release.wait(10)
+        else:
+            self.send_file(data)
+
+    def serve_stall(self, data: bytes, file: str) -> None:
+        self.server.release.wait(10)
+
+    def serve_flaky(self, data: bytes, file: str) -> None:
+        if self.server.first_time("flaky", file):
+            self.send_error(500)
+        else:
+            self.send_file(data)
+
+    def serve_error500(self, data: bytes, file: str) -> None:
+        self.send_error(500)
+
+    def serve_wrong(self, data: bytes, file: str) -> None:
+        self.send_file(payload(999, len(data)))
+
+    def serve_bigdeclared(self, data: bytes, file: str) -> None:
+        self.send_file(data + b"extra" * 20)
+
+    def serve_bigstream(self, data: bytes, file: str) -> None:
+        self.send_head_only(None)  # no length: the body ends when the connection closes
+        self.wfile.write(data + b"extra" * 20)
+
+    def serve_html(self, data: bytes, file: str) -> None:
+        page = b"<!DOCTYPE html><html><body>Rate limit exceeded</body></html>"
+        self.send_file(page, content_type="text/html; charset=utf-8")
+
+    def serve_htmlbody(self, data: bytes, file: str) -> None:
+        page = b"  <html><body>Sign in to continue</body></html>"
+        self.send_file(page.ljust(len(data), b" "))
+
+    def serve_redirect(self, data: bytes, file: str) -> None:
+        """What GitHub release URLs do: send the client to a storage host."""
+        self.send_response(302)
+        self.send_header("Location", f"{self.server.base}/ok/{file}")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def serve_slow(self, data: bytes, file: str) -> None:
+        self.send_head_only(len(data))
+        step = len(data) // 12
+        for start in range(0, len(data), step):
+            self.wfile.write(data[start : start + step])
+            time.sleep(0.1)
+
+
+@pytest.fixture
+def server():
+    srv = WeightsServer()
+    thread = threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield srv
+    srv.release.set()
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    for name in (
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "NO_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+        "no_proxy",
+        "FACEFIX_MIRROR",
+        "FACEFIX_WEIGHTS_DIR",
+    ):
+        monkeypatch.delenv(name, raising=False)
+
+
+class RecordingProgress:
+    def __init__(self) -> None:
+        self.starts: list[tuple[str, int, int, str]] = []
+        self.advanced = 0
+        self.finished: list[Path] = []
+        self.messages: list[str] = []
+
+    def start(self, model: ModelInfo, total: int, completed: int, source: str) -> None:
+        self.starts.append((model.name, total, completed, source))
+
+    def advance(self, nbytes: int) -> None:
+        self.advanced += nbytes
+
+    def done(self, model: ModelInfo, path: Path) -> None:
+        self.finished.append(path)
+
+    def message(self, text: str) -> None:
+        self.messages.append(text)
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Files in the weights folder other than lock files."""
+    if not folder.exists():
+        return []
+    return sorted(p.name for p in folder.iterdir() if not p.name.endswith(".lock"))
+
+
+@pytest.fixture
+def one(server):
+    """One stand-in model served by `server`; its URL is set per test."""
+    data = payload(1)
+    model = stand_in("standin", data)
+    server.add(model, data)
+    return model, data
+
+
+def with_url(model: ModelInfo, *urls: str) -> ModelInfo:
+    return dataclasses.replace(model, urls=urls)
+
+
+# ---------------------------------------------------------------------------------------------
+# Success, presence, force
+
+
+def test_download_streams_verifies_and_renames_into_place(server, one, tmp_path):
+    model, data = one
+    model = with_url(model, server.url("ok", model))
+    weights = tmp_path / "nested" / "weights"
+    progress = RecordingProgress()
+
+    paths = dl.download([model], weights, progress=progress, **FAST)
+
+    assert paths == [weights / model.file]
+    assert paths[0].read_bytes() == data
+    assert leftovers(weights) == [model.file]  # no .part left behind
+    assert progress.starts == [(model.name, SIZE, 0, server.url("ok", model))]
+    assert progress.advanced == SIZE
+    assert progress.finished == paths
+    assert server.hits(model.file)[0].range is None
+
+
+def test_present_file_is_trusted_not_rehashed_and_force_refetches(server, one, tmp_path):
+    model, data = one
+    model = with_url(model, server.url("ok", model))
+    target = tmp_path / model.file
+    target.write_bytes(payload(5))  # right size, wrong bytes
+
+    assert dl.download([model], tmp_path, **FAST) == [target]
+    assert server.requests == []  # trusted by size: no request, no hash
+    assert target.read_bytes() != data
+    assert [s.state for s in dl.check([model], tmp_path)] == ["corrupt"]
+
+    dl.download([model], tmp_path, force=True, **FAST)
+    assert target.read_bytes() == data
+    assert len(server.requests) == 1
+
+
+def test_wrong_sized_file_is_not_present_and_is_replaced(server, one, tmp_path):
+    model, data = one
+    model = with_url(model, server.url("ok", model))
+    (tmp_path / model.file).write_bytes(data[:100])
+    assert not dl.is_present(model, tmp_path)
+    dl.download([model], tmp_path, **FAST)
+    assert (tmp_path / model.file).read_bytes() == data
+
+
+# ---------------------------------------------------------------------------------------------
+# Resume and restart
+
+
+def test_cut_off_transfer_is_resumed_with_a_range_request(server, one, tmp_path):
+    model, data = one
+    model = with_url(model, server.url("cut", model))
+    progress = RecordingProgress()
+
+    dl.download([model], tmp_path, progress=progress, **FAST)
+
+    assert (tmp_path / model.file).read_bytes() == data
+    assert [r.range for r in server.hits(model.file)] == [None, f"bytes={CUT_AT}-"]
+    assert [s[2] for s in progress.starts] == [0, CUT_AT]
+    assert any("connection closed after 20000 of 48000 bytes" in m for m in progress.messages)
+
+
+def test_interrupted_download_never_appears_under_final_name_and_resumes_next_run(
+    server, one, tmp_path
+):
+    model, data = one
+    cut = with_url(model, server.url("cut", model))
+    with pytest.raises(dl.DownloadError, match="connection closed after 20000"):
+        dl.download([cut], tmp_path, timeout=TIMEOUT, retries=0)
+    assert not (tmp_path / model.file).exists()
+    assert (tmp_path / (model.file + ".part")).stat().st_size == CUT_AT
+
+    dl.download([with_url(model, server.url("ok", model))], tmp_path, **FAST)
+    assert (tmp_path / model.file).read_bytes() == data
+    assert server.hits(model.file)[-1].range == f"bytes={CUT_AT}-"
+    assert leftovers(tmp_path) == [model.file]
+
+
+def test_connection_stalled_mid_body_times_out_and_resumes(server, one, tmp_path):
+    model, data = one
+    model = with_url(model, server.url("stallbody", model))
+    progress = RecordingProgress()
+    started = time.monotonic()
+
+    dl.download([model], tmp_path, progress=progress, **FAST)
+
+    assert time.monotonic() - started < 5
+    assert (tmp_path / model.file).read_bytes() == data
+    assert [r.range for r in server.hits(model.file)] == [None, f"bytes={CUT_AT}-"]
+    assert any("stalled" in m for m in progress.messages)
+
+
+def test_server_without_range_support_starts_over(server, one, tmp_path):
+    model, data = one
+    model = with_url(model, server.url("norange", model))
+    # A partial file with the wrong bytes: only a real restart from zero gives a good file.
+    (tmp_path / (model.file + ".part")).write_bytes(b"x" * CUT_AT)
+    progress = RecordingProgress()
+
+    dl.download([model], tmp_path, progress=progress, **FAST)
+
+    assert (tmp_path / model.file).read_bytes() == data
+    assert [r.range for r in server.hits(model.file)] == [f"bytes={CUT_AT}-"]
+    assert any("does not support resuming" in m for m in progress.messages)
+    assert progress.starts[-1][2] == 0
+
+
+def test_resume_onto_bad_partial_bytes_discards_them_and_refetches(server, one, tmp_path):
+    model, data = one
+    model = with_url(model, server.url("ok", model))
+    (tmp_path / (model.file + ".part")).write_bytes(b"x" * CUT_AT)
+
+    dl.download([model], tmp_path, **FAST)
+
+    assert (tmp_path / model.file).read_bytes() == data
+    assert [r.range for r in server.hits(model.file)] == [f"bytes={CUT_AT}-", None]
+
+
+def test_redirect_is_followed_and_keeps_the_range_header(server, one, tmp_path):
+    model, data = one
+    model = with_url(model, server.url("redirect", model))
+    (tmp_path / (model.file + ".part")).write_bytes(data[:CUT_AT])
+    dl.download([model], tmp_path, **FAST)
+    assert (tmp_path / model.file).read_bytes() == data
+    assert [(r.path, r.range) for r in server.requests] == [
+        (f"/redirect/{model.file}", f"bytes={CUT_AT}-"),
+        (f"/ok/{model.file}", f"bytes={CUT_AT}-"),
+    ]
+
+
+def test_complete_part_from_a_crashed_run_is_installed_without_the_network(server, one, tmp_path):
+    model, data = one
+    model = with_url(model, server.url("ok", model))
+    (tmp_path / (model.file + ".part")).write_bytes(data)
+    dl.download([model], tmp_path, **FAST)
+    assert (tmp_path / model.file).read_bytes() == data
+    assert server.requests == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Failures: HTTP errors, retries, timeouts, bad bytes
+
+
+def test_404_fails_clearly_without_retrying(server, one, tmp_path):
+    model, _ = one
+    url = server.url("missing", model)
+    with pytest.raises(dl.DownloadError) as caught:
+        dl.download([with_url(model, url)], tmp_path, **FAST)
+    assert f"could not download {model.file}: {url}: HTTP 404" in str(caught.value)
+    assert caught.value.failed[0].name == model.name
+    assert len(server.requests) == 1
+    assert leftovers(tmp_path) == []
+
+
+def test_500_is_retried_then_succeeds(server, one, tmp_path):
+    model, data = one
+    progress = RecordingProgress()
+    dl.download([with_url(model, server.url("flaky", model))], tmp_path, progress=progress, **FAST)
+    assert (tmp_path / model.file).read_bytes() == data
+    assert len(server.requests) == 2
+    assert any("HTTP 500" in m and "retry 1 of 2" in m for m in progress.messages)
+
+
+def test_retries_are_bounded(server, one, tmp_path):
+    model, _ = one
+    with pytest.raises(dl.DownloadError, match=r"HTTP 500 .*gave up after 3 attempts"):
+        dl.download([with_url(model, server.url("error500", model))], tmp_path, **FAST)
+    assert len(server.requests) == 3
+    assert leftovers(tmp_path) == []
+
+
+def test_stalled_server_times_out(server, one, tmp_path):
+    model, _ = one
+    started = time.monotonic()
+    with pytest.raises(dl.DownloadError, match="timed out"):
+        dl.download(
+            [with_url(model, server.url("stall", model))],
+            tmp_path,
+            timeout=TIMEOUT,
+            retries=1,
+            backoff=0.01,
+        )
+    assert time.monotonic() - started < 4 * TIMEOUT + 1
+    assert len(server.requests) == 2
+    assert leftovers(tmp_path) == []
+
+
+def test_wrong_digest_is_rejected_and_nothing_is_kept(server, one, tmp_path):
+    model, _ = one
+    with pytest.raises(dl.DownloadError, match="SHA-256 mismatch"):
+        dl.download([with_url(model, server.url("wrong", model))], tmp_path, **FAST)
+    assert leftovers(tmp_path) == []
+    assert len(server.requests) == 1  # wrong bytes are not worth retrying from the same place
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "message"),
+    [("bigdeclared", "more than the expected"), ("bigstream", "larger than the expected")],
+)
+def test_oversized_body_is_refused(server, one, tmp_path, behaviour, message):
+    model, _ = one
+    with pytest.raises(dl.DownloadError, match=message):
+        dl.download([with_url(model, server.url(behaviour, model))], tmp_path, **FAST)
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("behaviour", ["html", "htmlbody"])
+def test_html_page_with_status_200_is_refused(server, one, tmp_path, behaviour):
+    model, _ = one
+    with pytest.raises(dl.DownloadError, match="HTML page"):
+        dl.download([with_url(model, server.url(behaviour, model))], tmp_path, **FAST)
+    assert leftovers(tmp_path) == []
+
+
+def test_one_failed_model_does_not_stop_the_others(server, one, tmp_path):
+    model, data = one
+    good = with_url(model, server.url("ok", model))
+    bad = stand_in("absent", b"never served", server.url("missing", "absent.pth"))
+    with pytest.raises(dl.DownloadError) as caught:
+        dl.download([bad, good], tmp_path, **FAST)
+    assert [m.name for m in caught.value.failed] == ["absent"]
+    assert (tmp_path / good.file).read_bytes() == data
+
+
+# ---------------------------------------------------------------------------------------------
+# Mirrors and proxies
+
+
+def test_mirrors_are_tried_in_order_before_the_release_url(server, one, tmp_path):
+    model, data = one
+    model = with_url(model, server.url("ok", model))
+    mirrors = [f"{server.base}/missing", f"{server.base}/ok/"]
+    progress = RecordingProgress()
+
+    dl.download([model], tmp_path, mirrors=mirrors, progress=progress, **FAST)
+
+    assert (tmp_path / model.file).read_bytes() == data
+    assert [r.path for r in server.requests] == [f"/missing/{model.file}", f"/ok/{model.file}"]
+    assert progress.starts[0][3] == f"{server.base}/ok/{model.file}"
+
+
+def test_release_url_is_the_fallback_when_mirrors_fail(server, one, tmp_path):
+    model, data = one
+    model = with_url(model, server.url("flaky", model))
+    dl.download([model], tmp_path, mirrors=[f"{server.base}/error500"], **FAST)
+    assert (tmp_path / model.file).read_bytes() == data
+    paths = [r.path for r in server.requests]
+    assert paths[:3] == [f"/error500/{model.file}"] * 3  # retried, then given up
+    assert paths[3:] == [f"/flaky/{model.file}"] * 2
+
+
+@pytest.mark.parametrize("form", ["folder", "file-url"])
+def test_local_folder_mirror(server, one, tmp_path, form):
+    model, data = one
+    model = with_url(model, server.url("missing", model))
+    mirror_dir = tmp_path / "mirror"
+    mirror_dir.mkdir()
+    (mirror_dir / model.file).write_bytes(data)
+    mirror = str(mirror_dir) if form == "folder" else mirror_dir.as_uri()
+
+    dl.download([model], tmp_path / "weights", mirrors=[mirror], **FAST)
+
+    assert (tmp_path / "weights" / model.file).read_bytes() == data
+    assert server.requests == []
+
+
+def test_bad_file_in_local_mirror_falls_back_to_the_release_url(server, one, tmp_path):
+    model, data = one
+    model = with_url(model, server.url("ok", model))
+    mirror_dir = tmp_path / "mirror"
+    mirror_dir.mkdir()
+    (mirror_dir / model.file).write_bytes(payload(7))  # right size, wrong bytes
+    progress = RecordingProgress()
+
+    dl.download([model], tmp_path / "weights", mirrors=[str(mirror_dir)], progress=progress, **FAST)
+
+    assert (tmp_path / "weights" / model.file).read_bytes() == data
+    assert any("SHA-256 mismatch" in m for m in progress.messages)
+    assert len(server.requests) == 1
+
+
+def test_mirror_folder_that_does_not_exist_is_a_setup_error(tmp_path, one):
+    model, _ = one
+    with pytest.raises(SetupError, match="mirror folder not found"):
+        dl.download([model], tmp_path, mirrors=[str(tmp_path / "nope")])
+    with pytest.raises(SetupError, match="unsupported mirror"):
+        dl.download([model], tmp_path, mirrors=["ftp://example.org/weights"])
+
+
+def test_model_sources_order_and_forms(tmp_path):
+    model = stand_in("a b", b"x", "https://example.org/release/a b.pth")
+    sources = dl.model_sources(model, ["https://mirror.example/w/", str(tmp_path)])
+    assert sources == [
+        "https://mirror.example/w/a%20b.pth",
+        tmp_path / "a b.pth",
+        "https://example.org/release/a b.pth",
+    ]
+
+
+def test_http_proxy_from_the_environment_is_used(server, one, tmp_path, monkeypatch):
+    model, data = one
+    # The host does not exist: only a proxy can answer for it.
+    model = with_url(model, f"http://weights.facefix.invalid/ok/{model.file}")
+    monkeypatch.setenv("HTTP_PROXY", server.base)
+    dl.download([model], tmp_path, **FAST)
+    assert (tmp_path / model.file).read_bytes() == data
+    assert [r.proxied for r in server.requests] == [True]
+
+
+# ---------------------------------------------------------------------------------------------
+# Concurrency
+
+
+def test_second_download_waits_for_the_lock_then_finds_the_file(server, one, tmp_path):
+    import fcntl
+
+    model, data = one
+    model = with_url(model, server.url("ok", model))
+    waiting = threading.Event()
+
+    class Progress(RecordingProgress):
+        def message(self, text: str) -> None:
+            super().message(text)
+            if "waiting for another" in text:
+                waiting.set()
+
+    progress = Progress()
+    lock_fd = os.open(tmp_path / (model.file + ".lock"), os.O_RDWR | os.O_CREAT)
+    fcntl.flock(lock_fd, fcntl.LOCK_EX)  # "another process" is fetching
+    worker = threading.Thread(
+        target=dl.download, args=([model], tmp_path), kwargs={"progress": progress}
+    )
+    worker.start()
+    try:
+        assert waiting.wait(5)
+        (tmp_path / "done.tmp").write_bytes(data)
+        os.replace(tmp_path / "done.tmp", tmp_path / model.file)
+    finally:
+        os.close(lock_fd)
+    worker.join(5)
+
+    assert not worker.is_alive()
+    assert server.requests == []
+    assert any("fetched by another facefix process" in m for m in progress.messages)
+
+
+CONCURRENT_SCRIPT = """
+import dataclasses, sys
+from pathlib import Path
+from facefix.weights.download import download
+from facefix.weights.registry import get_model
+from facefix.report import PlainDownloadProgress
+url, size, sha256, name, folder = sys.argv[1:]
+model = dataclasses.replace(
+    get_model("gfpgan-1.4"), name=name, file=name + ".pth", urls=(url,), size=int(size),
+    sha256=sha256,
+)
+download([model], Path(folder), progress=PlainDownloadProgress(sys.stdout), timeout=5, retries=0)
+"""
+
+
+def test_two_processes_downloading_one_file_do_not_corrupt_it(server, one, tmp_path):
+    model, data = one
+    args = [server.url("slow", model), str(model.size), model.sha256, model.name, str(tmp_path)]
+    jobs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CONCURRENT_SCRIPT, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [job.communicate(timeout=60)[0] for job in jobs]
+
+    assert [job.returncode for job in jobs] == [0, 0], outputs
+    assert (tmp_path / model.file).read_bytes() == data
+    assert len(server.hits(model.file)) == 1
+    assert sum("downloading " in out for out in outputs) == 1
+    assert sum("fetched by another" in out or "already present" in out for out in outputs) == 1
+    assert leftovers(tmp_path) == [model.file]
+
+
+# ---------------------------------------------------------------------------------------------
+# The weights folder: disk full, read-only
+
+
+def test_disk_full_gives_a_clear_error_and_leaves_nothing(server, one, tmp_path):
+    if not Path("/dev/full").exists():
+        pytest.skip("needs /dev/full")
+    model, _ = one
+    part = tmp_path / (model.file + ".part")
+    part.symlink_to("/dev/full")  # every write to the part file fails with ENOSPC
+    with pytest.raises(SetupError, match="no space left in .* for standin.pth"):
+        dl.download([with_url(model, server.url("ok", model))], tmp_path, **FAST)
+    assert not part.exists() and not part.is_symlink()
+    assert leftovers(tmp_path) == []
+
+
+def test_read_only_weights_folder_gives_a_clear_error(server, one, tmp_path, monkeypatch):
+    model, _ = one
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    if os.geteuid() == 0:
+        # root ignores permission bits: make creating files in the folder fail as on a
+        # read-only mount.
+        real_open = os.open
+
+        def read_only_open(path, flags, *args, **kwargs):
+            if Path(path).parent == weights and flags & os.O_CREAT:
+                raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+            return real_open(path, flags, *args, **kwargs)
+
+        monkeypatch.setattr(dl.os, "open", read_only_open)
+    else:
+        weights.chmod(0o555)
+    try:
+        with pytest.raises(SetupError, match="cannot write to weights folder"):
+            dl.download([with_url(model, server.url("ok", model))], weights, **FAST)
+    finally:
+        weights.chmod(0o755)
+    assert leftovers(weights) == []
+    assert server.requests == []
+
+
+def test_weights_folder_that_cannot_be_created(tmp_path, one):
+    model, _ = one
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(SetupError, match="cannot create weights folder"):
+        dl.download([model], tmp_path / "file" / "weights")
+
+
+# ---------------------------------------------------------------------------------------------
+# States and checks
+
+
+def test_check_and_model_states(tmp_path):
+    good_data, bad_data = payload(1), payload(2)
+    good = stand_in("good", good_data)
+    missing = stand_in("gone", payload(3))
+    wrong_size = stand_in("short", bad_data)
+    wrong_bytes = stand_in("flipped", bad_data)
+    (tmp_path / good.file).write_bytes(good_data)
+    (tmp_path / wrong_size.file).write_bytes(bad_data[:-1])
+    (tmp_path / wrong_bytes.file).write_bytes(payload(4))
+    models = [good, missing, wrong_size, wrong_bytes]
+
+    checked = dl.check(models, tmp_path)
+    assert [s.state for s in checked] == ["verified", "missing", "corrupt", "corrupt"]
+    assert "47999 bytes, expected 48000" in checked[2].detail
+    assert "SHA-256" in checked[3].detail
+
+    quick = dl.model_states(models, tmp_path, verify=False)
+    assert [s.state for s in quick] == ["present", "missing", "corrupt", "present"]
+
+
+# ---------------------------------------------------------------------------------------------
+# ensure_weights (what `fix` calls before any image work)
+
+
+def test_ensure_weights_offline_names_files_and_exact_command(server, one, tmp_path):
+    model, data = one
+    other = stand_in("other", payload(8))
+    (tmp_path / other.file).write_bytes(payload(8))
+    weights = tmp_path
+    with pytest.raises(MissingWeightsError) as caught:
+        dl.ensure_weights([other, with_url(model, server.url("ok", model))], weights, offline=True)
+    exc = caught.value
+    assert exc.exit_code == EXIT_SETUP
+    assert exc.files == [model.file]
+    assert exc.command == f"facefix download {model.name} --weights-dir {weights}"
+    assert model.file in str(exc) and exc.command in str(exc) and "offline" in str(exc)
+    assert server.requests == []
+
+
+def test_ensure_weights_downloads_what_is_missing(server, one, tmp_path):
+    model, data = one
+    progress = RecordingProgress()
+    dl.ensure_weights(
+        [with_url(model, server.url("ok", model))], tmp_path, offline=False, progress=progress
+    )
+    assert (tmp_path / model.file).read_bytes() == data
+    assert progress.finished == [tmp_path / model.file]
+    # Present now: a second call does nothing at all.
+    dl.ensure_weights([model], tmp_path, offline=True)
+    assert len(server.requests) == 1
+
+
+def test_ensure_weights_uses_mirrors_from_the_environment(server, one, tmp_path, monkeypatch):
+    model, data = one
+    monkeypatch.setenv("FACEFIX_MIRROR", f"{server.base}/ok")
+    dl.ensure_weights([with_url(model, server.url("missing", model))], tmp_path, offline=False)
+    assert (tmp_path / model.file).read_bytes() == data
+    assert [r.path for r in server.requests] == [f"/ok/{model.file}"]
+
+
+def test_ensure_weights_failed_download_is_a_missing_weights_error(server, one, tmp_path):
+    model, _ = one
+    with pytest.raises(MissingWeightsError) as caught:
+        dl.ensure_weights(
+            [with_url(model, server.url("missing", model))], tmp_path, offline=False, retries=0
+        )
+    assert caught.value.files == [model.file]
+    assert "download failed" in str(caught.value) and "HTTP 404" in str(caught.value)
+    assert caught.value.command.startswith(f"facefix download {model.name} --weights-dir ")
+
+
+# ---------------------------------------------------------------------------------------------
+# Names and commands
+
+
+def test_resolve_names():
+    defaults = {m.name for m in dl.resolve_names([])}
+    assert defaults == {m.name for m in registry.default_models()}
+    every = dl.resolve_names([], all_models=True)
+    assert "codeformer" not in {m.name for m in every}  # non-commercial: by name only
+    assert len(every) == len(registry.MODELS) - 1
+    chosen = dl.resolve_names(["CodeFormer", "GFPGANv1.4.pth", "gfpgan-1.4"])
+    assert [m.name for m in chosen] == ["codeformer", "gfpgan-1.4"]
+    with pytest.raises(SetupError, match="unknown model nope; known models: gfpgan-1.4, "):
+        dl.resolve_names(["nope"])
+    with pytest.raises(SetupError, match="not both"):
+        dl.resolve_names(["parsenet"], all_models=True)
+
+
+def test_download_command_quotes_the_folder(tmp_path):
+    models = [registry.get_model("gfpgan-1.4"), registry.get_model("parsenet")]
+    folder = tmp_path / "my weights"
+    assert dl.download_command(models, folder) == (
+        f"facefix download gfpgan-1.4 parsenet --weights-dir '{folder}'"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Progress output
+
+
+def test_plain_progress_is_log_lines_without_control_characters(tmp_path):
+    import io
+
+    model = stand_in("standin", payload(1))
+    stream = io.StringIO()
+    progress = PlainDownloadProgress(stream)
+    progress.start(model, SIZE, 0, "http://example/x")
+    for _ in range(48):
+        progress.advance(1000)
+    progress.message("server said \x1b[31mno\r")
+    progress.done(model, tmp_path / model.file)
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "downloading standin.pth (48.0 kB) from http://example/x"
+    assert [line.split()[1] for line in lines[1:4]] == ["25%", "50%", "75%"]
+    assert lines[-1].startswith(f"standin.pth: verified, saved to {tmp_path / model.file}")
+    text = stream.getvalue()
+    assert "\x1b" not in text and "\r" not in text
+
+
+def test_rich_progress_draws_a_bar_per_file(tmp_path):
+    import io
+
+    model = stand_in("standin", payload(1))
+    stream = io.StringIO()
+    stream.isatty = lambda: True  # type: ignore[method-assign]
+    with RichDownloadProgress(stream) as progress:
+        progress.start(model, SIZE, 0, "http://example/x")
+        progress.advance(SIZE // 2)
+        progress.start(model, SIZE, SIZE // 2, "http://example/x")  # a retry reuses the bar
+        progress.advance(SIZE // 2)
+        progress.done(model, tmp_path / model.file)
+        progress.message("hello")
+    text = stream.getvalue()
+    assert "standin.pth" in text and "48.0" in text and "hello" in text
+
+
+# ---------------------------------------------------------------------------------------------
+# The CLI: `facefix download`, `--check`, `facefix models`
+
+
+@pytest.fixture
+def cli_registry(server, monkeypatch):
+    """Swap the registry for stand-ins: two default models and a non-commercial one."""
+    rows = []
+    for index, name in enumerate(["alpha", "beta", "nc"]):
+        data = payload(10 + index)
+        extra = {}
+        if name == "nc":
+            extra = {"default": False, "non_commercial": True, "licence": "NC-1.0 (non-commercial)"}
+        model = stand_in(name, data, server.url("missing", f"{name}.pth"), **extra)
+        server.add(model, data)
+        rows.append((model, data))
+    monkeypatch.setattr(registry, "MODELS", tuple(m for m, _ in rows))
+    return rows
+
+
+runner = CliRunner()
+
+
+def test_cli_download_default_set_through_a_mirror(server, cli_registry, tmp_path):
+    result = runner.invoke(
+        app,
+        [
+            "download",
+            "--weights-dir",
+            str(tmp_path),
+            "--mirror",
+            f"{server.base}/ok",
+            "--retries",
+            "0",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "2 model files ready in" in result.stdout
+    for model, data in cli_registry[:2]:
+        assert (tmp_path / model.file).read_bytes() == data
+        assert f"downloading {model.file}" in result.stderr
+    assert not (tmp_path / "nc.pth").exists()
+    assert "\x1b" not in result.output and "\r" not in result.output
+
+
+def test_cli_download_named_non_commercial_model_prints_its_licence(server, cli_registry, tmp_path):
+    result = runner.invoke(
+        app, ["download", "nc", "--weights-dir", str(tmp_path), "--mirror", f"{server.base}/ok"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "non-commercial" in result.stderr and "commercial purposes" in result.stderr
+    assert (tmp_path / "nc.pth").exists()
+
+    result = runner.invoke(
+        app, ["download", "--all", "--weights-dir", str(tmp_path), "--mirror", f"{server.base}/ok"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "skipped nc: non-commercial licence" in result.stderr
+
+
+def test_cli_download_errors_and_exit_codes(server, cli_registry, tmp_path):
+    failed = runner.invoke(
+        app, ["download", "alpha", "--weights-dir", str(tmp_path), "--retries", "0"]
+    )
+    assert failed.exit_code == 1
+    assert failed.stderr.startswith("error: could not download alpha.pth")
+    assert "HTTP 404" in failed.stderr
+
+    unknown = runner.invoke(app, ["download", "zeta", "--weights-dir", str(tmp_path)])
+    assert unknown.exit_code == 2
+    assert "error: unknown model zeta; known models: alpha, beta, nc" in unknown.stderr
+
+
+def test_cli_check_good_missing_and_corrupt(cli_registry, tmp_path):
+    (alpha, alpha_data), (beta, beta_data), _ = cli_registry
+    (tmp_path / alpha.file).write_bytes(alpha_data)
+    (tmp_path / beta.file).write_bytes(beta_data)
+    args = ["download", "--check", "--weights-dir", str(tmp_path)]
+
+    good = runner.invoke(app, args)
+    assert good.exit_code == 0, good.output
+    assert "verified  alpha" in good.stdout and "verified  beta" in good.stdout
+
+    (tmp_path / beta.file).unlink()
+    missing = runner.invoke(app, args)
+    assert missing.exit_code == 1
+    assert "missing   beta" in missing.stdout
+    assert f"facefix download beta --weights-dir {tmp_path}" in missing.stderr
+
+    (tmp_path / beta.file).write_bytes(beta_data[::-1])  # right size, wrong digest
+    corrupt = runner.invoke(app, args)
+    assert corrupt.exit_code == 1
+    assert "corrupt   beta" in corrupt.stdout and "SHA-256" in corrupt.stdout
+    assert "--force" in corrupt.stderr
+    # --check never downloads, and --check with --force is a usage error.
+    assert (tmp_path / beta.file).read_bytes() == beta_data[::-1]
+    assert runner.invoke(app, [*args, "--force"]).exit_code == 2
+
+
+def test_cli_models_table_and_json(cli_registry, tmp_path):
+    (alpha, alpha_data), (beta, beta_data), _ = cli_registry
+    (tmp_path / alpha.file).write_bytes(alpha_data)
+    (tmp_path / beta.file).write_bytes(beta_data[::-1])
+
+    table = runner.invoke(app, ["models", "--weights-dir", str(tmp_path)])
+    assert table.exit_code == 0, table.output
+    lines = table.stdout.splitlines()
+    assert lines[1].split() == ["NAME", "FILE", "SIZE", "LICENCE", "STATE"]
+    assert lines[2].split()[:3] == ["alpha", "alpha.pth", "48.0"]
+    assert lines[2].endswith("present") and lines[3].endswith("present")
+    assert lines[4].endswith("missing") and "(by name only)" in lines[4]
+
+    verified = runner.invoke(app, ["models", "--weights-dir", str(tmp_path), "--verify", "--json"])
+    assert verified.exit_code == 0, verified.output
+    report = json.loads(verified.stdout)
+    assert report["weights_dir"] == str(tmp_path)
+    states = {row["name"]: row["state"] for row in report["models"]}
+    assert states == {"alpha": "verified", "beta": "corrupt", "nc": "missing"}
+    assert report["models"][0]["sha256"] == alpha.sha256
+    assert report["models"][0]["size"] == alpha.size

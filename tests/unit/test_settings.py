@@ -1,0 +1,51 @@
+"""Where the weights folder comes from: option, environment, facefix.toml, default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from facefix.errors import SetupError
+from facefix.settings import default_weights_dir, resolve_weights_dir
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch, tmp_path):
+    monkeypatch.delenv("FACEFIX_WEIGHTS_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+
+
+def test_default_is_the_user_cache(tmp_path):
+    assert (
+        resolve_weights_dir() == default_weights_dir() == tmp_path / "cache" / "facefix" / "weights"
+    )
+
+
+def test_order_option_then_environment_then_config(tmp_path, monkeypatch):
+    (tmp_path / "facefix.toml").write_text('weights_dir = "models"\n')
+    assert resolve_weights_dir() == tmp_path / "models"  # relative to the file
+    monkeypatch.setenv("FACEFIX_WEIGHTS_DIR", "/srv/env-weights")
+    assert resolve_weights_dir() == Path("/srv/env-weights")
+    assert resolve_weights_dir(Path("/opt/cli")) == Path("/opt/cli")
+
+
+def test_explicit_config_path_resolves_relative_to_itself(tmp_path):
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    (folder / "custom.toml").write_text('weights_dir = "w"\n')
+    assert resolve_weights_dir(config_path=folder / "custom.toml") == folder / "w"
+
+
+def test_bad_config_files_are_setup_errors(tmp_path):
+    with pytest.raises(SetupError, match="config file not found"):
+        resolve_weights_dir(config_path=tmp_path / "missing.toml")
+    (tmp_path / "facefix.toml").write_text("weights_dir = [unclosed\n")
+    with pytest.raises(SetupError, match="not valid TOML"):
+        resolve_weights_dir()
+
+
+def test_the_repo_config_points_at_weights():
+    repo = Path(__file__).resolve().parents[2]
+    assert resolve_weights_dir(config_path=repo / "facefix.toml") == repo / "weights"
