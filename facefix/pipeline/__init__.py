@@ -2,7 +2,7 @@
 (`fix_file`), the executors that schedule many files, and the run around them (`fix`)."""
 
 from facefix.pipeline.file import fix_file
-from facefix.pipeline.image import FixedImage, fix_image
+from facefix.pipeline.image import FixedImage, fix_image, fix_images
 from facefix.pipeline.options import FixOptions
 from facefix.pipeline.results import FileResult, FixEvents, FixSummary, SilentEvents, Status
 from facefix.pipeline.run import fix
@@ -18,4 +18,5 @@ __all__ = [
     "fix",
     "fix_file",
     "fix_image",
+    "fix_images",
 ]

@@ -83,3 +83,12 @@ def fix_image(source: SourceImage, options: FixOptions, networks: Networks) -> F
             )
         )
     return FixedImage(rgb, alpha, faces, operations)
+
+
+def fix_images(
+    sources: list[SourceImage], options: FixOptions, networks: Networks
+) -> list[FixedImage]:
+    """The batch form of `fix_image`, the seam executors call: one result per source, in order.
+    Images of one size may share network passes; results must equal `fix_image`'s within the
+    tolerances the tests state."""
+    return [fix_image(source, options, networks) for source in sources]
