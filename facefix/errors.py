@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from facefix.weights.registry import ModelInfo
+
 EXIT_OK = 0
 EXIT_FAILED = 1  # some files failed; the others were processed
 EXIT_SETUP = 2  # usage or setup error before any work
@@ -28,6 +34,14 @@ class MissingWeightsError(SetupError):
         super().__init__(
             f"missing model weights: {', '.join(files)}{why}; fetch them with: {command}"
         )
+
+
+class DownloadError(FacefixError):
+    """Every source for one or more model files failed (network, server, wrong bytes)."""
+
+    def __init__(self, message: str, failed: Sequence[ModelInfo] = ()) -> None:
+        super().__init__(message)
+        self.failed = list(failed)
 
 
 class ImageError(FacefixError):

@@ -11,7 +11,6 @@ from platformdirs import user_cache_dir
 from facefix.errors import SetupError
 
 CONFIG_NAME = "facefix.toml"
-TRUE_WORDS = {"1", "true", "yes", "on"}
 
 
 def load_config(config_path: Path | None = None) -> tuple[dict, Path | None]:
@@ -54,7 +53,3 @@ def resolve_weights_dir(cli_value: Path | None = None, config_path: Path | None 
         # A relative path in a config file means relative to that file, not to the cwd.
         return path if path.is_absolute() or source is None else source.parent / path
     return default_weights_dir()
-
-
-def offline_from_env() -> bool:
-    return os.environ.get("FACEFIX_OFFLINE", "").strip().lower() in TRUE_WORDS

@@ -1,14 +1,20 @@
 """The `facefix` command: the typer app and the options several commands share. Each command
-lives in its own module of this package and calls the library function of the same name."""
+lives in its own module of this package and calls the library function of the same name.
+
+What commands share beyond options (the model registry) comes from one `AppContext`, typer's
+context object: `CliRunner().invoke(app, args, obj=AppContext(registry=...))` runs any command
+against another registry, with no module global patched."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from facefix import __version__
+from facefix.weights.registry import REGISTRY, Registry
 
 app = typer.Typer(
     name="facefix",
@@ -19,6 +25,19 @@ app = typer.Typer(
     # Plain click messages: usage errors end in one `Error: ...` line that logs and greps well.
     rich_markup_mode=None,
 )
+
+
+@dataclass(frozen=True)
+class AppContext:
+    """What every command reads besides its options; the default is the released registry."""
+
+    registry: Registry = REGISTRY
+
+
+def app_context(ctx: typer.Context) -> AppContext:
+    """The invocation's AppContext: the one passed as `obj`, else the default."""
+    return ctx.ensure_object(AppContext)
+
 
 # Options every command that touches the weights folder shares.
 WeightsDirOption = Annotated[

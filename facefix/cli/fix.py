@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from facefix.cli.app import ConfigOption, WeightsDirOption, app
+from facefix.cli.app import ConfigOption, WeightsDirOption, app, app_context
 from facefix.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, FacefixError
 from facefix.weights import registry
 
@@ -27,6 +27,7 @@ Detector = StrEnum("Detector", {name: name for name in registry.DETECTORS})
 
 @app.command()
 def fix(
+    ctx: typer.Context,
     paths: list[Path] = typer.Argument(..., help="PNG files or folders (walked recursively)."),
     upscale: Upscale = typer.Option(
         Upscale.none, "--upscale", "-U", help="Upscale factor: 1 (none), 2 or 4."
@@ -149,16 +150,25 @@ def fix(
             offline=offline,
             mirrors=tuple(mirror),
         )
+        registry = app_context(ctx).registry
         with report.download_progress() as download_progress:
             if report.is_terminal() and not as_json:
                 with report.RichFixEvents(verbose=verbose, quiet=quiet) as events:
                     summary = run_fix(
-                        paths, options, events=events, download_progress=download_progress
+                        paths,
+                        options,
+                        events=events,
+                        download_progress=download_progress,
+                        registry=registry,
                     )
             else:
                 events = report.PlainFixEvents(verbose=verbose, quiet=quiet)
                 summary = run_fix(
-                    paths, options, events=events, download_progress=download_progress
+                    paths,
+                    options,
+                    events=events,
+                    download_progress=download_progress,
+                    registry=registry,
                 )
     except FacefixError as exc:
         report.exit_with_error(exc)

@@ -6,12 +6,13 @@ import json
 
 import typer
 
-from facefix.cli.app import ConfigOption, WeightsDirOption, app
+from facefix.cli.app import ConfigOption, WeightsDirOption, app, app_context
 from facefix.errors import EXIT_FAILED, FacefixError
 
 
 @app.command("download")
 def download_weights(
+    ctx: typer.Context,
     names: list[str] | None = typer.Argument(
         None,
         metavar="NAME",
@@ -47,22 +48,23 @@ def download_weights(
     from facefix import report
     from facefix.errors import SetupError
     from facefix.settings import resolve_weights_dir
-    from facefix.weights import download as weights
+    from facefix.weights import download, sources, store
 
+    registry = app_context(ctx).registry
     try:
         if check_only and force:
             raise SetupError("--check and --force do not go together")
         target = resolve_weights_dir(weights_dir, config)
-        models = weights.resolve_names(names or [], all_models=all_models)
+        models = download.resolve_names(names or [], all_models=all_models, registry=registry)
         if check_only:
-            states = weights.check(models, target)
+            states = store.check(models, target)
             for st in states:
                 detail = f"  ({st.detail})" if st.detail else ""
                 typer.echo(f"{st.state:<9} {st.model.name:<22} {st.path}{detail}")
             bad = [st for st in states if st.state != "verified"]
             if bad:
                 corrupt = any(st.state == "corrupt" for st in bad)
-                command = weights.download_command([st.model for st in bad], target, force=corrupt)
+                command = download.download_command([st.model for st in bad], target, force=corrupt)
                 report.print_error(
                     f"{len(bad)} of {len(states)} model files missing or corrupt; "
                     f"fetch them with: {command}"
@@ -71,15 +73,15 @@ def download_weights(
             typer.echo(f"all {len(states)} model files verified in {target}")
             return
         if all_models:
-            for model in _registry_models():
+            for model in registry.models:
                 if model.non_commercial:
                     note = f"skipped {model.name}: non-commercial licence, fetch it by name"
                     typer.echo(note, err=True)
         with report.download_progress() as progress:
-            paths = weights.download(
+            paths = download.download(
                 models,
                 target,
-                mirrors=mirror or weights.mirrors_from_env(),
+                mirrors=mirror or sources.mirrors_from_env(),
                 force=force,
                 progress=progress,
                 timeout=timeout,
@@ -92,6 +94,7 @@ def download_weights(
 
 @app.command("models")
 def list_models(
+    ctx: typer.Context,
     weights_dir: WeightsDirOption = None,
     config: ConfigOption = None,
     verify: bool = typer.Option(False, "--verify", help="Hash present files (reads every byte)."),
@@ -100,11 +103,11 @@ def list_models(
     """List every model: file, size, licence, and state (missing, present, verified, corrupt)."""
     from facefix import report
     from facefix.settings import resolve_weights_dir
-    from facefix.weights import download as weights
+    from facefix.weights import store
 
     try:
         target = resolve_weights_dir(weights_dir, config)
-        states = weights.model_states(_registry_models(), target, verify=verify)
+        states = store.model_states(app_context(ctx).registry.models, target, verify=verify)
     except FacefixError as exc:
         report.exit_with_error(exc)
     if as_json:
@@ -128,10 +131,3 @@ def list_models(
         typer.echo(json.dumps({"weights_dir": str(target), "models": rows}, indent=2))
     else:
         report.print_model_table(states, target)
-
-
-def _registry_models() -> tuple:
-    """The registry table, looked up when called (tests swap it)."""
-    from facefix.weights import registry
-
-    return registry.MODELS

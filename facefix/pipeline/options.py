@@ -67,9 +67,11 @@ class FixOptions:
                 "nothing to do: give --upscale 2|4, --upscaler, --gfpgan or --codeformer"
             )
 
-    def required_weights(self) -> list[registry.ModelInfo]:
-        """The registry files this recipe needs, in the order they are used."""
-        return registry.required_models(
+    def required_weights(
+        self, table: registry.Registry = registry.REGISTRY
+    ) -> list[registry.ModelInfo]:
+        """The files of `table` this recipe needs, in the order they are used."""
+        return table.required(
             upscale=self.scale,
             restorer=self.restore_with,
             gfpgan_version=self.gfpgan_version,

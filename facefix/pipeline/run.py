@@ -15,6 +15,7 @@ from facefix.pipeline.options import FixOptions
 from facefix.pipeline.results import FileResult, FixEvents, FixSummary, SilentEvents
 from facefix.pipeline.sequential import run_sequential
 from facefix.weights.download import DownloadProgress, ensure_weights
+from facefix.weights.registry import REGISTRY, Registry
 
 
 def fix(
@@ -24,9 +25,11 @@ def fix(
     events: FixEvents | None = None,
     networks: Networks | None = None,
     download_progress: DownloadProgress | None = None,
+    registry: Registry = REGISTRY,
 ) -> FixSummary:
     """Fix every image under `paths`. Setup problems raise SetupError before any image is read;
-    per-file problems are failed results and the batch goes on."""
+    per-file problems are failed results and the batch goes on. Missing weights are fetched
+    as `registry` pins them (tests pass stand-ins)."""
     events = events or SilentEvents()
     started = time.perf_counter()
     options.validate()
@@ -61,7 +64,7 @@ def fix(
         return summary
     device = resolve_device(options.device)
     ensure_weights(
-        options.required_weights(),
+        options.required_weights(registry),
         options.weights_dir,
         offline=options.offline,
         mirrors=options.mirrors,

@@ -12,7 +12,7 @@ import typer
 from facefix.report.console import human_size
 
 if TYPE_CHECKING:
-    from facefix.weights.download import ModelState
+    from facefix.weights.store import ModelState
 
 
 def print_model_table(states: Sequence[ModelState], weights_dir: Path) -> None:

@@ -1,7 +1,9 @@
 """The one table of model facts: names, files, URLs, sizes, digests, licences, purpose.
 
 Everything else (what `fix` needs, what `download` fetches, what `models` lists) is derived
-from this table, so adding a model is adding a row.
+from this table, so adding a model is adding a row. `Registry` wraps a table with its lookups;
+`REGISTRY` is the released one, and functions that read the table take a `Registry` argument
+defaulting to it, so tests pass their own.
 """
 
 from __future__ import annotations
@@ -135,46 +137,60 @@ DETECTORS: dict[str, str] = {
 GFPGAN_VERSIONS: dict[str, str] = {"1.4": "gfpgan-1.4", "1.3": "gfpgan-1.3"}
 
 
+@dataclass(frozen=True)
+class Registry:
+    """A table of models and the lookups over it. Library functions and the CLI take one,
+    defaulting to `REGISTRY` (the released files), so tests pass stand-ins instead of patching."""
+
+    models: tuple[ModelInfo, ...]
+
+    def get(self, name: str) -> ModelInfo:
+        """The row called `name`; KeyError lists the known names."""
+        for model in self.models:
+            if model.name == name:
+                return model
+        known = ", ".join(m.name for m in self.models)
+        raise KeyError(f"unknown model {name!r}; known models: {known}")
+
+    def upscaler_for_scale(self, scale: int) -> ModelInfo:
+        for model in self.models:
+            if model.purpose == "upscaler" and model.scale == scale:
+                return model
+        raise KeyError(f"no upscaler in the registry for scale {scale}")
+
+    def required(
+        self,
+        *,
+        upscale: int,
+        restorer: str | None,
+        gfpgan_version: str = "1.4",
+        detector: str = "retinaface_resnet50",
+        custom_upscaler: bool = False,
+    ) -> list[ModelInfo]:
+        """The files a `fix` run with these options needs, in the order they are used."""
+        needed: list[ModelInfo] = []
+        if upscale > 1 and not custom_upscaler:
+            needed.append(self.upscaler_for_scale(upscale))
+        if restorer is not None:
+            if restorer == "gfpgan":
+                needed.append(self.get(GFPGAN_VERSIONS[gfpgan_version]))
+            elif restorer == "codeformer":
+                needed.append(self.get("codeformer"))
+            else:
+                raise ValueError(f"unknown face restorer {restorer!r}")
+            needed.append(self.get(DETECTORS[detector]))
+            needed.append(self.get("parsenet"))
+        return needed
+
+
+REGISTRY = Registry(MODELS)
+
+
 def get_model(name: str) -> ModelInfo:
-    """The registry row called `name`; KeyError lists the known names."""
-    for model in MODELS:
-        if model.name == name:
-            return model
-    known = ", ".join(m.name for m in MODELS)
-    raise KeyError(f"unknown model {name!r}; known models: {known}")
-
-
-def default_models() -> list[ModelInfo]:
-    """What `facefix download` fetches with no names: enough for `fix --gfpgan S --upscale 2|4`."""
-    return [m for m in MODELS if m.default]
+    """The released file called `name` (`REGISTRY.get`)."""
+    return REGISTRY.get(name)
 
 
 def upscaler_for_scale(scale: int) -> ModelInfo:
-    for model in MODELS:
-        if model.purpose == "upscaler" and model.scale == scale:
-            return model
-    raise KeyError(f"no upscaler in the registry for scale {scale}")
-
-
-def required_models(
-    *,
-    upscale: int,
-    restorer: str | None,
-    gfpgan_version: str = "1.4",
-    detector: str = "retinaface_resnet50",
-    custom_upscaler: bool = False,
-) -> list[ModelInfo]:
-    """The registry files a `fix` run with these options needs, in the order they are used."""
-    needed: list[ModelInfo] = []
-    if upscale > 1 and not custom_upscaler:
-        needed.append(upscaler_for_scale(upscale))
-    if restorer is not None:
-        if restorer == "gfpgan":
-            needed.append(get_model(GFPGAN_VERSIONS[gfpgan_version]))
-        elif restorer == "codeformer":
-            needed.append(get_model("codeformer"))
-        else:
-            raise ValueError(f"unknown face restorer {restorer!r}")
-        needed.append(get_model(DETECTORS[detector]))
-        needed.append(get_model("parsenet"))
-    return needed
+    """The released Real-ESRGAN for `scale` (`REGISTRY.upscaler_for_scale`)."""
+    return REGISTRY.upscaler_for_scale(scale)

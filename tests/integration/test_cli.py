@@ -377,13 +377,14 @@ def test_rich_progress_reports_files(tmp_path):
     assert (task.completed, task.total, task.fields["faces"]) == (2, 2, 2)
 
 
-def test_fix_fetches_missing_weights_from_a_mirror_before_working(inputs, tmp_path, monkeypatch):
+def test_fix_fetches_missing_weights_from_a_mirror_before_working(inputs, tmp_path):
     """Not offline: fix downloads what it needs first (here from a folder mirror, with stand-in
     digests registered for a random checkpoint), verifies it, then fixes the images."""
     import dataclasses
     import hashlib
 
-    from facefix.weights import registry
+    from facefix.cli.app import AppContext
+    from facefix.weights.registry import REGISTRY, Registry
 
     mirror = tmp_path / "mirror"
     mirror.mkdir()
@@ -392,16 +393,12 @@ def test_fix_fetches_missing_weights_from_a_mirror_before_working(inputs, tmp_pa
     )
     data = checkpoint.read_bytes()
     stand_in = dataclasses.replace(
-        registry.get_model("realesrgan-x2plus"),
+        REGISTRY.get("realesrgan-x2plus"),
         size=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
         urls=("http://127.0.0.1:9/unreachable/RealESRGAN_x2plus.pth",),
     )
-    monkeypatch.setattr(
-        registry,
-        "MODELS",
-        tuple(stand_in if m.name == stand_in.name else m for m in registry.MODELS),
-    )
+    stand_ins = Registry(tuple(stand_in if m.name == stand_in.name else m for m in REGISTRY.models))
     weights = tmp_path / "weights"
     result = runner.invoke(
         app,
@@ -417,6 +414,7 @@ def test_fix_fetches_missing_weights_from_a_mirror_before_working(inputs, tmp_pa
             "--json",
         ],
         env={"FACEFIX_OFFLINE": ""},
+        obj=AppContext(registry=stand_ins),
     )
     assert result.exit_code == 0, result.output
     assert (weights / "RealESRGAN_x2plus.pth").read_bytes() == data

@@ -29,7 +29,7 @@ def test_names_files_and_digests_are_unique():
 
 
 def test_default_set_is_what_fix_with_gfpgan_and_upscaling_needs():
-    defaults = {m.name for m in registry.default_models()}
+    defaults = {m.name for m in MODELS if m.default}
     assert defaults == {
         "gfpgan-1.4",
         "realesrgan-x2plus",
@@ -38,7 +38,7 @@ def test_default_set_is_what_fix_with_gfpgan_and_upscaling_needs():
         "parsenet",
     }
     for scale in (2, 4):
-        needed = registry.required_models(upscale=scale, restorer="gfpgan")
+        needed = registry.REGISTRY.required(upscale=scale, restorer="gfpgan")
         assert {m.name for m in needed} <= defaults
 
 
