@@ -15,10 +15,13 @@ import http.server
 import json
 import os
 import random
+import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -173,6 +176,12 @@ class WeightsHandler(http.server.BaseHTTPRequestHandler):
     def serve_stall(self, data: bytes, file: str) -> None:
         self.server.release.wait(10)
 
+    def serve_stallalways(self, data: bytes, file: str) -> None:
+        """Send CUT_AT bytes of the whole file, then go silent; every time."""
+        self.send_head_only(len(data))
+        self.wfile.write(data[:CUT_AT])
+        self.server.release.wait(10)
+
     def serve_flaky(self, data: bytes, file: str) -> None:
         if self.server.first_time("flaky", file):
             self.send_error(500)
@@ -215,15 +224,41 @@ class WeightsHandler(http.server.BaseHTTPRequestHandler):
             time.sleep(0.1)
 
 
-@pytest.fixture
-def server():
+@contextmanager
+def serving() -> Iterator[WeightsServer]:
     srv = WeightsServer()
     thread = threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True)
     thread.start()
-    yield srv
-    srv.release.set()
-    srv.shutdown()
-    srv.server_close()
+    try:
+        yield srv
+    finally:
+        srv.release.set()
+        srv.shutdown()
+        srv.server_close()
+
+
+@pytest.fixture
+def server():
+    with serving() as srv:
+        yield srv
+
+
+@pytest.fixture
+def other_server():
+    """A second host (another port): a source that fails apart from `server`."""
+    with serving() as srv:
+        yield srv
+
+
+@pytest.fixture
+def refusing_url():
+    """A URL on a port that is bound but not listening: every connection is refused."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        sock.close()
 
 
 @pytest.fixture(autouse=True)
@@ -595,6 +630,140 @@ def test_http_proxy_from_the_environment_is_used(server, one, tmp_path, monkeypa
 
 
 # ---------------------------------------------------------------------------------------------
+# Dead sources: a host or folder that refused or timed out is not tried again in the run
+
+DEAD_TIMEOUT = 0.3
+
+
+def stand_ins(count: int, url_base: str, size: int = SIZE) -> list[tuple[ModelInfo, bytes]]:
+    """`count` stand-ins whose release URL is `url_base/<file>`."""
+    rows = []
+    for index in range(count):
+        data = payload(20 + index, size)
+        rows.append((stand_in(f"file{index}", data, f"{url_base}/file{index}.pth"), data))
+    return rows
+
+
+def test_stalled_mirror_costs_one_timeout_for_the_whole_run(server, other_server, tmp_path):
+    rows = stand_ins(4, f"{server.base}/ok", size=4000)
+    for model, data in rows:
+        server.add(model, data)
+        other_server.add(model, data)
+    progress = RecordingProgress()
+    started = time.monotonic()
+
+    dl.download(
+        [model for model, _ in rows],
+        tmp_path,
+        mirrors=[f"{other_server.base}/stall"],
+        progress=progress,
+        timeout=DEAD_TIMEOUT,
+        retries=3,
+        backoff=0.01,
+    )
+
+    # Before: 4 files x 4 attempts on the stalled mirror. Now one attempt in the whole run.
+    assert len(other_server.requests) == 1
+    assert [r.path for r in server.requests] == [f"/ok/file{i}.pth" for i in range(4)]
+    for model, data in rows:
+        assert (tmp_path / model.file).read_bytes() == data
+    assert sum("not tried, http://127.0.0.1:" in m for m in progress.messages) == 3
+    assert time.monotonic() - started < 2 * DEAD_TIMEOUT + 2
+
+
+def test_a_host_that_stalls_twice_is_dropped_for_the_run(server, other_server, tmp_path):
+    rows = stand_ins(2, f"{server.base}/ok")
+    for model, data in rows:
+        server.add(model, data)
+        other_server.add(model, data)
+    progress = RecordingProgress()
+
+    dl.download(
+        [model for model, _ in rows],
+        tmp_path,
+        mirrors=[f"{other_server.base}/stallalways"],
+        progress=progress,
+        timeout=DEAD_TIMEOUT,
+        retries=3,
+        backoff=0.01,
+    )
+
+    # The first stall mid-body is forgiven (a slow server resumes), the second ends it.
+    assert len(other_server.requests) == 2
+    assert any("stalled again; not tried again in this run" in m for m in progress.messages)
+    # The part kept from the stalls is resumed from the release URL.
+    assert [r.range for r in server.hits("file0.pth")] == [f"bytes={CUT_AT}-"]
+    assert [r.range for r in server.hits("file1.pth")] == [None]
+    for model, data in rows:
+        assert (tmp_path / model.file).read_bytes() == data
+
+
+def test_refusing_host_is_tried_once_for_all_files(server, refusing_url, tmp_path):
+    rows = stand_ins(3, f"{server.base}/ok", size=4000)
+    for model, data in rows:
+        server.add(model, data)
+    progress = RecordingProgress()
+
+    dl.download(
+        [model for model, _ in rows],
+        tmp_path,
+        mirrors=[refusing_url],
+        progress=progress,
+        retries=3,
+        backoff=10,  # a retry on the refusing host would make this test take minutes
+    )
+
+    assert len(server.requests) == 3
+    skipped = [m for m in progress.messages if f"not tried, {refusing_url} did not answer" in m]
+    assert len(skipped) == 2
+    assert not any("retry" in m for m in progress.messages)
+    for model, data in rows:
+        assert (tmp_path / model.file).read_bytes() == data
+
+
+def test_mirror_folder_whose_mount_is_gone_is_tried_once(server, tmp_path, monkeypatch):
+    rows = stand_ins(3, f"{server.base}/ok", size=4000)
+    for model, data in rows:
+        server.add(model, data)
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    real_stat = Path.stat
+    touched: list[Path] = []
+
+    def stale_stat(path: Path, *args, **kwargs):
+        # What a dead NFS server gives for every file under the mount.
+        if path.parent == mirror:
+            touched.append(path)
+            raise OSError(errno.ESTALE, os.strerror(errno.ESTALE), str(path))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "stat", stale_stat)
+    dl.download([m for m, _ in rows], tmp_path / "weights", mirrors=[str(mirror)], retries=3)
+
+    assert touched == [mirror / "file0.pth"]
+    assert len(server.requests) == 3
+    for model, data in rows:
+        assert (tmp_path / "weights" / model.file).read_bytes() == data
+
+
+def test_origins_and_the_stall_allowance():
+    assert sources.origin("https://User:pw@Mirror.example:8443/w/a.pth") == (
+        "https://mirror.example:8443"
+    )
+    assert sources.origin("http://h/a.pth") == sources.origin("http://h/other/b.pth")
+    assert sources.origin(Path("/mnt/w/a.pth")) == "/mnt/w"
+    dead = sources.DeadSources()
+    assert dead.reason("http://h/a.pth") is None
+    assert not dead.stalled("http://h/a.pth", "no data")
+    assert dead.reason("http://h/b.pth") is None
+    assert dead.stalled("http://h/b.pth", "no data")
+    assert "stalled 2 times" in dead.reason("http://h/c.pth")
+    dead.unreachable(Path("/mnt/w/a.pth"), "gone")
+    assert dead.reason(Path("/mnt/w/b.pth")) == "gone"
+    assert dead.reason(Path("/mnt/other/a.pth")) is None
+
+
+# ---------------------------------------------------------------------------------------------
 # Concurrency
 
 
@@ -810,6 +979,15 @@ def test_resolve_names():
         dl.resolve_names(["parsenet"], all_models=True)
 
 
+def test_resolve_names_reads_the_registry_it_is_given():
+    alpha, beta = stand_in("alpha", payload(1)), stand_in("beta", payload(2), default=False)
+    table = Registry((alpha, beta))
+    assert dl.resolve_names([], registry=table) == [alpha]
+    assert dl.resolve_names(["BETA.pth"], registry=table) == [beta]
+    with pytest.raises(SetupError, match="unknown model gfpgan-1.4; known models: alpha, beta$"):
+        dl.resolve_names(["gfpgan-1.4"], registry=table)
+
+
 def test_download_command_quotes_the_folder(tmp_path):
     models = [registry.get_model("gfpgan-1.4"), registry.get_model("parsenet")]
     folder = tmp_path / "my weights"
@@ -986,3 +1164,37 @@ def test_cli_models_table_and_json(cli_registry, tmp_path):
     assert states == {"alpha": "verified", "beta": "corrupt", "nc": "missing"}
     assert report["models"][0]["sha256"] == alpha.sha256
     assert report["models"][0]["size"] == alpha.size
+
+
+def test_cli_download_gives_up_within_two_timeouts_per_source(other_server, refusing_url, tmp_path):
+    """Every source dead: a stalled mirror and a refusing release host, four files."""
+    rows = stand_ins(4, refusing_url, size=4000)
+    for model, data in rows:
+        other_server.add(model, data)
+    started = time.monotonic()
+
+    result = cli(
+        rows,
+        [
+            "download",
+            "--weights-dir",
+            str(tmp_path),
+            "--mirror",
+            f"{other_server.base}/stall",
+            "--timeout",
+            str(DEAD_TIMEOUT),
+            "--retries",
+            "3",
+        ],
+    )
+
+    assert result.exit_code == 1
+    assert len(other_server.requests) == 1
+    error = result.stderr.splitlines()[-1]
+    for model, _ in rows:
+        assert f"could not download {model.file}" in error
+    # One attempt per source in the whole run; the other three files skip both.
+    assert error.count("(not tried again in this run)") == 2
+    assert error.count("not tried, ") == 6
+    assert time.monotonic() - started < 2 * DEAD_TIMEOUT * 2 + 2
+    assert leftovers(tmp_path) == []

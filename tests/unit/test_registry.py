@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
@@ -47,3 +48,16 @@ def test_codeformer_is_non_commercial_and_never_a_default():
     assert codeformer.non_commercial and not codeformer.default
     assert "non-commercial" in codeformer.licence
     assert [m.name for m in MODELS if m.non_commercial] == ["codeformer"]
+
+
+def test_a_registry_answers_from_its_own_table():
+    x2 = registry.get_model("realesrgan-x2plus")
+    stand_in = dataclasses.replace(x2, size=10, sha256="0" * 64)
+    table = registry.Registry((stand_in, registry.get_model("parsenet")))
+    assert table.get("realesrgan-x2plus") is stand_in
+    assert table.required(upscale=2, restorer=None) == [stand_in]
+    assert registry.REGISTRY.required(upscale=2, restorer=None) == [x2]
+    with pytest.raises(KeyError, match="known models: realesrgan-x2plus, parsenet"):
+        table.get("gfpgan-1.4")
+    with pytest.raises(KeyError, match="no upscaler in the registry for scale 4"):
+        table.upscaler_for_scale(4)
