@@ -37,7 +37,7 @@ class MissingWeightsError(SetupError):
 
 
 class DownloadError(FacefixError):
-    """Every source for one or more model files failed (network, server, wrong bytes)."""
+    """Every source for one or more model files failed (network, server, wrong bytes). Exit 1."""
 
     def __init__(self, message: str, failed: Sequence[ModelInfo] = ()) -> None:
         super().__init__(message)

@@ -62,7 +62,8 @@ class _Retryable(Exception):
 
 
 class _Stalled(_Retryable):
-    """The server answered, then sent nothing for `timeout` seconds: retried once per run."""
+    """The server answered, then sent nothing for `timeout` seconds: forgiven once per host
+    per run (`DeadSources`), then the host is dropped."""
 
 
 class _NotHere(Exception):

@@ -890,6 +890,19 @@ def test_weights_folder_that_cannot_be_created(tmp_path, one):
 # States and checks
 
 
+def test_the_store_and_the_models_command_load_no_http_code():
+    """`fix`, `models` and workers read the weights folder without the HTTP stack."""
+    probe = (
+        "import sys, facefix.weights.store, facefix.cli.weights\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('http', 'urllib.request', "
+        "'facefix.weights.transfer', 'facefix.weights.download'))))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert loaded.strip() == "[]"
+
+
 def test_check_and_model_states(tmp_path):
     good_data, bad_data = payload(1), payload(2)
     good = stand_in("good", good_data)
