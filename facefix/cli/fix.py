@@ -150,7 +150,7 @@ def fix(
             offline=offline,
             mirrors=tuple(mirror),
         )
-        registry = app_context(ctx).registry
+        weights_registry = app_context(ctx).registry
         with report.download_progress() as download_progress:
             if report.is_terminal() and not as_json:
                 with report.RichFixEvents(verbose=verbose, quiet=quiet) as events:
@@ -159,7 +159,7 @@ def fix(
                         options,
                         events=events,
                         download_progress=download_progress,
-                        registry=registry,
+                        registry=weights_registry,
                     )
             else:
                 events = report.PlainFixEvents(verbose=verbose, quiet=quiet)
@@ -168,7 +168,7 @@ def fix(
                     options,
                     events=events,
                     download_progress=download_progress,
-                    registry=registry,
+                    registry=weights_registry,
                 )
     except FacefixError as exc:
         report.exit_with_error(exc)
