@@ -65,12 +65,16 @@ def parse_generation(
     for entry in entries:
         first.setdefault(entry.keyword, entry.text)
     # Settings outside the text chunks count where the chunks do not have the same keyword.
+    origins: dict[str, str] = {}  # keyword -> where a virtual entry came from
     for chunk in chunks:
         if chunk.type == b"eXIf":
             tags = load_exif(chunk.data)
             record.problems.extend(f"eXIf: {problem}" for problem in tags.problems)
             for keyword, text in exif_texts(tags).items():
-                first.setdefault(keyword, text)
+                if keyword not in first:
+                    first[keyword], origins[keyword] = text, "EXIF"
+                    if text == tags.user_comment:
+                        origins[keyword] = "EXIF UserComment"
             if tags.user_comment:
                 record.raw.setdefault("EXIF UserComment", tags.user_comment)
             break
@@ -78,7 +82,8 @@ def parse_generation(
         record.stealth = stealth.description
         record.raw.setdefault(stealth.signature, stealth.text)
         for keyword, text in payload_texts(stealth.text).items():
-            first.setdefault(keyword, text)
+            if keyword not in first:
+                first[keyword], origins[keyword] = text, stealth.description
 
     for entry in entries:
         if entry.keyword == FACEFIX_KEY:
@@ -101,8 +106,10 @@ def parse_generation(
             record.problems.append(f"{tool.name} reader: {type(error).__name__}: {error}")
         if record.tool is not None:
             break
-    if stealth is not None and record.tool is not None:
-        record.sources.append(stealth.description)
+    for tool in TOOLS:
+        if tool.history is not None:
+            record.postprocessing.extend(tool.history(texts))
+    record.sources = list(dict.fromkeys(origins.get(s, s) for s in record.sources))
     if record.tool is None and "parameters" in texts:
         if not any(p.startswith("parameters:") for p in record.problems):
             record.problems.append(

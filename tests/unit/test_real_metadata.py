@@ -43,14 +43,18 @@ IMAGES = fixture_images()
 
 
 def test_every_fixture_has_an_expected_record():
-    images = {p for p in METADATA_FIXTURES.iterdir() if p.suffix in (".png", ".jpg", ".jpeg", ".webp")}
+    images = {
+        p for p in METADATA_FIXTURES.iterdir() if p.suffix in (".png", ".jpg", ".jpeg", ".webp")
+    }
     assert images == set(IMAGES)
     assert len(IMAGES) >= 27
 
 
 @pytest.mark.parametrize("path", IMAGES, ids=lambda p: p.name)
 def test_fixture_reads_as_expected(path: Path):
-    expected = json.loads(path.with_name(path.name.rsplit(".", 1)[0] + ".expected.json").read_text())
+    expected = json.loads(
+        path.with_name(path.name.rsplit(".", 1)[0] + ".expected.json").read_text()
+    )
     (result,) = info([path])
     assert result.error is None
     record = result.record

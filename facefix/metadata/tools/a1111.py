@@ -144,14 +144,18 @@ def read(texts: Texts, record: GenerationRecord) -> None:
     hires = _hires_pass(settings, record)
     if hires is not None:
         record.passes.append(hires)
-    for key in ("postprocessing", "extras"):
+
+
+def history(texts: Texts) -> list[dict]:
+    """The extras-tab record, one entry per line, oldest first."""
+    for key in ("postprocessing", "extras"):  # A1111 writes the same text under both keys
         if key in texts:
-            record.postprocessing.extend(
+            return [
                 a1111_settings(line) or {"text": line}
                 for line in texts[key].splitlines()
                 if line.strip()
-            )
-            break  # A1111 writes the same text under both keys
+            ]
+    return []
 
 
 def _hires_pass(settings: dict[str, str], record: GenerationRecord) -> Pass | None:
@@ -256,4 +260,5 @@ FORMAT = ToolFormat(
     read=read,
     from_payload=from_payload,
     extend=extend,
+    history=history,
 )

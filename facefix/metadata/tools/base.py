@@ -79,7 +79,9 @@ class ToolFormat:
     refine `record.tool`, e.g. "Forge" for the A1111 family). `from_payload` turns a text blob
     found outside PNG text chunks (an EXIF UserComment, a stealth payload) into the text chunks
     the tool would have written to a PNG; `from_exif` does the same for EXIF tags. `extend`
-    records facefix's operations in the tool's own form.
+    records facefix's operations in the tool's own form. `history` reads the post-processing
+    record the tool keeps in its own chunks; it is read whichever tool made the image, since
+    facefix adds A1111's beside any `parameters` (e.g. next to a ComfyUI graph).
     """
 
     name: str
@@ -89,3 +91,4 @@ class ToolFormat:
     from_payload: Callable[[str], dict[str, str] | None] | None = None
     from_exif: Callable[[ExifTags], dict[str, str]] | None = None
     extend: Callable[[Texts, Sequence[Operation]], Extension] | None = None
+    history: Callable[[Texts], list[dict]] | None = None

@@ -195,7 +195,8 @@ def _conditioning(graph: Graph, sampler: str, name: str) -> str | None:
             link = guider.get("conditioning")  # BasicGuider: one conditioning, no negative
     if not _is_link(link):
         return None
-    return graph.value(link, _TEXT_KEYS, _CONDITIONING_KEYS, _is_name)
+    # An empty text node is no prompt at all.
+    return graph.value(link, _TEXT_KEYS, _CONDITIONING_KEYS, lambda v: _is_name(v) and v != "")
 
 
 def _settings(graph: Graph, sampler: str) -> dict[str, Any]:
@@ -300,8 +301,11 @@ def read(texts: Texts, record: GenerationRecord) -> None:
     record.tool = "ComfyUI"
     graph = texts.json("prompt") if "prompt" in texts else None
     workflow = texts.json("workflow") if "workflow" in texts else None
-    if graph is not None and not _is_graph(graph) or workflow is not None and not (
-        _is_workflow(workflow)
+    if (
+        graph is not None
+        and not _is_graph(graph)
+        or workflow is not None
+        and not (_is_workflow(workflow))
     ):
         record.problems.append("prompt/workflow: JSON, but not a ComfyUI graph")
     if _is_graph(graph):

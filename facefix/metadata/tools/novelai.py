@@ -24,8 +24,10 @@ def read(texts: Texts, record: GenerationRecord) -> None:
     record.tool = "NovelAI"
     record.sources.extend(k for k in ("Description", "Comment") if k in texts)
     comment = texts.json("Comment") if "Comment" in texts else None
-    if "Comment" in texts and not isinstance(comment, dict) and not looks_like_json(
-        texts["Comment"]
+    if (
+        "Comment" in texts
+        and not isinstance(comment, dict)
+        and not looks_like_json(texts["Comment"])
     ):
         record.problems.append("Comment: not JSON; only the prompt could be read")
     comment = comment if isinstance(comment, dict) else {}
