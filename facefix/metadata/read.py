@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterable
 
 from facefix.io.pngchunks import Chunk
-from facefix.metadata.containers.exif import load_exif
+from facefix.metadata.containers.exif import ExifTags, load_exif
 from facefix.metadata.containers.pngtext import TextEntry, TextReader
 from facefix.metadata.containers.stealth import StealthPayload
 from facefix.metadata.record import GenerationRecord
@@ -110,16 +110,16 @@ def parse_generation(
         if tool.history is not None:
             record.postprocessing.extend(tool.history(texts))
     record.sources = list(dict.fromkeys(origins.get(s, s) for s in record.sources))
-    if record.tool is None and "parameters" in texts:
-        if not any(p.startswith("parameters:") for p in record.problems):
-            record.problems.append(
-                "parameters: not a generation record facefix knows (no settings line, or JSON "
-                f"of an unknown layout); its text:\n{quote(texts['parameters'])}"
-            )
+    unexplained = not any(p.startswith("parameters:") for p in record.problems)
+    if record.tool is None and "parameters" in texts and unexplained:
+        record.problems.append(
+            "parameters: not a generation record facefix knows (no settings line, or JSON "
+            f"of an unknown layout); its text:\n{quote(texts['parameters'])}"
+        )
     return record
 
 
-def exif_texts(tags) -> dict[str, str]:
+def exif_texts(tags: ExifTags) -> dict[str, str]:
     """The text chunks the tools would have written for what EXIF holds: tag conventions
     (`from_exif`) first, then the UserComment as a payload."""
     found: dict[str, str] = {}
