@@ -62,6 +62,8 @@ __all__ = [
     "embed_alpha",
     "extend_sd_metadata",
     "find_stealth",
+    "stealth_in_pixels",
+    "stealth_written_back",
     "info",
     "output_chunks",
     "parse_a1111_parameters",
@@ -75,6 +77,33 @@ def find_stealth(
     """(payload, problem) of settings hidden in 8-bit pixels (uint8 arrays: `rgb` H x W x 3,
     `alpha` H x W). Other sample types never carry them: (None, None)."""
     return read_stealth(rgb, alpha)
+
+
+def stealth_in_pixels(
+    rgb: np.ndarray, alpha: np.ndarray | None, bit_depth: int
+) -> StealthPayload | None:
+    """The stealth payload of decoded float pixels in [0, 1] (as `io.read` gives them); only
+    8-bit images carry one. A damaged payload is ignored here (`info` reports it)."""
+    if bit_depth != 8:
+        return None
+    alpha_u8 = None if alpha is None else np.rint(alpha * 255).astype(np.uint8)
+    found, _problem = read_stealth(None, alpha_u8)
+    if found is None:
+        found, _problem = read_stealth(np.rint(rgb * 255).astype(np.uint8), None)
+    return found
+
+
+def stealth_written_back(
+    alpha: np.ndarray | None, stealth: StealthPayload | None, bit_depth: int
+) -> np.ndarray | None:
+    """`alpha` (float, [0, 1]) of the output with an alpha-channel stealth payload written
+    back the same way at the new size, so the tools that read it still find it; `alpha`
+    unchanged when there is nothing to write or it does not fit. An RGB-channel payload is
+    never written back: it would change the colours facefix just computed."""
+    if alpha is None or stealth is None or stealth.channel != "alpha" or bit_depth != 8:
+        return alpha
+    written = embed_alpha(np.clip(np.rint(alpha * 255), 0, 255).astype(np.uint8), stealth)
+    return alpha if written is None else written.astype(np.float32) / 255.0
 
 
 def _pixels_stealth(data: bytes) -> tuple[StealthPayload | None, str | None]:
