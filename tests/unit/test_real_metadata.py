@@ -11,6 +11,9 @@ import tracemalloc
 import zlib
 from pathlib import Path
 
+import numpy as np
+import piexif
+import piexif.helper
 import pytest
 from metadata_fixtures import (
     FIELDS,
@@ -18,19 +21,24 @@ from metadata_fixtures import (
     METADATA_FIXTURES,
     PASS_FIELDS,
     a1111_reference,
+    expected_record,
 )
 from PIL import Image
 
-from facefix.io.pngchunks import Chunk, parse_chunks, text_chunk, with_chunks
+from facefix.io.pngchunks import Chunk, decode_text_chunk, parse_chunks, text_chunk, with_chunks
 from facefix.metadata import (
+    StealthPayload,
     a1111_settings,
+    chunks_from_bytes,
     extend_sd_metadata,
+    find_stealth,
     info,
     output_chunks,
     parse_generation,
 )
 from facefix.metadata.containers.pngtext import MAX_TEXT_CHUNKS
 from facefix.record import Operation
+from facefix.report.info import record_rows
 
 
 def test_every_fixture_has_an_expected_record():
@@ -43,9 +51,7 @@ def test_every_fixture_has_an_expected_record():
 
 @pytest.mark.parametrize("path", IMAGES, ids=lambda p: p.name)
 def test_fixture_reads_as_expected(path: Path):
-    expected = json.loads(
-        path.with_name(path.name.rsplit(".", 1)[0] + ".expected.json").read_text()
-    )
+    expected = expected_record(path)
     (result,) = info([path])
     assert result.error is None
     record = result.record
@@ -188,3 +194,101 @@ def test_info_shows_the_text_of_json_that_does_not_parse(tmp_path):
     assert "no generation metadata" not in result.output
     assert "Problems" in result.output
     assert '{"sui_image_params": {"seed": 1' in result.output
+
+
+# --- layouts without a real sample yet (synthetic; see MANIFEST.md, "Not covered") -----------
+
+
+def jpeg_with_user_comment(text: str) -> bytes:
+    exif = piexif.dump(
+        {"Exif": {piexif.ExifIFD.UserComment: piexif.helper.UserComment.dump(text, "unicode")}}
+    )
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, "JPEG", exif=exif)
+    return buffer.getvalue()
+
+
+SD15_GRAPH = json.loads((METADATA_FIXTURES / "sources" / "comfy_sd-1.5-lora-0.json").read_text())
+
+
+def test_civitai_generator_json_synthetic():
+    extra = {
+        "prompt": "a lighthouse at dusk",
+        "negativePrompt": "blurry",
+        "steps": 25,
+        "cfgScale": 6,
+        "sampler": "DPM++ 2M Karras",
+        "seed": 1234,
+        "width": 832,
+        "height": 1216,
+    }
+    text = json.dumps({**SD15_GRAPH, "extra": {"airs": []}, "extraMetadata": json.dumps(extra)})
+    record = parse_generation(chunks_from_bytes(jpeg_with_user_comment(text)))
+    assert (record.tool, record.prompt, record.negative_prompt) == (
+        "Civitai",
+        "a lighthouse at dusk",
+        "blurry",
+    )
+    assert (record.seed, record.steps, record.cfg, record.sampler) == (
+        1234,
+        25,
+        6.0,
+        "DPM++ 2M Karras",
+    )
+    assert (record.width, record.height) == (832, 1216)
+    assert record.model == "v1-5-pruned-emaonly.safetensors"  # from the graph
+
+
+def test_comfyui_json_in_user_comment_becomes_prompt_and_workflow_chunks_synthetic():
+    workflow = {"nodes": [], "links": []}
+    text = json.dumps({"prompt": SD15_GRAPH, "workflow": workflow})
+    chunks = chunks_from_bytes(jpeg_with_user_comment(text))
+    texts = {d[0]: d[1] for c in chunks if (d := decode_text_chunk(c))}
+    assert json.loads(texts["prompt"]) == SD15_GRAPH
+    assert json.loads(texts["workflow"]) == workflow
+    assert "parameters" not in texts
+    record = parse_generation(chunks)
+    assert (record.tool, record.seed) == ("ComfyUI", 851616030078638)
+
+
+@pytest.mark.parametrize("version", ["classic", "neo", "f2.0.1v1.10.1-previous-669-gdfdcbab6"])
+def test_forge_family_versions(version):
+    text = f"a cat\nSteps: 20, Seed: 1, Size: 512x512, Version: {version}"
+    record = parse_generation(chunks_of_text("parameters", text))
+    assert (record.tool, record.tool_version) == ("Forge", version)
+
+
+def test_rgb_stealth_is_read_synthetic():
+    text = "a cat\nSteps: 20, Seed: 5, Size: 64x64"
+    payload = StealthPayload("stealth_rgbinfo", "rgb", text.encode(), text)
+    data = payload.signature.encode() + (len(payload.payload) * 8).to_bytes(4, "big")
+    bits = np.unpackbits(np.frombuffer(data + payload.payload, np.uint8))
+    rgb = np.full((64, 64, 3), 128, np.uint8)
+    column_major = rgb.transpose(1, 0, 2).reshape(-1).copy()
+    column_major[: bits.size] = (column_major[: bits.size] & 0xFE) | bits
+    rgb = np.ascontiguousarray(column_major.reshape(64, 64, 3).transpose(1, 0, 2))
+    found, problem = find_stealth(rgb, None)
+    assert problem is None and found == payload
+    record = parse_generation([], stealth=found)
+    assert (record.tool, record.seed, record.stealth) == (
+        "AUTOMATIC1111",
+        5,
+        "stealth_rgbinfo in the RGB low bits",
+    )
+
+
+def test_novelai_is_named_once():
+    (result,) = info([METADATA_FIXTURES / "novelai_textchunks.png"])
+    rows = dict(record_rows(result.record))
+    assert rows["Tool"] == "NovelAI"
+    assert rows["Model"] == "Stable Diffusion 1D44365E"
+
+
+def test_truncated_stealth_length_is_a_problem_not_a_crash():
+    alpha = np.full((16, 16), 255, np.uint8)
+    header = b"stealth_pnginfo" + (10**6).to_bytes(4, "big")
+    bits = np.unpackbits(np.frombuffer(header, np.uint8))
+    flat = alpha.T.reshape(-1).copy()
+    flat[: bits.size] = (flat[: bits.size] & 0xFE) | bits
+    found, problem = find_stealth(None, np.ascontiguousarray(flat.reshape(16, 16).T))
+    assert found is None and "does not fit the image" in problem
