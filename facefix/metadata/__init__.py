@@ -35,7 +35,13 @@ from facefix.metadata.carry import (
 )
 from facefix.metadata.containers.exif import decode_user_comment
 from facefix.metadata.containers.foreign import is_jpeg
-from facefix.metadata.containers.stealth import StealthPayload, embed_alpha, read_stealth
+from facefix.metadata.containers.stealth import (
+    SIGNATURE_BITS,
+    StealthPayload,
+    embed_alpha,
+    has_signature,
+    read_stealth,
+)
 from facefix.metadata.read import FACEFIX_KEY, parse_generation
 from facefix.metadata.record import GenerationRecord, Pass
 from facefix.metadata.tools.a1111 import (
@@ -86,11 +92,20 @@ def stealth_in_pixels(
     8-bit images carry one. A damaged payload is ignored here (`info` reports it)."""
     if bit_depth != 8:
         return None
-    alpha_u8 = None if alpha is None else np.rint(alpha * 255).astype(np.uint8)
-    found, _problem = read_stealth(None, alpha_u8)
-    if found is None:
-        found, _problem = read_stealth(np.rint(rgb * 255).astype(np.uint8), None)
-    return found
+    columns = -(-SIGNATURE_BITS // rgb.shape[0])  # the columns that hold the signature
+
+    def quantized(pixels: np.ndarray) -> np.ndarray:
+        return np.clip(np.rint(pixels * 255), 0, 255).astype(np.uint8)
+
+    # Test the signature's few columns first: most images carry nothing, and quantizing the
+    # whole image for nothing would cost about as much as decoding it.
+    if alpha is not None and has_signature(None, quantized(alpha[:, :columns])):
+        found, _problem = read_stealth(None, quantized(alpha))
+        if found is not None:
+            return found
+    if has_signature(quantized(rgb[:, :columns]), None):
+        return read_stealth(quantized(rgb), None)[0]
+    return None
 
 
 def stealth_written_back(

@@ -292,3 +292,20 @@ def test_truncated_stealth_length_is_a_problem_not_a_crash():
     flat[: bits.size] = (flat[: bits.size] & 0xFE) | bits
     found, problem = find_stealth(None, np.ascontiguousarray(flat.reshape(16, 16).T))
     assert found is None and "does not fit the image" in problem
+
+
+def test_info_cli_names_every_fixtures_settings():
+    """`facefix info --json` on every fixture: tool, prompt, seed, steps, sampler, CFG, size
+    and model as the expected files say."""
+    from typer.testing import CliRunner
+
+    from facefix.cli import app
+
+    result = CliRunner().invoke(app, ["info", "--json", *map(str, IMAGES)])
+    assert result.exit_code == 0
+    shown = json.loads(result.stdout)
+    assert [Path(entry["path"]).name for entry in shown] == [p.name for p in IMAGES]
+    for path, entry in zip(IMAGES, shown, strict=True):
+        expected = expected_record(path)
+        got = {key: entry["record"][attribute] for key, attribute in FIELDS.items()}
+        assert got == {key: expected.get(key) for key in FIELDS}, path.name

@@ -21,7 +21,7 @@ from facefix.io.pngchunks import TEXT_INFLATE_LIMIT
 
 ALPHA_SIGNATURES = {"stealth_pnginfo": False, "stealth_pngcomp": True}  # name: compressed
 RGB_SIGNATURES = {"stealth_rgbinfo": False, "stealth_rgbcomp": True}
-_SIGNATURE_BITS = 15 * 8
+SIGNATURE_BITS = 15 * 8
 _LENGTH_BITS = 32
 
 
@@ -50,20 +50,20 @@ def _bits(samples: np.ndarray, per_pixel: int, count: int) -> np.ndarray | None:
 
 
 def _read(samples: np.ndarray, per_pixel: int, signatures: dict[str, bool], channel: str):
-    header = _bits(samples, per_pixel, _SIGNATURE_BITS + _LENGTH_BITS)
+    header = _bits(samples, per_pixel, SIGNATURE_BITS + _LENGTH_BITS)
     if header is None:
         return None, None
-    signature = np.packbits(header[:_SIGNATURE_BITS]).tobytes().decode("latin-1")
+    signature = np.packbits(header[:SIGNATURE_BITS]).tobytes().decode("latin-1")
     if signature not in signatures:
         return None, None
-    length = int.from_bytes(np.packbits(header[_SIGNATURE_BITS:]).tobytes(), "big")
-    total = _SIGNATURE_BITS + _LENGTH_BITS + length
+    length = int.from_bytes(np.packbits(header[SIGNATURE_BITS:]).tobytes(), "big")
+    total = SIGNATURE_BITS + _LENGTH_BITS + length
     available = samples.shape[0] * samples.shape[1] * per_pixel
     if length % 8 or total > available or length // 8 > TEXT_INFLATE_LIMIT:
         return None, f"{signature}: its length field ({length} bits) does not fit the image"
     bits = _bits(samples, per_pixel, total)
     assert bits is not None  # total fits the image, checked above
-    payload = np.packbits(bits[_SIGNATURE_BITS + _LENGTH_BITS :]).tobytes()
+    payload = np.packbits(bits[SIGNATURE_BITS + _LENGTH_BITS :]).tobytes()
     body = payload
     if signatures[signature]:
         decompressor = zlib.decompressobj(wbits=31)  # gzip
@@ -75,6 +75,18 @@ def _read(samples: np.ndarray, per_pixel: int, signatures: dict[str, bool], chan
             return None, f"{signature}: inflates past {TEXT_INFLATE_LIMIT >> 20} MiB; not read"
     text = body.decode("utf-8", errors="replace")
     return StealthPayload(signature, channel, payload, text), None
+
+
+def has_signature(rgb: np.ndarray | None, alpha: np.ndarray | None) -> bool:
+    """Whether 8-bit pixels start with a stealth signature: a cheap test that needs only the
+    first columns (`SIGNATURE_BITS / height` of them), so callers can pass just those."""
+    for samples, per_pixel, signatures in ((alpha, 1, ALPHA_SIGNATURES), (rgb, 3, RGB_SIGNATURES)):
+        if samples is None or samples.dtype != np.uint8:
+            continue
+        bits = _bits(samples, per_pixel, SIGNATURE_BITS)
+        if bits is not None and np.packbits(bits).tobytes().decode("latin-1") in signatures:
+            return True
+    return False
 
 
 def read_stealth(
