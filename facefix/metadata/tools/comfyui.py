@@ -301,12 +301,9 @@ def read(texts: Texts, record: GenerationRecord) -> None:
     record.tool = "ComfyUI"
     graph = texts.json("prompt") if "prompt" in texts else None
     workflow = texts.json("workflow") if "workflow" in texts else None
-    if (
-        graph is not None
-        and not _is_graph(graph)
-        or workflow is not None
-        and not (_is_workflow(workflow))
-    ):
+    wrong_graph = graph is not None and not _is_graph(graph)
+    wrong_workflow = workflow is not None and not _is_workflow(workflow)
+    if wrong_graph or wrong_workflow:
         record.problems.append("prompt/workflow: JSON, but not a ComfyUI graph")
     if _is_graph(graph):
         record.sources.append("prompt")

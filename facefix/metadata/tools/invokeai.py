@@ -56,7 +56,7 @@ def read(texts: Texts, record: GenerationRecord) -> None:
         if isinstance(meta, dict):
             record.sources.append("sd-metadata")
             _read_sd_metadata(record, meta, as_int(dream.get("seed")))
-        elif meta is None and "sd-metadata" not in " ".join(record.problems):
+        elif meta is not None:  # JSON, but not an object (unparsable JSON is reported already)
             record.problems.append("sd-metadata: not a JSON object; kept as raw text")
     if "Dream" in texts:
         record.sources.append("Dream")
