@@ -46,3 +46,11 @@ class DownloadError(FacefixError):
 
 class ImageError(FacefixError):
     """One input file cannot be processed (corrupt, unreadable, vanished); the batch goes on."""
+
+
+class PngFormatError(ValueError):
+    """The bytes are not a well-formed PNG; the message says what is wrong."""
+
+
+class UnsupportedImageError(ValueError):
+    """The bytes are not a PNG, JPEG or WebP file."""

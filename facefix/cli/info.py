@@ -27,13 +27,14 @@ def show_info(
     from rich.console import Console
 
     from facefix import metadata, report
+    from facefix.report.info import info_json
 
     results = metadata.info(files)
     if as_json:
         for result in results:
             if result.error is not None:
                 report.print_error(f"{result.path}: {result.error}")
-        rows = [result.to_dict(include_chunks=raw) for result in results]
+        rows = [info_json(result, include_chunks=raw) for result in results]
         typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
     else:
         console = Console()
@@ -49,10 +50,10 @@ def _print_info(console, result, raw: bool) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from facefix.metadata import chunk_rows, record_rows
+    from facefix.report.info import chunk_rows, record_rows
 
     rows = record_rows(result.record)
-    if not result.record.has_generation_metadata:
+    if not result.record.has_generation_metadata and not result.record.problems:
         console.print(Text(f"{result.path}: no generation metadata"), soft_wrap=True)
     if rows:
         table = Table(title=Text(str(result.path)), show_header=False, title_justify="left")

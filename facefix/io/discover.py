@@ -15,6 +15,8 @@ SIGNATURES: dict[str, tuple[bytes, ...]] = {
     "jpeg": (b"\xff\xd8\xff",),
     "webp": (b"RIFF",),  # followed by size and b"WEBP" at offset 8, checked below
 }
+# Spellings of one type: asking for either means both.
+ALIASES: dict[str, tuple[str, ...]] = {"jpg": ("jpg", "jpeg"), "jpeg": ("jpg", "jpeg")}
 
 
 @dataclass(frozen=True)
@@ -79,14 +81,18 @@ def discover(
     recursive: bool = True,
     extensions: Sequence[str] = ("png",),
     output_dir: Path | None = None,
+    skipped: list[Rejected] | None = None,
 ) -> tuple[list[Job], list[Rejected]]:
     """The jobs for every image under `paths`, and the named paths that are not usable inputs.
 
     Folders yield files by extension (case-insensitive) whose signature matches; a file named
     explicitly is rejected with a reason if it is missing or not an image of the accepted kinds.
-    Each source appears once, even when named twice.
+    Each source appears once, even when named twice. Extensions have aliases (`jpg` means
+    `.jpeg` too). Files found in folders that are images of a type not asked for are appended
+    to `skipped` (when given), so the run can count and report them.
     """
     extensions = tuple(e.lower().lstrip(".") for e in extensions)
+    extensions = tuple(dict.fromkeys(a for e in extensions for a in ALIASES.get(e, (e,))))
     unknown = [e for e in extensions if e not in SIGNATURES]
     if unknown:
         raise ValueError(
@@ -106,6 +112,13 @@ def discover(
         if path.is_dir():
             for found in _walk(path, recursive):
                 if not _wanted(found.name, extensions):
+                    other = found.suffix.lower().lstrip(".")
+                    if (
+                        skipped is not None
+                        and other in SIGNATURES
+                        and _wanted(found.name, (other,))
+                    ):
+                        skipped.append(Rejected(found, f".{other} is not in --ext"))
                     continue
                 try:
                     if has_signature(found, extensions):

@@ -10,7 +10,12 @@ import struct
 import zlib
 from dataclasses import dataclass
 
+from facefix.errors import PngFormatError  # noqa: F401  (raised here; callers import it from here too)
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# The most one compressed text chunk (zTXt, compressed iTXt) may inflate to. Real metadata stays
+# far below (a large ComfyUI workflow is a few MB); a "zip bomb" chunk is refused, not inflated.
+TEXT_INFLATE_LIMIT = 32 * 1024 * 1024
 
 # Chunks that describe the pixel encoding of the original, which the re-encoded output replaces.
 PIXEL_LAYOUT_CHUNKS = frozenset(
@@ -22,10 +27,6 @@ KEPT_ANCILLARY = frozenset(
     {b"tEXt", b"zTXt", b"iTXt", b"iCCP", b"sRGB", b"gAMA", b"cHRM", b"cICP", b"pHYs", b"eXIf"}
     | {b"tIME", b"mDCv", b"cLLi"}
 )
-
-
-class PngFormatError(ValueError):
-    """The bytes are not a well-formed PNG; the message says what is wrong."""
 
 
 @dataclass(frozen=True)
@@ -120,23 +121,43 @@ def text_chunk(keyword: str, text: str) -> Chunk:
         return itxt_chunk(keyword, text)
 
 
+class InflateLimitError(ValueError):
+    """Compressed text would inflate past the limit; nothing past it was inflated."""
+
+
+def inflate(data: bytes, limit: int = TEXT_INFLATE_LIMIT) -> bytes:
+    """zlib-decompress `data`, refusing (InflateLimitError) as soon as the output would pass
+    `limit` bytes, so a small hostile chunk never costs more than `limit` of memory."""
+    decompressor = zlib.decompressobj()
+    out = decompressor.decompress(data, limit)
+    if decompressor.unconsumed_tail:
+        raise InflateLimitError(f"inflates past {limit // (1024 * 1024)} MiB")
+    out += decompressor.flush()  # never more than the window: the limit was not reached
+    if len(out) > limit:
+        raise InflateLimitError(f"inflates past {limit // (1024 * 1024)} MiB")
+    if not decompressor.eof:
+        raise zlib.error("incomplete or truncated stream")
+    return out
+
+
 def decode_text_chunk(chunk: Chunk) -> tuple[str, str] | None:
-    """(keyword, text) of a tEXt, zTXt or iTXt chunk; None for other chunks or broken ones."""
+    """(keyword, text) of a tEXt, zTXt or iTXt chunk; None for other chunks, broken ones and
+    compressed text that would inflate past TEXT_INFLATE_LIMIT."""
     try:
         keyword_bytes, _, rest = chunk.data.partition(b"\x00")
         keyword = keyword_bytes.decode("latin-1")
         if chunk.type == b"tEXt":
             return keyword, rest.decode("latin-1")
         if chunk.type == b"zTXt":
-            return keyword, zlib.decompress(rest[1:]).decode("latin-1")
+            return keyword, inflate(rest[1:]).decode("latin-1")
         if chunk.type == b"iTXt":
             compressed, _method = rest[0], rest[1]
             _language, _, rest = rest[2:].partition(b"\x00")
             _translated, _, body = rest.partition(b"\x00")
             if compressed:
-                body = zlib.decompress(body)
+                body = inflate(body)
             return keyword, body.decode("utf-8", errors="replace")
-    except (zlib.error, IndexError, UnicodeDecodeError):
+    except (zlib.error, IndexError, UnicodeDecodeError, InflateLimitError):
         return None
     return None
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facefix.errors import ImageError
+from facefix.errors import ImageError, UnsupportedImageError
 from facefix.io.hashing import sha256_bytes
 from facefix.io.pngchunks import Chunk, PngFormatError
-from facefix.metadata import UnsupportedImageError, chunks_from_bytes
+from facefix.metadata import chunks_from_bytes
 
 
 @dataclass(frozen=True)

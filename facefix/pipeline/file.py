@@ -11,7 +11,12 @@ from facefix.errors import FacefixError, ImageError
 from facefix.io.discover import Job
 from facefix.io.read import read_image
 from facefix.io.write import encode_png, write_atomic
-from facefix.metadata import output_chunks, parse_generation
+from facefix.metadata import (
+    output_chunks,
+    parse_generation,
+    stealth_in_pixels,
+    stealth_written_back,
+)
 from facefix.networks.cache import Networks
 from facefix.pipeline.image import fix_image
 from facefix.pipeline.options import FixOptions
@@ -27,7 +32,8 @@ def fix_file(job: Job, options: FixOptions, networks: Networks) -> FileResult:
         if job.output.resolve() == job.source.resolve():
             raise ImageError("output would overwrite the input")
         source = read_image(job.source)
-        generation = parse_generation(source.chunks)
+        stealth = stealth_in_pixels(source.rgb, source.alpha, source.bit_depth)
+        generation = parse_generation(source.chunks, stealth=stealth)
         result.tool, result.seed = generation.tool, generation.seed
         if generation.facefix and not options.overwrite:  # a renamed .fixed.png
             result.status, result.reason = (
@@ -37,13 +43,17 @@ def fix_file(job: Job, options: FixOptions, networks: Networks) -> FileResult:
             return result
         fixed = fix_image(source, options, networks)
         record = facefix_record(fixed.operations, source.path.name, source.sha256)
-        chunks = output_chunks(source.chunks, fixed.operations, record)
-        write_atomic(job.output, encode_png(fixed.rgb, fixed.alpha, source.bit_depth, chunks))
+        # Resampling destroys settings hidden in the pixels' low bits: carry them as text.
+        chunks = output_chunks(source.chunks, fixed.operations, record, stealth=stealth)
+        alpha = stealth_written_back(fixed.alpha, stealth, source.bit_depth)
+        write_atomic(job.output, encode_png(fixed.rgb, alpha, source.bit_depth, chunks))
         result.status, result.faces = "fixed", fixed.faces
+        notes = []
         if options.restore_with is not None and fixed.faces == 0:
-            result.reason = (
-                "no faces found; upscaled only" if options.upscales else "no faces found"
-            )
+            notes.append("no faces found; upscaled only" if options.upscales else "no faces found")
+        if generation.stealth:  # the only copy of the settings may have been in the pixels
+            notes.append(f"settings hidden in the pixels ({generation.stealth}) kept as text")
+        result.reason = "; ".join(notes)
     except ImageError as exc:
         result.reason = str(exc)
     except torch.OutOfMemoryError:

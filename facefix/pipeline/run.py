@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from facefix.errors import SetupError
-from facefix.io.discover import Job, discover
+from facefix.io.discover import Job, Rejected, discover
 from facefix.networks.cache import Networks
 from facefix.networks.device import make_deterministic, resolve_device
 from facefix.pipeline.options import FixOptions
@@ -33,17 +33,20 @@ def fix(
     events = events or SilentEvents()
     started = time.perf_counter()
     options.validate()
+    other_types: list[Rejected] = []  # images of a type --ext did not ask for
     try:
         jobs, rejected = discover(
             paths,
             recursive=options.recursive,
             extensions=options.extensions,
             output_dir=options.output_dir,
+            skipped=other_types,
         )
     except ValueError as exc:
         raise SetupError(str(exc)) from None
     summary = FixSummary()
     summary.results.extend(FileResult(r.path, None, "failed", r.reason) for r in rejected)
+    summary.results.extend(FileResult(r.path, None, "skipped", r.reason) for r in other_types)
     todo: list[Job] = []
     for job in jobs:
         if job.output.exists() and not options.overwrite:

@@ -251,9 +251,9 @@ def test_metadata_chunks_survive_and_a_facefix_record_is_added(tmp_path, weights
     for chunk in source_chunks:
         if chunk.type in (b"tEXt", b"iTXt", b"pHYs"):
             assert chunk in output_chunks
-    from facefix.metadata import facefix_records
+    from facefix.metadata import parse_generation
 
-    (record,) = facefix_records(output_chunks)
+    (record,) = parse_generation(output_chunks).facefix
     assert record["facefix_version"] == __version__
     assert record["source"]["file"] == "meta.png"
     assert record["operations"][0]["model"] == "RealESRGAN_x2plus.pth"

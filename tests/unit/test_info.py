@@ -15,8 +15,9 @@ from typer.testing import CliRunner
 
 from facefix.cli import app
 from facefix.io.pngchunks import itxt_chunk, parse_chunks, text_chunk, with_chunks
-from facefix.metadata import chunk_rows, info, output_chunks, parse_generation
+from facefix.metadata import info, output_chunks, parse_generation
 from facefix.record import Operation
+from facefix.report.info import chunk_rows
 
 FIXTURES = INVOKEAI_FIXTURES
 

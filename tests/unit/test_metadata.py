@@ -35,14 +35,10 @@ from facefix.metadata import (
     chunks_from_bytes,
     decode_user_comment,
     extend_sd_metadata,
-    facefix_records,
     info,
-    is_facefix_output,
     output_chunks,
     parse_a1111_parameters,
     parse_generation,
-    read_chunks,
-    summary,
 )
 from facefix.record import Operation
 
@@ -93,6 +89,14 @@ def png_with(*chunks: Chunk) -> bytes:
 
 def chunks_of(*chunks: Chunk) -> list[Chunk]:
     return parse_chunks(png_with(*chunks))
+
+
+def read_chunks(path: Path) -> list[Chunk]:
+    return chunks_from_bytes(Path(path).read_bytes())
+
+
+def facefix_records(chunks: list[Chunk]) -> list[dict]:
+    return parse_generation(chunks).facefix
 
 
 def text_of(chunks: list[Chunk], keyword: str) -> list[str]:
@@ -206,7 +210,7 @@ def test_file_without_metadata():
     assert record.tool is None
     assert not record.has_generation_metadata
     assert record.raw == {} and record.problems == []
-    assert summary(record) == "no generation metadata"
+    assert not record.has_generation_metadata
 
 
 # --- AUTOMATIC1111 and forks -------------------------------------------------------------------
@@ -229,7 +233,6 @@ def test_a1111_record():
     assert (record.width, record.height) == (512, 768)
     assert record.model == "v1-5-pruned-emaonly"
     assert record.sources == ["parameters"]
-    assert summary(record) == "AUTOMATIC1111, seed 3141592653"
 
 
 @pytest.mark.parametrize(
@@ -241,12 +244,24 @@ def test_a1111_forks_are_named(version, tool):
     assert parse_generation(chunks_of(text_chunk("parameters", text))).tool == tool
 
 
-def test_a1111_prompt_without_settings_line_is_read_as_prompt():
+def test_parameters_without_settings_line_is_not_a_record_and_its_text_is_shown():
+    # An A1111 record needs its settings line (issue 9, item 7: screenshots with a prompt-like
+    # `parameters` were shown as AUTOMATIC1111 with that text as the prompt).
     record = parse_generation(chunks_of(text_chunk("parameters", "just a prompt: with a colon")))
-    assert record.tool == "AUTOMATIC1111"
-    assert record.prompt == "just a prompt: with a colon"
-    assert record.seed is None
-    assert any("no settings line" in p for p in record.problems)
+    assert record.tool is None
+    assert record.prompt is None
+    (problem,) = record.problems
+    assert "no settings line" in problem and problem.endswith("just a prompt: with a colon")
+
+
+def test_a1111_negative_prompt_line_alone_makes_a_record():
+    text = "a cat\nNegative prompt: dogs"
+    record = parse_generation(chunks_of(text_chunk("parameters", text)))
+    assert (record.tool, record.prompt, record.negative_prompt) == (
+        "AUTOMATIC1111",
+        "a cat",
+        "dogs",
+    )
 
 
 def test_a1111_postprocessing_history_is_read():
@@ -525,7 +540,8 @@ def test_novelai_record():
         text_chunk("Comment", json.dumps(comment)),
     )
     record = parse_generation(chunks)
-    assert (record.tool, record.tool_version) == ("NovelAI", "Stable Diffusion XL C1E1DE52")
+    # The model is `Source`; it is not a version of NovelAI (that printed the name twice).
+    assert (record.tool, record.tool_version) == ("NovelAI", None)
     assert (record.prompt, record.negative_prompt) == (comment["prompt"], comment["uc"])
     assert (record.seed, record.steps, record.cfg) == (123456789, 28, 5.0)
     assert (record.sampler, record.width, record.height) == ("k_euler_ancestral", 832, 1216)
@@ -568,7 +584,7 @@ def test_fooocus_record():
     )
     record = parse_generation(chunks)
     assert (record.tool, record.tool_version) == ("Fooocus", "Fooocus v2.5.5")
-    assert (record.prompt, record.negative_prompt) == ("a red fox in snow", None)
+    assert (record.prompt, record.negative_prompt) == ("a red fox in snow", "")
     assert (record.seed, record.steps, record.cfg) == (1234567890, 30, 4.0)
     assert (record.width, record.height) == (1152, 896)
     assert (record.sampler, record.model) == ("dpmpp_2m_sde_gpu", "juggernautXL_v8Rundiffusion")
@@ -761,7 +777,7 @@ def test_a1111_postprocessing_text_for_codeformer_and_custom_upscaler():
 def test_fixed_twice_keeps_history_in_order():
     original = chunks_of(text_chunk("parameters", A1111_PARAMETERS))
     first = parse_chunks(png_with(*output_chunks(original, OPS_GFPGAN, facefix_record(OPS_GFPGAN))))
-    assert is_facefix_output(first)
+    assert facefix_records(first)
     second = output_chunks(first, OPS_CODEFORMER, facefix_record(OPS_CODEFORMER, run=2))
     assert_carried_unchanged(first, second, extended={"postprocessing"})
     assert text_of(second, "parameters") == [A1111_PARAMETERS]
