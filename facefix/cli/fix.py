@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
@@ -26,8 +26,10 @@ from facefix.errors import (
     Interrupted,
     SetupError,
 )
-from facefix.pipeline.results import FixSummary
 from facefix.weights import registry
+
+if TYPE_CHECKING:
+    from facefix.pipeline.results import FixSummary
 
 
 class Upscale(StrEnum):
@@ -144,7 +146,7 @@ def fix(
 ) -> None:
     """Upscale images and restore their faces, writing NAME.fixed.png beside each NAME.png."""
     from facefix import report
-    from facefix.pipeline import FixOptions
+    from facefix.pipeline import FixOptions, FixSummary
     from facefix.pipeline import fix as run_fix
     from facefix.settings import resolve_weights_dir
 

@@ -107,7 +107,7 @@ def discover(
     rejected: list[Rejected] = []
     seen: set[Path] = set()
     outputs: dict[Path, Path] = {}
-    roots = _root_names(paths) if output_dir is not None and len(paths) > 1 else {}
+    roots = _root_names(paths) if output_dir is not None else {}
 
     def add(source: Path, root: Path | None) -> None:
         key = source.resolve()
@@ -170,9 +170,10 @@ def discover(
 
 
 def _root_names(paths: Sequence[Path]) -> dict[Path, Path]:
-    """With several inputs and one --output-dir, each folder named on the command line gets its
-    own sub-folder of the output tree, named after it (`a/renders` -> `OUT/renders`), so equal
-    file names under different inputs never meet. Files named directly go to OUT itself."""
+    """With several folders and one --output-dir, each folder named on the command line gets
+    its own sub-folder of the output tree, named after it (`a/renders` -> `OUT/renders`), so
+    equal file names under different folders never meet. One folder mirrors into OUT itself;
+    files named directly go to OUT itself. Empty when there are not several folders."""
     names: dict[Path, Path] = {}
     for path in paths:
         try:
@@ -180,4 +181,4 @@ def _root_names(paths: Sequence[Path]) -> dict[Path, Path]:
                 names[path] = Path(path.resolve().name or "root")
         except OSError:
             continue
-    return names
+    return names if len(names) > 1 else {}
