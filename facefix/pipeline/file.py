@@ -117,10 +117,10 @@ def failure_result(
     elif isinstance(exc, OSError):
         result.reason = _os_reason(exc)
     elif isinstance(exc, PER_FILE_ERRORS):
-        result.reason = f"{type(exc).__name__}: {_first_line(exc)}"
+        result.reason = f"{_type_name(exc)}: {_first_line(exc)}"
     else:
         result.status = "crashed"
-        result.reason = f"{type(exc).__name__}: {_first_line(exc)} ({REPORT_HINT})"
+        result.reason = f"{_type_name(exc)}: {_first_line(exc)} ({REPORT_HINT})"
         result.traceback = "".join(traceback.format_exception(exc))
     return result
 
@@ -202,6 +202,16 @@ def _exists(path: Path) -> bool:
         return path.exists()
     except OSError:
         return False
+
+
+def _type_name(exc: BaseException) -> str:
+    """`KeyError`, `cv2.error`, `zlib.error`: the name a bug report needs."""
+    kind = type(exc)
+    return (
+        kind.__qualname__
+        if kind.__module__ == "builtins"
+        else f"{kind.__module__}.{kind.__qualname__}"
+    )
 
 
 def _first_line(exc: BaseException) -> str:
