@@ -259,9 +259,10 @@ def signals_as_interrupts() -> Iterator[None]:
             signal.signal(number, signal.SIG_IGN)
         raise Interrupted(signum)
 
-    previous = {
-        number: signal.signal(number, interrupt) for number in (signal.SIGTERM, signal.SIGHUP)
-    }
+    previous = {}
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(number) is not signal.SIG_IGN:  # `nohup` asked to ignore SIGHUP
+            previous[number] = signal.signal(number, interrupt)
     try:
         yield
     finally:
