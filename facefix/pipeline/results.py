@@ -70,7 +70,7 @@ class FixSummary:
                     "source": display_path(r.source),
                     "output": display_path(r.output) if r.output else None,
                     "status": r.status,
-                    "reason": r.reason,
+                    "reason": display_path(r.reason),
                     "faces": r.faces,
                     "seconds": round(r.seconds, 3),
                     "tool": r.tool,
