@@ -85,6 +85,9 @@ def fix(
         for result in summary.results:
             events.file_finished(result)
 
+    if not options.dry_run:  # temporary files and claims that killed runs left behind
+        for folder in sorted({j.output.parent for j in todo} | {r.output.parent for r in skipped}):
+            claims.sweep_folder(folder)
     if options.dry_run or not todo:
         announce("none")
         for job in todo:
@@ -101,8 +104,6 @@ def fix(
         mirrors=options.mirrors,
         progress=download_progress,
     )
-    for folder in sorted({job.output.parent for job in todo} | {r.output.parent for r in skipped}):
-        claims.sweep_folder(folder)  # temporary files and claims of killed runs
     announce(str(device))
     make_deterministic()
     networks = networks or Networks(options, device)

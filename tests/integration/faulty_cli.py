@@ -1,7 +1,6 @@
 """`python faulty_cli.py fix ...`: the facefix CLI with one fault injected, for tests that need a
 real process (SIGKILL, SIGTERM from outside, two runs at once). FACEFIX_FAULT picks it:
 
-- `kill-fix:N`: SIGKILL itself when the N-th image reaches fix_image;
 - `kill-write:N`: SIGKILL itself once the N-th temporary file is written, before the rename;
 - `kill-release:N`: SIGKILL itself after the N-th output is in place, before its claim is released;
 - `hang:N:DIR`: at the N-th image, create DIR/ready and sleep (for a signal from outside);
@@ -35,16 +34,7 @@ def die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-if kind == "kill-fix":
-    real_fix = file_module.fix_image
-
-    def fix_image(source, options, networks):
-        if nth():
-            die()
-        return real_fix(source, options, networks)
-
-    file_module.fix_image = fix_image
-elif kind == "kill-write":
+if kind == "kill-write":
     real_fsync = os.fsync
 
     def fsync(fd):

@@ -357,3 +357,21 @@ def test_json_is_printed_on_exit_2_and_offline_setup_errors_print_nothing_before
     assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("error: missing")
     record = json.loads(result.stdout)
     assert record["exit_code"] == 2 and "facefix download" in record["error"]
+
+
+def test_a_run_with_nothing_to_do_still_removes_what_killed_runs_left(tmp_path, tiny_upscaler):
+    import subprocess
+    import sys
+
+    from facefix.io.names import temporary_path
+
+    make_png(tmp_path / "a.png")
+    make_png(tmp_path / "a.fixed.png")
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # a pid that is certainly gone
+    owner = {"host": claims.HOST, "pid": child.pid, "token": "dead"}
+    claim_path(tmp_path / "a.fixed.png").write_text(json.dumps(owner))
+    temporary_path(tmp_path / "b.fixed.png", child.pid).write_bytes(b"truncated")
+    result = fix(tiny_upscaler, tmp_path)
+    assert result.exit_code == 0, result.output
+    assert hidden_files(tmp_path) == []
