@@ -3,15 +3,33 @@
 from __future__ import annotations
 
 import json
+import re
+import signal
 import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
 from facefix.cli.app import ConfigOption, WeightsDirOption, app, app_context
-from facefix.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, FacefixError
+from facefix.errors import (
+    EXIT_CRASHED,
+    EXIT_ENVIRONMENT,
+    EXIT_FAILED,
+    EXIT_OK,
+    FacefixError,
+    Interrupted,
+    SetupError,
+)
 from facefix.weights import registry
+
+if TYPE_CHECKING:
+    from facefix.pipeline.results import FixSummary
 
 
 class Upscale(StrEnum):
@@ -109,6 +127,18 @@ def fix(
     mirror: list[str] = typer.Option(
         [], "--mirror", help="Download missing weights from this URL or folder."
     ),
+    max_pixels: int = typer.Option(
+        100_000_000,
+        "--max-pixels",
+        min=0,
+        help="Refuse images whose header declares more pixels than this (0: no limit).",
+    ),
+    max_time: str | None = typer.Option(
+        None,
+        "--max-time",
+        metavar="DURATION",
+        help="Start no new file after this long: seconds, or 90s, 15m, 2h. Exit 0.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary on stdout."),
     quiet: bool = typer.Option(
         False, "--quiet", "-q", help="Only report failures and the summary."
@@ -117,17 +147,20 @@ def fix(
 ) -> None:
     """Upscale images and restore their faces, writing NAME.fixed.png beside each NAME.png."""
     from facefix import report
-    from facefix.pipeline import FixOptions
+    from facefix.pipeline import FixOptions, FixSummary
     from facefix.pipeline import fix as run_fix
     from facefix.settings import resolve_weights_dir
 
-    if gfpgan is not None and codeformer is not None:
-        report.print_error("--gfpgan and --codeformer are mutually exclusive; choose one")
-        raise typer.Exit(2)
-    restore_with = (
-        "gfpgan" if gfpgan is not None else "codeformer" if codeformer is not None else None
-    )
+    summary = FixSummary()
+    limit = None
     try:
+        if max_time is not None:
+            limit = parse_duration(max_time)
+        if gfpgan is not None and codeformer is not None:
+            raise SetupError("--gfpgan and --codeformer are mutually exclusive; choose one")
+        restore_with = (
+            "gfpgan" if gfpgan is not None else "codeformer" if codeformer is not None else None
+        )
         options = FixOptions(
             weights_dir=resolve_weights_dir(weights_dir, config),
             scale=int(upscale.value),
@@ -149,9 +182,15 @@ def fix(
             extensions=tuple(e.strip() for e in ext.split(",") if e.strip()),
             offline=offline,
             mirrors=tuple(mirror),
+            max_pixels=max_pixels,
         )
         weights_registry = app_context(ctx).registry
-        with report.download_progress() as download_progress:
+        deadline = None if limit is None else time.monotonic() + limit
+
+        def should_stop() -> bool:
+            return deadline is not None and time.monotonic() >= deadline
+
+        with signals_as_interrupts(), report.download_progress() as download_progress:
             if report.is_terminal() and not as_json:
                 with report.RichFixEvents(verbose=verbose, quiet=quiet) as events:
                     summary = run_fix(
@@ -160,6 +199,7 @@ def fix(
                         events=events,
                         download_progress=download_progress,
                         registry=weights_registry,
+                        should_stop=should_stop,
                     )
             else:
                 events = report.PlainFixEvents(verbose=verbose, quiet=quiet)
@@ -169,16 +209,99 @@ def fix(
                     events=events,
                     download_progress=download_progress,
                     registry=weights_registry,
+                    should_stop=should_stop,
                 )
     except FacefixError as exc:
-        report.exit_with_error(exc)
-    except KeyboardInterrupt:
-        report.print_error("interrupted; finished outputs are kept, no original was changed")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-    if as_json:
-        print(json.dumps(summary.to_dict(), indent=2))
-    elif report.is_terminal():
-        report.print_summary_table(summary)
+        report.print_error(str(exc))
+        _finish(summary, as_json, exc.exit_code, error=str(exc), show_summary=False)
+    except KeyboardInterrupt as exc:  # before the run started or after it returned
+        summary.signal = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        summary.stopped = f"interrupted by {signal.Signals(summary.signal).name}"
+    if summary.stopped == "stop requested" and limit is not None:
+        summary.stopped = f"--max-time {max_time} reached"
+    code = exit_code(summary)
+    if summary.signal is not None:
+        report.print_error(f"{summary.stopped}; finished outputs are kept, no original was changed")
+    elif summary.fault is not None:
+        report.print_error(f"stopped: {summary.fault}")
+    elif summary.stopped is not None:
+        _log(f"stopped: {summary.stopped}; {summary.not_started} files left for the next run")
+    _finish(summary, as_json, code)
+
+
+def exit_code(summary: FixSummary) -> int:
+    """The exit status a finished (or stopped) run reports; see facefix.errors."""
+    if summary.signal is not None:
+        return Interrupted(summary.signal).exit_code
+    if summary.fault is not None:
+        return EXIT_ENVIRONMENT
+    if summary.count("crashed"):
+        return EXIT_CRASHED
+    if summary.count("failed"):
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from `90`, `90s`, `15m` or `2h`; SetupError otherwise."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text.lower())
+    if match is None or float(match.group(1)) <= 0:
+        raise SetupError(f"--max-time {text!r}: expected a duration such as 3600, 90s, 15m or 2h")
+    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+
+
+@contextmanager
+def signals_as_interrupts() -> Iterator[None]:
+    """SIGTERM and SIGHUP unwind like Ctrl-C (temporary file removed, claim released, summary
+    printed) as `Interrupted`; a second signal while unwinding is ignored so cleanup finishes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        for number in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(number, signal.SIG_IGN)
+        raise Interrupted(signum)
+
+    previous = {}
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(number) is not signal.SIG_IGN:  # `nohup` asked to ignore SIGHUP
+            previous[number] = signal.signal(number, interrupt)
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _log(text: str) -> None:
+    from facefix import report
+
+    if report.is_terminal():
+        print(text, file=sys.stderr)
     else:
-        print(report.summary_line(summary), file=sys.stderr)
-    raise typer.Exit(EXIT_FAILED if summary.count("failed") else EXIT_OK)
+        print(f"{report.timestamp()} {report.printable(text)}", file=sys.stderr, flush=True)
+
+
+def _finish(
+    summary: FixSummary,
+    as_json: bool,
+    code: int,
+    *,
+    error: str | None = None,
+    show_summary: bool = True,
+) -> NoReturn:
+    """Print the summary (and the --json record, whatever the exit) and exit with `code`."""
+    from facefix import report
+
+    if as_json:
+        record = summary.to_dict()
+        record["exit_code"] = code
+        record["error"] = error
+        print(json.dumps(record, indent=2), flush=True)
+    elif show_summary:
+        if report.is_terminal():
+            report.print_summary_table(summary)
+        else:
+            _log(report.summary_line(summary))
+    raise typer.Exit(code)

@@ -1,4 +1,9 @@
-"""Find the input images: files and folders walked in sorted order, confirmed by signature."""
+"""Find the input images: files and folders walked in sorted order, confirmed by signature.
+
+Guarantees: the walk never raises for one entry (a symlink loop, an unreadable folder, a name
+too long): each becomes a `Rejected` with its reason and the walk goes on; no two jobs share an
+output (the naming rule is in `io.names`; a collision left over is rejected, never overwritten).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-OUTPUT_SUFFIX = ".fixed.png"
+from facefix.io.names import OUTPUT_SUFFIX, display_path, output_name
+
 # Leading bytes of each accepted format, keyed by the extensions `--ext` accepts.
 SIGNATURES: dict[str, tuple[bytes, ...]] = {
     "png": (b"\x89PNG\r\n\x1a\n",),
@@ -34,8 +40,9 @@ class Rejected:
 
 
 def output_path_for(source: Path, root: Path | None, output_dir: Path | None) -> Path:
-    """`<stem>.fixed.png` beside the source, or under output_dir mirroring the path below root."""
-    name = source.stem + OUTPUT_SUFFIX
+    """The output beside the source (see `io.names.output_name`), or under output_dir mirroring
+    the path below root."""
+    name = output_name(source.name)
     if output_dir is None:
         return source.with_name(name)
     relative = source.parent.relative_to(root) if root is not None else Path()
@@ -59,20 +66,24 @@ def _wanted(name: str, extensions: Sequence[str]) -> bool:
     return any(lower.endswith("." + ext) for ext in extensions)
 
 
-def _walk(folder: Path, recursive: bool) -> Iterable[Path]:
+def _walk(folder: Path, recursive: bool, problems: list[Rejected]) -> Iterable[Path]:
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
-    except OSError:
+    except OSError as exc:
+        problems.append(Rejected(folder, f"cannot read folder: {exc.strerror or exc}"))
         return
     for entry in entries:
         if entry.name.startswith("."):
             continue  # hidden files and folders (.thumbnails, .git, editor temp files)
         path = Path(entry.path)
-        if entry.is_dir(follow_symlinks=False):
-            if recursive:
-                yield from _walk(path, recursive)
-        elif entry.is_file():
-            yield path
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                if recursive:
+                    yield from _walk(path, recursive, problems)
+            elif entry.is_file():
+                yield path
+        except OSError as exc:  # a symlink loop (ELOOP), a name too long, a vanished entry
+            problems.append(Rejected(path, f"cannot read: {exc.strerror or exc}"))
 
 
 def discover(
@@ -101,16 +112,37 @@ def discover(
     jobs: list[Job] = []
     rejected: list[Rejected] = []
     seen: set[Path] = set()
+    outputs: dict[Path, Path] = {}
+    roots = _root_names(paths) if output_dir is not None else {}
 
     def add(source: Path, root: Path | None) -> None:
         key = source.resolve()
-        if key not in seen:
-            seen.add(key)
-            jobs.append(Job(source, output_path_for(source, root, output_dir)))
+        if key in seen:
+            return
+        seen.add(key)
+        base = output_dir / roots[root] if root in roots and output_dir is not None else output_dir
+        output = output_path_for(source, root, base)
+        taken = outputs.get(output)
+        if taken is not None:
+            rejected.append(
+                Rejected(
+                    source,
+                    f"its output {display_path(output)} is already {display_path(taken)}'s output",
+                )
+            )
+            return
+        outputs[output] = source
+        jobs.append(Job(source, output))
 
     for path in paths:
-        if path.is_dir():
-            for found in _walk(path, recursive):
+        try:
+            kind = "dir" if path.is_dir() else "file" if path.is_file() else ""
+            exists = bool(kind) or path.exists()
+        except OSError as exc:
+            rejected.append(Rejected(path, f"cannot read: {exc.strerror or exc}"))
+            continue
+        if kind == "dir":
+            for found in _walk(path, recursive, rejected):
                 if not _wanted(found.name, extensions):
                     other = found.suffix.lower().lstrip(".")
                     if (
@@ -128,8 +160,8 @@ def discover(
                             Rejected(found, "not an image of that type (bad signature)")
                         )
                 except OSError as exc:
-                    rejected.append(Rejected(found, f"cannot read: {exc.strerror}"))
-        elif path.is_file():
+                    rejected.append(Rejected(found, f"cannot read: {exc.strerror or exc}"))
+        elif kind == "file":
             if path.name.lower().endswith(OUTPUT_SUFFIX):
                 rejected.append(Rejected(path, "is a facefix output (*.fixed.png)"))
                 continue
@@ -143,8 +175,23 @@ def discover(
             else:
                 kinds = "/".join(extensions).upper()
                 rejected.append(Rejected(path, f"not a {kinds} file"))
-        elif path.exists():
+        elif exists:
             rejected.append(Rejected(path, "not a regular file or folder"))
         else:
             rejected.append(Rejected(path, "no such file or folder"))
     return jobs, rejected
+
+
+def _root_names(paths: Sequence[Path]) -> dict[Path, Path]:
+    """With several folders and one --output-dir, each folder named on the command line gets
+    its own sub-folder of the output tree, named after it (`a/renders` -> `OUT/renders`), so
+    equal file names under different folders never meet. One folder mirrors into OUT itself;
+    files named directly go to OUT itself. Empty when there are not several folders."""
+    names: dict[Path, Path] = {}
+    for path in paths:
+        try:
+            if path.is_dir() and path not in names:
+                names[path] = Path(path.resolve().name or "root")
+        except OSError:
+            continue
+    return names if len(names) > 1 else {}

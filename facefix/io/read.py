@@ -1,7 +1,18 @@
-"""Read one input image into float arrays, with its raw metadata chunks and digest."""
+"""Read one input image into float arrays, with its raw metadata chunks and digest.
+
+Guarantees: every problem with the file is an ImageError with a one-line reason (decoder
+messages included, never printed); an image whose header declares more pixels than the limit is
+refused before any pixel memory is allocated."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +21,7 @@ import numpy as np
 
 from facefix.errors import ImageError, UnsupportedImageError
 from facefix.io.hashing import sha256_bytes
+from facefix.io.header import DEFAULT_MAX_PIXELS, image_dimensions
 from facefix.io.pngchunks import Chunk, PngFormatError
 from facefix.metadata import chunks_from_bytes
 
@@ -41,11 +53,47 @@ def read_bytes(path: Path) -> bytes:
         raise ImageError(f"cannot read: {exc.strerror or exc}") from None
 
 
+_STDERR_LOCK = threading.Lock()
+
+
+@contextmanager
+def _decoder_messages() -> Iterator[list[str]]:
+    """Catch what the C decoders print on file descriptor 2 during the block (libpng's
+    `libpng error: IDAT: incorrect data check`, OpenCV's warnings), so the message becomes the
+    file's reason instead of an unattributed line in the log. The list fills when the block
+    exits."""
+    messages: list[str] = []
+    with _STDERR_LOCK, tempfile.TemporaryFile() as sink:
+        with contextlib.suppress(ValueError, OSError):
+            sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield messages
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            text = sink.read(64 * 1024).decode("utf-8", "replace")
+            messages.extend(line.strip() for line in text.splitlines() if line.strip())
+
+
 def decode_pixels(data: bytes) -> tuple[np.ndarray, np.ndarray | None, int]:
     """(rgb, alpha, bit_depth) from encoded bytes; greyscale and palette become RGB."""
-    array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    array = None
+    error = ""
+    with _decoder_messages() as messages:
+        try:
+            array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        except cv2.error as exc:  # OpenCV's own limits and decoder failures
+            error = str(exc).strip().splitlines()[-1] if str(exc).strip() else "cv2.error"
     if array is None or array.size == 0:
-        raise ImageError("cannot decode the image data (corrupt or unsupported)")
+        said = next((m for m in messages if "error" in m.lower()), messages[0] if messages else "")
+        detail = said or error
+        raise ImageError(
+            "cannot decode the image data (corrupt or unsupported)"
+            + (f": {detail}" if detail else "")
+        )
     if array.dtype == np.uint16:
         bit_depth, scale = 16, 65535.0
     elif array.dtype == np.uint8:
@@ -65,12 +113,29 @@ def decode_pixels(data: bytes) -> tuple[np.ndarray, np.ndarray | None, int]:
     return rgb, alpha, bit_depth
 
 
-def read_image(path: Path) -> SourceImage:
-    """Decode `path`; every problem becomes an ImageError with a one-line reason."""
+def check_size(data: bytes, max_pixels: int) -> None:
+    """Refuse an image whose header declares more than `max_pixels`, before decoding it."""
+    dimensions = image_dimensions(data)
+    if dimensions is None:
+        return  # no recognisable header: the decoder reports the file as corrupt
+    width, height = dimensions
+    if width == 0 or height == 0:
+        raise ImageError(f"the header declares an empty image ({width}x{height})")
+    if max_pixels and width * height > max_pixels:
+        raise ImageError(
+            f"{width}x{height} is {width * height / 1e6:.0f} megapixels, over the "
+            f"--max-pixels limit of {max_pixels / 1e6:.0f} megapixels"
+        )
+
+
+def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> SourceImage:
+    """Decode `path`; every problem becomes an ImageError with a one-line reason. Images whose
+    header declares more than `max_pixels` (0: no limit) are refused before decoding."""
     data = read_bytes(path)
     try:
         chunks = chunks_from_bytes(data)  # also rejects anything not PNG, JPEG or WebP
     except (PngFormatError, UnsupportedImageError) as exc:
         raise ImageError(str(exc)) from None
+    check_size(data, max_pixels)
     rgb, alpha, bit_depth = decode_pixels(data)
     return SourceImage(path, rgb, alpha, bit_depth, chunks, sha256_bytes(data))

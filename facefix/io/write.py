@@ -10,7 +10,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facefix.errors import ImageError
+from facefix.errors import ImageError, OutputWriteError
+from facefix.io.names import display_path, temporary_path
 from facefix.io.pngchunks import Chunk, with_chunks
 
 
@@ -35,12 +36,16 @@ def encode_png(
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write to a temporary file in the same folder, flush it to disk, then rename into place,
-    so a crash, a full disk or Ctrl-C never leaves a half-written file under the final name."""
+    so a crash, a full disk or Ctrl-C never leaves a half-written file under the final name.
+    Errors are OutputWriteError with the OS errno, so callers can tell a full disk from a bad
+    name; the temporary file is removed on every path out."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ImageError(f"cannot create output folder {path.parent}: {exc.strerror}") from None
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        raise OutputWriteError(
+            f"cannot create output folder {display_path(path.parent)}: {exc.strerror}", exc.errno
+        ) from None
+    temporary = temporary_path(path)
     try:
         with open(temporary, "wb") as fh:
             fh.write(data)
@@ -49,7 +54,9 @@ def write_atomic(path: Path, data: bytes) -> None:
         os.replace(temporary, path)
     except OSError as exc:
         reason = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
-        raise ImageError(f"cannot write {path}: {reason}") from None
+        raise OutputWriteError(f"cannot write {display_path(path)}: {reason}", exc.errno) from None
     finally:
-        with contextlib.suppress(FileNotFoundError):
+        # Never raise from here: a failed open leaves nothing, and a second error would hide
+        # the first (a read-only folder refuses the unlink too).
+        with contextlib.suppress(OSError):
             temporary.unlink()

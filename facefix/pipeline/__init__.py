@@ -1,10 +1,23 @@
 """The `fix` job: the recipe (`FixOptions`), the per-image work (`fix_image`), one file
 (`fix_file`), the executors that schedule many files, and the run around them (`fix`)."""
 
-from facefix.pipeline.file import fix_file
+from facefix.pipeline.file import (
+    begin_file,
+    failure_result,
+    finish_file,
+    fix_file,
+    read_source,
+)
 from facefix.pipeline.image import FixedImage, fix_image, fix_images
 from facefix.pipeline.options import FixOptions
-from facefix.pipeline.results import FileResult, FixEvents, FixSummary, SilentEvents, Status
+from facefix.pipeline.results import (
+    FileResult,
+    FixEvents,
+    FixSummary,
+    RunInfo,
+    SilentEvents,
+    Status,
+)
 from facefix.pipeline.run import fix
 
 __all__ = [
@@ -12,8 +25,13 @@ __all__ = [
     "FixEvents",
     "FixOptions",
     "FixSummary",
+    "RunInfo",
     "FixedImage",
     "SilentEvents",
+    "begin_file",
+    "failure_result",
+    "finish_file",
+    "read_source",
     "Status",
     "fix",
     "fix_file",

@@ -1,15 +1,47 @@
-"""`fix_file`: one input file to one output file. Reads, calls `fix_image`, writes the PNG with
-its metadata atomically. Every per-file problem comes back as a failed result."""
+"""One input file to one output file, and the per-file rules every executor shares.
+
+`fix_file` is the whole of it for the sequential executor. Executors that split the work
+(batching, pipelining, other machines) call the same pieces in the same order:
+
+1. `begin_file(job, options)` -> a `Claim` to work under, or a finished `FileResult` (skipped:
+   another run holds the file or finished it meanwhile; failed: the output cannot be claimed);
+2. `read_source(job, options)`, `fix_image`/`fix_images`, `claim.heartbeat()` between stages;
+3. `finish_file(job, options, source, fixed, started)`: encode, write atomically, the result;
+4. `claim.release()` in a `finally`, after the output is in place or the work failed;
+5. any exception from 1-3 goes to `failure_result(job, exc, options, started)`, which returns
+   the file's failed or crashed result, or raises `EnvironmentFault` when the fault dooms every
+   later file (disk full, read-only output, GPU gone): the executor then stops starting files.
+   KeyboardInterrupt (Ctrl-C, and SIGTERM/SIGHUP as `errors.Interrupted`) and SetupError
+   propagate.
+
+Guarantees: an original is never written; an output appears only whole, under its final name;
+every per-file problem, whatever raised it, is one line on that file's result.
+"""
 
 from __future__ import annotations
 
+import errno
 import time
+import traceback
+import zlib
+from pathlib import Path
 
+import cv2
 import torch
+from PIL import Image
 
-from facefix.errors import FacefixError, ImageError
+from facefix.errors import (
+    EnvironmentFault,
+    FacefixError,
+    ImageError,
+    OutputWriteError,
+    SetupError,
+)
+from facefix.io import claims
+from facefix.io.claims import Claim
 from facefix.io.discover import Job
-from facefix.io.read import read_image
+from facefix.io.names import display_path
+from facefix.io.read import SourceImage, read_image
 from facefix.io.write import encode_png, write_atomic
 from facefix.metadata import (
     output_chunks,
@@ -18,50 +50,190 @@ from facefix.metadata import (
     stealth_written_back,
 )
 from facefix.networks.cache import Networks
-from facefix.pipeline.image import fix_image
+from facefix.pipeline.image import FixedImage, fix_image
 from facefix.pipeline.options import FixOptions
 from facefix.pipeline.results import FileResult
 from facefix.record import facefix_record
 
+# Write errors that no later file can escape: the storage itself is full, failing or read-only.
+ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO}
+# With --output-dir every output goes to one tree: if it refuses writes or vanished, all will.
+OUTPUT_TREE_ERRNOS = {errno.EACCES, errno.EPERM, errno.ENOENT, errno.ESTALE}
+# Messages of a CUDA context that is gone or poisoned: every later call on it fails too.
+GPU_GONE = (
+    "CUDA error",
+    "CUDA driver",
+    "no CUDA-capable device",
+    "CUBLAS_STATUS",
+    "cuDNN error",
+    "device-side assert",
+)
+PER_FILE_ERRORS: tuple[type[BaseException], ...] = (
+    ImageError,
+    OSError,
+    cv2.error,
+    MemoryError,
+    zlib.error,
+    Image.DecompressionBombError,
+    Image.UnidentifiedImageError,
+)
+REPORT_HINT = "a bug in facefix: please report it (-v shows the traceback)"
+
+
+def environment_fault(exc: BaseException, options: FixOptions) -> str | None:
+    """The one line that stops the run if `exc` dooms every later file, else None."""
+    if isinstance(exc, EnvironmentFault):
+        return str(exc)
+    if isinstance(exc, OutputWriteError | OSError):
+        code = exc.errno
+        if code in ENVIRONMENT_ERRNOS or (
+            options.output_dir is not None and code in OUTPUT_TREE_ERRNOS
+        ):
+            return str(exc) if isinstance(exc, OutputWriteError) else _os_reason(exc)
+        return None
+    if isinstance(exc, torch.OutOfMemoryError):
+        return None
+    if isinstance(exc, RuntimeError) and any(marker in str(exc) for marker in GPU_GONE):
+        return f"the GPU is unusable: {_first_line(exc)}"
+    return None
+
+
+def failure_result(
+    job: Job, exc: BaseException, options: FixOptions, started: float | None = None
+) -> FileResult:
+    """The one place an exception from working on a file becomes its result: failed with a
+    one-line reason when it is about the file, crashed (with type and traceback) when it is
+    unexpected. Raises EnvironmentFault when it dooms every later file; re-raises
+    KeyboardInterrupt and SetupError."""
+    if isinstance(exc, KeyboardInterrupt | SetupError):
+        raise exc
+    fault = environment_fault(exc, options)
+    if fault is not None:
+        raise EnvironmentFault(fault) from exc
+    result = FileResult(job.source, job.output, "failed")
+    if started is not None:
+        result.seconds = time.perf_counter() - started
+    if isinstance(exc, torch.OutOfMemoryError):
+        result.reason = "out of GPU memory; try a smaller --tile (e.g. --tile 256)"
+    elif isinstance(exc, MemoryError):
+        result.reason = "out of memory (try --max-pixels or a smaller --tile)"
+    elif isinstance(exc, FacefixError):
+        result.reason = str(exc)
+    elif isinstance(exc, OSError):
+        result.reason = _os_reason(exc)
+    elif isinstance(exc, PER_FILE_ERRORS):
+        result.reason = f"{_type_name(exc)}: {_first_line(exc)}"
+    else:
+        result.status = "crashed"
+        result.reason = f"{_type_name(exc)}: {_first_line(exc)} ({REPORT_HINT})"
+        result.traceback = "".join(traceback.format_exception(exc))
+    return result
+
+
+def begin_file(job: Job, options: FixOptions) -> Claim | FileResult:
+    """Claim the job's output for this run. A FileResult instead when there is nothing to do:
+    another live run holds the claim, or the output appeared since planning."""
+    if job.output.resolve() == job.source.resolve():
+        raise ImageError("output would overwrite the input")
+    try:
+        job.output.parent.mkdir(parents=True, exist_ok=True)
+        claim = claims.acquire(job.output)
+    except OSError as exc:
+        raise OutputWriteError(
+            f"cannot claim {display_path(job.output)}: {exc.strerror or exc}", exc.errno
+        ) from None
+    if claim is None:
+        return FileResult(job.source, job.output, "skipped", "being fixed by another run")
+    if not options.overwrite and _exists(job.output):
+        claim.release()
+        return FileResult(job.source, job.output, "skipped", "output exists (use --overwrite)")
+    return claim
+
+
+def read_source(job: Job, options: FixOptions) -> SourceImage:
+    return read_image(job.source, options.max_pixels)
+
+
+def finish_file(
+    job: Job, options: FixOptions, source: SourceImage, fixed: FixedImage, started: float
+) -> FileResult:
+    """Write the fixed image with its metadata atomically; the file's `fixed` result."""
+    stealth = stealth_in_pixels(source.rgb, source.alpha, source.bit_depth)
+    generation = parse_generation(source.chunks, stealth=stealth)
+    record = facefix_record(fixed.operations, source.path.name, source.sha256)
+    # Resampling destroys settings hidden in the pixels' low bits: carry them as text.
+    chunks = output_chunks(source.chunks, fixed.operations, record, stealth=stealth)
+    alpha = stealth_written_back(fixed.alpha, stealth, source.bit_depth)
+    write_atomic(job.output, encode_png(fixed.rgb, alpha, source.bit_depth, chunks))
+    result = FileResult(job.source, job.output, "fixed", faces=fixed.faces)
+    result.tool, result.seed = generation.tool, generation.seed
+    notes = []
+    if options.restore_with is not None and fixed.faces == 0:
+        notes.append("no faces found; upscaled only" if options.upscales else "no faces found")
+    if generation.stealth:  # the only copy of the settings may have been in the pixels
+        notes.append(f"settings hidden in the pixels ({generation.stealth}) kept as text")
+    result.reason = "; ".join(notes)
+    result.seconds = time.perf_counter() - started
+    return result
+
 
 def fix_file(job: Job, options: FixOptions, networks: Networks) -> FileResult:
-    """Fix one file; every per-file problem comes back as a failed result, never an exception."""
+    """Fix one file under a claim; every per-file problem comes back as a failed (or crashed)
+    result. Raises EnvironmentFault, SetupError and KeyboardInterrupt only."""
     started = time.perf_counter()
-    result = FileResult(job.source, job.output, "failed")
+    claim: Claim | None = None
     try:
-        if job.output.resolve() == job.source.resolve():
-            raise ImageError("output would overwrite the input")
-        source = read_image(job.source)
-        stealth = stealth_in_pixels(source.rgb, source.alpha, source.bit_depth)
-        generation = parse_generation(source.chunks, stealth=stealth)
-        result.tool, result.seed = generation.tool, generation.seed
+        begun = begin_file(job, options)
+        if isinstance(begun, FileResult):
+            return begun
+        claim = begun
+        source = read_source(job, options)
+        generation = parse_generation(source.chunks)
         if generation.facefix and not options.overwrite:  # a renamed .fixed.png
-            result.status, result.reason = (
+            return FileResult(
+                job.source,
+                job.output,
                 "skipped",
                 "already a facefix output (use --overwrite to redo)",
+                tool=generation.tool,
+                seed=generation.seed,
             )
-            return result
+        claim.heartbeat()
         fixed = fix_image(source, options, networks)
-        record = facefix_record(fixed.operations, source.path.name, source.sha256)
-        # Resampling destroys settings hidden in the pixels' low bits: carry them as text.
-        chunks = output_chunks(source.chunks, fixed.operations, record, stealth=stealth)
-        alpha = stealth_written_back(fixed.alpha, stealth, source.bit_depth)
-        write_atomic(job.output, encode_png(fixed.rgb, alpha, source.bit_depth, chunks))
-        result.status, result.faces = "fixed", fixed.faces
-        notes = []
-        if options.restore_with is not None and fixed.faces == 0:
-            notes.append("no faces found; upscaled only" if options.upscales else "no faces found")
-        if generation.stealth:  # the only copy of the settings may have been in the pixels
-            notes.append(f"settings hidden in the pixels ({generation.stealth}) kept as text")
-        result.reason = "; ".join(notes)
-    except ImageError as exc:
-        result.reason = str(exc)
-    except torch.OutOfMemoryError:
-        result.reason = "out of GPU memory; try a smaller --tile (e.g. --tile 256)"
-    except FacefixError:
-        raise  # setup problems (a model that will not load) stop the whole run
-    except (ValueError, RuntimeError, MemoryError) as exc:
-        result.reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        claim.heartbeat()
+        return finish_file(job, options, source, fixed, started)
+    except Exception as exc:
+        return failure_result(job, exc, options, started)
     finally:
-        result.seconds = time.perf_counter() - started
-    return result
+        if claim is not None:
+            claim.release()
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:
+        return False
+
+
+def _type_name(exc: BaseException) -> str:
+    """`KeyError`, `cv2.error`, `zlib.error`: the name a bug report needs."""
+    kind = type(exc)
+    return (
+        kind.__qualname__
+        if kind.__module__ == "builtins"
+        else f"{kind.__module__}.{kind.__qualname__}"
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "(no message)"
+
+
+def _os_reason(exc: OSError) -> str:
+    reason = exc.strerror or _first_line(exc)
+    if exc.errno == errno.ENOSPC:
+        reason = "disk full"
+    where = f" {display_path(exc.filename)}" if exc.filename else ""
+    return f"{reason}:{where}" if where else reason

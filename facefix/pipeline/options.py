@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from facefix.errors import SetupError
+from facefix.io.header import DEFAULT_MAX_PIXELS
 from facefix.weights import registry
 
 RestorerName = Literal["gfpgan", "codeformer"]
@@ -35,6 +36,7 @@ class FixOptions:
     extensions: tuple[str, ...] = ("png",)
     offline: bool = False
     mirrors: tuple[str, ...] = ()
+    max_pixels: int = DEFAULT_MAX_PIXELS  # refuse larger images from the header; 0 = no limit
 
     @property
     def upscales(self) -> bool:
@@ -60,12 +62,33 @@ class FixOptions:
             raise SetupError("--tile must be 0 (whole image) or a positive number of pixels")
         if self.tile and self.tile < 32:
             raise SetupError("--tile below 32 pixels is too small to upscale well")
+        if self.max_pixels < 0:
+            raise SetupError("--max-pixels must be 0 (no limit) or a positive number")
         if self.upscaler_path is not None and not self.upscaler_path.is_file():
             raise SetupError(f"--upscaler: no such model file: {self.upscaler_path}")
         if not self.upscales and self.restore_with is None:
             raise SetupError(
                 "nothing to do: give --upscale 2|4, --upscaler, --gfpgan or --codeformer"
             )
+
+    def describe(self) -> str:
+        """The recipe in one line, for the run-start line of a log."""
+        parts = []
+        if self.upscaler_path is not None:
+            parts.append(f"upscaler {self.upscaler_path.name} strength {self.upscale_strength}")
+        elif self.scale > 1:
+            parts.append(f"upscale {self.scale} strength {self.upscale_strength}")
+        if self.restore_with == "gfpgan":
+            parts.append(f"gfpgan {self.gfpgan_version} strength {self.restore_strength}")
+        elif self.restore_with == "codeformer":
+            parts.append(f"codeformer strength {self.restore_strength} fidelity {self.fidelity}")
+        parts.append(f"tile {'auto' if self.tile is None else self.tile}")
+        parts.append(f"max-pixels {self.max_pixels}")
+        if self.output_dir is not None:
+            parts.append(f"output-dir {self.output_dir}")
+        if self.overwrite:
+            parts.append("overwrite")
+        return ", ".join(parts)
 
     def required_weights(
         self, table: registry.Registry = registry.REGISTRY

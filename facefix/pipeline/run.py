@@ -1,38 +1,35 @@
 """`fix`: the batch job. Discover the inputs, plan what to do (skip finished outputs), make
-sure the weights are there, then hand the work to an executor and collect its results."""
+sure the weights are there, then hand the work to an executor and collect its results.
+
+Guarantees: setup problems raise SetupError before any image is read and before any file is
+reported; every per-file problem is a failed (or crashed) result and the batch goes on; an
+environment fault, a stop request (`should_stop`, checked before each file) or an interrupt
+(Ctrl-C, SIGTERM/SIGHUP as `errors.Interrupted`) ends the run early with the summary of what was
+done: `summary.fault`, `summary.stopped` and `summary.signal` say which."""
 
 from __future__ import annotations
 
+import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from facefix.errors import SetupError
+from facefix.errors import EnvironmentFault, Interrupted, SetupError
+from facefix.io import claims
 from facefix.io.discover import Job, Rejected, discover
 from facefix.networks.cache import Networks
 from facefix.networks.device import make_deterministic, resolve_device
 from facefix.pipeline.options import FixOptions
-from facefix.pipeline.results import FileResult, FixEvents, FixSummary, SilentEvents
+from facefix.pipeline.results import FileResult, FixEvents, FixSummary, RunInfo, SilentEvents
 from facefix.pipeline.sequential import run_sequential
 from facefix.weights.download import DownloadProgress, ensure_weights
 from facefix.weights.registry import REGISTRY, Registry
 
 
-def fix(
-    paths: Sequence[Path],
-    options: FixOptions,
-    *,
-    events: FixEvents | None = None,
-    networks: Networks | None = None,
-    download_progress: DownloadProgress | None = None,
-    registry: Registry = REGISTRY,
-) -> FixSummary:
-    """Fix every image under `paths`. Setup problems raise SetupError before any image is read;
-    per-file problems are failed results and the batch goes on. Missing weights are fetched
-    as `registry` pins them (tests pass stand-ins)."""
-    events = events or SilentEvents()
-    started = time.perf_counter()
-    options.validate()
+def plan(
+    paths: Sequence[Path], options: FixOptions
+) -> tuple[list[Job], list[FileResult], list[FileResult]]:
+    """(jobs to do, skipped results, failed results) for `paths`, touching nothing."""
     other_types: list[Rejected] = []  # images of a type --ext did not ask for
     try:
         jobs, rejected = discover(
@@ -44,21 +41,60 @@ def fix(
         )
     except ValueError as exc:
         raise SetupError(str(exc)) from None
-    summary = FixSummary()
-    summary.results.extend(FileResult(r.path, None, "failed", r.reason) for r in rejected)
-    summary.results.extend(FileResult(r.path, None, "skipped", r.reason) for r in other_types)
+    failed = [FileResult(r.path, None, "failed", r.reason) for r in rejected]
+    skipped = [FileResult(r.path, None, "skipped", r.reason) for r in other_types]
     todo: list[Job] = []
     for job in jobs:
-        if job.output.exists() and not options.overwrite:
-            summary.results.append(
+        try:
+            exists = job.output.exists()
+        except OSError as exc:  # a name too long for the file system, a loop in the path
+            failed.append(
+                FileResult(job.source, job.output, "failed", f"cannot use output: {exc.strerror}")
+            )
+            continue
+        if exists and not options.overwrite:
+            skipped.append(
                 FileResult(job.source, job.output, "skipped", "output exists (use --overwrite)")
             )
         else:
             todo.append(job)
-    events.started(len(summary.results) + len(todo))
-    for result in summary.results:
-        events.file_finished(result)
+    return todo, skipped, failed
+
+
+def fix(
+    paths: Sequence[Path],
+    options: FixOptions,
+    *,
+    events: FixEvents | None = None,
+    networks: Networks | None = None,
+    download_progress: DownloadProgress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    registry: Registry = REGISTRY,
+) -> FixSummary:
+    """Fix every image under `paths` and return what was done. Missing weights are fetched as
+    `registry` pins them (tests pass stand-ins)."""
+    events = events or SilentEvents()
+    should_stop = should_stop or (lambda: False)
+    started = time.perf_counter()
+    options.validate()
+    todo, skipped, failed = plan(paths, options)
+    summary = FixSummary()
+    summary.results.extend(failed + skipped)
+    found = len(todo) + len(skipped) + len(failed)
+
+    def announce(device: str) -> None:
+        events.run_started(
+            RunInfo(device, options.describe(), found, len(todo), len(skipped), len(failed))
+        )
+        events.started(found)
+        for result in summary.results:
+            events.file_finished(result)
+
+    if not options.dry_run:  # temporary files and claims that killed runs left behind
+        for folder in sorted({j.output.parent for j in todo} | {r.output.parent for r in skipped}):
+            claims.sweep_folder(folder)
     if options.dry_run or not todo:
+        announce("none")
         for job in todo:
             result = FileResult(job.source, job.output, "planned")
             summary.results.append(result)
@@ -73,10 +109,22 @@ def fix(
         mirrors=options.mirrors,
         progress=download_progress,
     )
+    announce(str(device))
     make_deterministic()
     networks = networks or Networks(options, device)
-    for result in run_sequential(todo, options, networks, events):
-        summary.results.append(result)
-        events.file_finished(result)
+    done = 0
+    try:
+        for result in run_sequential(todo, options, networks, events, should_stop=should_stop):
+            done += 1
+            summary.results.append(result)
+            events.file_finished(result)
+        if done < len(todo):
+            summary.stopped = "stop requested"
+    except EnvironmentFault as exc:
+        summary.fault = str(exc)
+    except KeyboardInterrupt as exc:
+        summary.signal = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        summary.stopped = f"interrupted by {signal.Signals(summary.signal).name}"
+    summary.not_started = len(todo) - done
     summary.seconds = time.perf_counter() - started
     return summary

@@ -2,11 +2,14 @@
 
 Every executor has this shape: it takes the jobs still to do, the recipe and the loaded
 networks, and yields one `FileResult` per job as each finishes, telling `events` when a file
-starts. The run (`pipeline.run.fix`) does discovery, planning and the summary around it."""
+starts and asking `should_stop()` before starting each new file (--max-time, signals). The run
+(`pipeline.run.fix`) does discovery, planning and the summary around it. Per-file rules (claims,
+failure classification) live in `pipeline.file`; an `EnvironmentFault` from there ends the
+iteration."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from facefix.io.discover import Job
 from facefix.networks.cache import Networks
@@ -16,8 +19,15 @@ from facefix.pipeline.results import FileResult, FixEvents
 
 
 def run_sequential(
-    jobs: Sequence[Job], options: FixOptions, networks: Networks, events: FixEvents
+    jobs: Sequence[Job],
+    options: FixOptions,
+    networks: Networks,
+    events: FixEvents,
+    *,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> Iterator[FileResult]:
     for job in jobs:
+        if should_stop():
+            return
         events.file_started(job)
         yield fix_file(job, options, networks)

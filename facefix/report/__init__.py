@@ -1,7 +1,13 @@
 """How facefix talks to people: errors, progress, summaries and tables. The library reports
 through protocols (events, download progress); this package implements them for the CLI."""
 
-from facefix.report.console import exit_with_error, human_size, is_terminal, print_error
+from facefix.report.console import (
+    exit_with_error,
+    human_size,
+    is_terminal,
+    print_error,
+    printable,
+)
 from facefix.report.download import (
     PlainDownloadProgress,
     RichDownloadProgress,
@@ -13,6 +19,7 @@ from facefix.report.fix import (
     describe,
     print_summary_table,
     summary_line,
+    timestamp,
 )
 from facefix.report.models import print_model_table
 
@@ -29,5 +36,7 @@ __all__ = [
     "print_error",
     "print_model_table",
     "print_summary_table",
+    "printable",
     "summary_line",
+    "timestamp",
 ]

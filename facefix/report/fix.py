@@ -4,21 +4,51 @@ otherwise (cron, pipes), and the closing summary."""
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from typing import TYPE_CHECKING, TextIO
 
+from facefix import __version__
+from facefix.io.names import display_path
 from facefix.report.console import printable
 
 if TYPE_CHECKING:
     from facefix.io.discover import Job
     from facefix.pipeline import FileResult, FixSummary
+    from facefix.pipeline.results import RunInfo
+
+
+def timestamp() -> str:
+    """Local time in ISO 8601 with its offset, to the second: sortable and unambiguous."""
+    return datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def run_start_line(info: RunInfo) -> str:
+    return (
+        f"facefix {__version__} fix: {info.recipe}; device {info.device}; "
+        f"found {info.found}, to do {info.todo}, skipped {info.skipped}, failed {info.failed}"
+    )
+
+
+def wants_line(result: FileResult, verbose: bool, quiet: bool) -> bool:
+    """Logs show work done and failures; skips only with -v (they are counted in the summary)."""
+    if result.status in ("failed", "crashed"):
+        return True
+    if result.status == "skipped":
+        return verbose
+    return not quiet
 
 
 def describe(result: FileResult) -> str:
     """One log line for a finished file: path, outcome, faces, tool and seed when known."""
-    parts = [f"{result.status}: {result.source}"]
+    parts = [f"{result.status}: {display_path(result.source)}"]
     if result.status == "fixed":
         plural = "s" if result.faces != 1 else ""
-        parts.append(f"-> {result.output} ({result.faces} face{plural}, {result.seconds:.1f}s)")
+        parts.append(
+            f"-> {display_path(result.output or '')} "
+            f"({result.faces} face{plural}, {result.seconds:.1f}s)"
+        )
+    elif result.status == "planned" and result.output is not None:
+        parts.append(f"-> {display_path(result.output)}")
     if result.tool:
         seed = f" seed {result.seed}" if result.seed is not None else ""
         parts.append(f"[{result.tool}{seed}]")
@@ -38,19 +68,25 @@ class PlainFixEvents:
         self.total = self.done = 0
 
     def _line(self, text: str) -> None:
-        print(printable(text), file=self.stream, flush=True)
+        print(f"{timestamp()} {printable(text)}", file=self.stream, flush=True)
+
+    def run_started(self, info: RunInfo) -> None:
+        if not self.quiet:
+            self._line(run_start_line(info))
 
     def started(self, total: int) -> None:
         self.total = total
 
     def file_started(self, job: Job) -> None:
         if self.verbose:
-            self._line(f"start: {job.source}")
+            self._line(f"start: {display_path(job.source)}")
 
     def file_finished(self, result: FileResult) -> None:
         self.done += 1
-        if not self.quiet or result.status == "failed":
+        if wants_line(result, self.verbose, self.quiet):
             self._line(f"[{self.done}/{self.total}] {describe(result)}")
+        if self.verbose and result.traceback:
+            print(result.traceback.rstrip(), file=self.stream, flush=True)
 
 
 class RichFixEvents:
@@ -87,29 +123,35 @@ class RichFixEvents:
     def __exit__(self, *exc_info: object) -> None:
         self.progress.stop()
 
+    def run_started(self, info: RunInfo) -> None:
+        if self.verbose:
+            self.progress.console.print(run_start_line(info), markup=False)
+
     def started(self, total: int) -> None:
         self.progress.update(self.task, total=total)
 
     def file_started(self, job: Job) -> None:
-        self.progress.update(self.task, current=job.source.name)
+        self.progress.update(self.task, current=display_path(job.source.name))
 
     def file_finished(self, result: FileResult) -> None:
         self.faces += result.faces
         self.progress.update(self.task, advance=1, faces=self.faces, current="")
-        if (
-            result.status == "failed"
-            or self.verbose
-            or (not self.quiet and result.status == "fixed")
-        ):
-            style = {"failed": "red", "fixed": "green"}.get(result.status, "yellow")
+        if wants_line(result, self.verbose, self.quiet):
+            style = {"failed": "red", "crashed": "red", "fixed": "green"}.get(
+                result.status, "yellow"
+            )
             self.progress.console.print(describe(result), style=style, markup=False)
+        if self.verbose and result.traceback:
+            self.progress.console.print(result.traceback.rstrip(), markup=False)
 
 
 def summary_line(summary: FixSummary) -> str:
+    crashed = f"crashed {summary.count('crashed')}, " if summary.count("crashed") else ""
+    left = f", not started {summary.not_started}" if summary.not_started else ""
     return (
         f"processed {summary.count('fixed')}, skipped {summary.count('skipped')}, "
-        f"failed {summary.count('failed')}, faces restored {summary.faces}, "
-        f"{summary.seconds:.1f}s, {summary.images_per_second:.2f} images/s"
+        f"failed {summary.count('failed')}, {crashed}faces restored {summary.faces}, "
+        f"{summary.seconds:.1f}s, {summary.images_per_second:.2f} images/s{left}"
     )
 
 

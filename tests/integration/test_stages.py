@@ -76,7 +76,7 @@ def test_discover_other_extensions_only_when_asked(tmp_path):
     Image.fromarray(quantize(gradient_image(8, 8), 8)).save(tmp_path / "p.jpg")
     assert discover([tmp_path])[0] == []
     jobs, _ = discover([tmp_path], extensions=("png", "jpg"))
-    assert [j.output.name for j in jobs] == ["p.fixed.png"]
+    assert [j.output.name for j in jobs] == ["p.jpg.fixed.png"]  # never a PNG's output name
 
 
 # --- read and write ---------------------------------------------------------------------

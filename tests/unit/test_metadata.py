@@ -1039,7 +1039,7 @@ def test_fix_keeps_every_chunk_byte_for_byte(tmp_path, tiny_upscaler):
         {"type": "esrgan", "scale": 2, "strength": 0.75}
     ]
 
-    from_jpeg = parse_chunks((tmp_path / "photo.fixed.png").read_bytes())
+    from_jpeg = parse_chunks((tmp_path / "photo.jpg.fixed.png").read_bytes())
     assert exif_chunk(exif_with_comment(comment)) in from_jpeg
     assert text_of(from_jpeg, "parameters") == [A1111_PARAMETERS]
     assert parse_generation(from_jpeg).seed == 3141592653

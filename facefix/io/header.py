@@ -1,0 +1,65 @@
+"""Image dimensions read from the file header, before any decoding: PNG IHDR, JPEG SOFn,
+WebP VP8/VP8L/VP8X. Lets a run refuse a hostile image (a 1 KB file that claims 100000x100000
+pixels) in microseconds instead of allocating gigabytes to find out."""
+
+from __future__ import annotations
+
+import struct
+
+DEFAULT_MAX_PIXELS = 100_000_000  # far above any real render (8192x8192 is 67 megapixels)
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# SOF0..SOF15 carry the frame size; C4 (DHT), C8 (JPG) and CC (DAC) share the range but do not.
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def image_dimensions(data: bytes) -> tuple[int, int] | None:
+    """(width, height) the header declares, or None when no header of a known kind is found
+    (the decoder then reports the file as corrupt)."""
+    if data.startswith(PNG_SIGNATURE):
+        if len(data) >= 24 and data[12:16] == b"IHDR":
+            return struct.unpack(">II", data[16:24])
+        return None
+    if data.startswith(b"\xff\xd8"):
+        return _jpeg_dimensions(data)
+    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
+        return _webp_dimensions(data)
+    return None
+
+
+def _jpeg_dimensions(data: bytes) -> tuple[int, int] | None:
+    position = 2
+    while position + 4 <= len(data):
+        if data[position] != 0xFF:
+            return None
+        marker = data[position + 1]
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # no length field
+            position += 2
+            continue
+        (length,) = struct.unpack(">H", data[position + 2 : position + 4])
+        if marker in _JPEG_SOF:
+            if position + 9 > len(data):
+                return None
+            height, width = struct.unpack(">HH", data[position + 5 : position + 9])
+            return width, height
+        if marker == 0xDA or length < 2:  # scan data before any frame header: malformed
+            return None
+        position += 2 + length
+    return None
+
+
+def _webp_dimensions(data: bytes) -> tuple[int, int] | None:
+    kind, body = data[12:16], data[20:]
+    if kind == b"VP8X" and len(body) >= 10:
+        width = int.from_bytes(body[4:7], "little") + 1
+        height = int.from_bytes(body[7:10], "little") + 1
+        return width, height
+    if kind == b"VP8L" and len(body) >= 5 and body[0] == 0x2F:
+        bits = int.from_bytes(body[1:5], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if kind == b"VP8 " and len(body) >= 10 and body[3:6] == b"\x9d\x01\x2a":
+        width, height = struct.unpack("<HH", body[6:10])
+        return width & 0x3FFF, height & 0x3FFF
+    return None

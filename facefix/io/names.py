@@ -1,0 +1,57 @@
+"""The names facefix gives files: outputs, temporary files and claims, and safe display.
+
+Output rule (stable across runs, documented in the README): a PNG `a.png` (any case) becomes
+`a.fixed.png`; any other input keeps its extension, `a.jpg` -> `a.jpg.fixed.png`, so `a.png` and
+`a.jpg` in one folder never share an output. Temporary and claim files are hidden names in the
+output's folder that always fit in 255 bytes, however long the output's name is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+
+OUTPUT_SUFFIX = ".fixed.png"
+NAME_MAX = 255  # bytes in one path component on Linux, macOS and NFS
+TEMPORARY_RE = re.compile(r"^\.(?P<stem>.+)\.(?P<pid>\d+)\.tmp$")
+
+
+def output_name(source_name: str) -> str:
+    """`a.png` -> `a.fixed.png`; `a.jpg` -> `a.jpg.fixed.png` (never the same as a PNG's)."""
+    stem, dot, ext = source_name.rpartition(".")
+    if dot and ext.lower() == "png":
+        return stem + OUTPUT_SUFFIX
+    return source_name + OUTPUT_SUFFIX
+
+
+def _hidden_stem(output: Path, room: int) -> str:
+    """The output's name, or a digest of it when the name leaves less than `room` bytes free."""
+    name = output.name
+    if len(os.fsencode(name)) + room <= NAME_MAX:
+        return name
+    return hashlib.sha256(os.fsencode(name)).hexdigest()[:32] + OUTPUT_SUFFIX
+
+
+def temporary_path(output: Path, pid: int | None = None) -> Path:
+    """`.NAME.PID.tmp` beside the output (a digest stands in for a name too long for that)."""
+    pid = os.getpid() if pid is None else pid
+    return output.with_name(f".{_hidden_stem(output, 32)}.{pid}.tmp")
+
+
+def claim_path(output: Path) -> Path:
+    """`.NAME.claim` beside the output: the file a run holds while it works on that output."""
+    return output.with_name(f".{_hidden_stem(output, 32)}.claim")
+
+
+def display_path(path: Path | str) -> str:
+    """The path as text that is always valid UTF-8 and printable: bytes that are not UTF-8 come
+    out as `\\xff`, control characters as `\\x1b`, so log lines and JSON never break."""
+    text = os.fsencode(path).decode("utf-8", "backslashreplace")
+    return "".join(ch if ch.isprintable() else _escape(ch) for ch in text)
+
+
+def _escape(ch: str) -> str:
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"

@@ -1,0 +1,377 @@
+"""`facefix fix` under faults, in process: hostile files, crashes, environment faults, signals,
+--max-time, output names, logs and --json. Upscale-only with a one-block random upscaler on tiny
+images, so each run takes a fraction of a second."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import signal
+import struct
+import zlib
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from checkpoints import realesrgan_state_dict, save_params_ema
+from conftest import gradient_image, snapshot
+from PIL import Image
+from typer.testing import CliRunner
+
+from facefix.cli import app
+from facefix.io import claims
+from facefix.io.names import claim_path
+from facefix.io.write import quantize
+
+runner = CliRunner()
+ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d ")
+
+
+@pytest.fixture(scope="module")
+def tiny_upscaler(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("tiny")
+    return save_params_ema(realesrgan_state_dict(2, num_block=1), folder / "tiny_x2.pth")
+
+
+def fix(upscaler: Path, *args, env: dict | None = None):
+    argv = [
+        "fix",
+        *map(str, args),
+        "--upscaler",
+        str(upscaler),
+        "--weights-dir",
+        str(upscaler.parent),
+    ]
+    return runner.invoke(app, argv, catch_exceptions=False, env=env)
+
+
+def make_png(path: Path, size: int = 12, seed: int = 0) -> Path:
+    Image.fromarray(quantize(gradient_image(size, size, seed), 8)).save(path)
+    return path
+
+
+def header_only_png(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+        )
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    idat = chunk(b"IDAT", zlib.compress(b"\x00" * 256))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + idat + chunk(b"IEND", b"")
+
+
+def flip_idat_checksum(data: bytes) -> bytes:
+    start = data.index(b"IDAT")
+    (length,) = struct.unpack(">I", data[start - 4 : start])
+    out = bytearray(data)
+    out[start + 4 + length - 1] ^= 0xFF
+    out[start + 4 + length : start + 8 + length] = zlib.crc32(
+        bytes(out[start : start + 4 + length])
+    ).to_bytes(4, "big")
+    return bytes(out)
+
+
+def originals(folder: Path) -> dict:
+    return {p: v for p, v in snapshot(folder).items() if not p.name.endswith(".fixed.png")}
+
+
+def hidden_files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.rglob(".*"))
+
+
+def test_hostile_files_each_fail_alone_and_the_batch_completes(
+    tmp_path, tiny_upscaler, capfd, monkeypatch
+):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    good = [make_png(folder / "a.png"), make_png(folder / "z.png", seed=1)]
+    good.append(make_png(folder / ("l" * 236 + ".png")))  # 240 bytes: temporary name too long
+    good.append(make_png(Path(os.fsdecode(bytes(folder) + b"/caf\xe9.png"))))  # not UTF-8
+    data = (folder / "a.png").read_bytes()
+    bad = {
+        "huge.png": header_only_png(100000, 100000),
+        "bomb.png": header_only_png(30000, 30000),
+        "flipped.png": flip_idat_checksum(data),
+        "truncated.png": data[: len(data) // 2],
+        "m" * 246 + ".png": data,  # 250 bytes: its output name does not fit
+    }
+    for name, content in bad.items():
+        (folder / name).write_bytes(content)
+    os.symlink(folder / "loop2.png", folder / "loop1.png")
+    os.symlink(folder / "loop1.png", folder / "loop2.png")
+    (folder / "locked").mkdir()
+    make_png(folder / "locked" / "hidden.png")
+    real_scandir = os.scandir
+
+    def scandir(path):  # we run as root: a chmod would not stop the walk
+        if Path(path).name == "locked":
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    before = originals(folder)
+    result = fix(tiny_upscaler, folder, "--json")
+    assert result.exit_code == 1, result.output
+    summary = json.loads(result.stdout)
+    assert summary["processed"] == len(good)
+    failed = {
+        Path(f["source"]).name: f["reason"] for f in summary["files"] if f["status"] == "failed"
+    }
+    assert set(failed) == {*bad, "loop1.png", "loop2.png", "locked"}
+    assert "over the --max-pixels limit" in failed["huge.png"]
+    assert "900 megapixels" in failed["bomb.png"]
+    assert "libpng error: IDAT" in failed["flipped.png"]
+    assert "truncated PNG" in failed["truncated.png"]
+    assert "File name too long" in failed["m" * 246 + ".png"]
+    assert "symbolic links" in failed["loop1.png"]
+    assert failed["locked"] == "cannot read folder: Permission denied"
+    for name in failed:  # one line per bad file
+        assert sum(f"failed: {folder / name}" in line for line in result.stderr.splitlines()) == 1
+    sources = [f["source"] for f in summary["files"]]
+    assert f"{folder}/caf\\xe9.png" in sources  # escaped: the JSON stays valid UTF-8
+    assert "libpng" not in capfd.readouterr().err  # attributed to the file, not printed loose
+    for source in good:
+        assert Image.open(source.with_name(source.name[:-4] + ".fixed.png")).size == (24, 24)
+    assert originals(folder) == before
+    assert hidden_files(folder) == []
+
+
+def test_a_crash_is_counted_with_its_own_exit_code_and_the_batch_goes_on(
+    tmp_path, tiny_upscaler, monkeypatch
+):
+    import facefix.pipeline.file as file_module
+
+    for name in ("a", "b", "c"):
+        make_png(tmp_path / f"{name}.png")
+    real = file_module.fix_image
+
+    def buggy(source, options, networks):
+        if source.path.name == "b.png":
+            return {}["a bug"]
+        return real(source, options, networks)
+
+    monkeypatch.setattr(file_module, "fix_image", buggy)
+    result = fix(tiny_upscaler, tmp_path)
+    assert result.exit_code == 3, result.output
+    (line,) = [line for line in result.stderr.splitlines() if "crashed: " in line]
+    assert "b.png" in line and "KeyError: 'a bug'" in line and "please report it" in line
+    assert "Traceback" not in result.stderr
+    assert "crashed 1" in result.stderr
+    assert (tmp_path / "a.fixed.png").exists() and (tmp_path / "c.fixed.png").exists()
+    verbose = fix(tiny_upscaler, tmp_path, "-v")
+    assert verbose.exit_code == 3 and "Traceback (most recent call last)" in verbose.stderr
+
+
+def count_calls(monkeypatch) -> list[str]:
+    import facefix.pipeline.file as file_module
+
+    calls: list[str] = []
+    real = file_module.fix_image
+
+    def counted(source, options, networks):
+        calls.append(source.path.name)
+        return real(source, options, networks)
+
+    monkeypatch.setattr(file_module, "fix_image", counted)
+    return calls
+
+
+@pytest.mark.parametrize("fault", ["disk full", "read-only output-dir", "gpu gone"])
+def test_environment_faults_stop_at_the_first_file_with_one_line_and_the_summary(
+    tmp_path, tiny_upscaler, monkeypatch, fault
+):
+    import builtins
+
+    import facefix.pipeline.file as file_module
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for index in range(4):
+        make_png(folder / f"{index}.png", seed=index)
+    before = originals(folder)
+    calls = count_calls(monkeypatch)
+    extra: list[str] = []
+    if fault == "disk full":
+
+        def full(fd):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(os, "fsync", full)
+    elif fault == "read-only output-dir":
+        real_open = builtins.open
+
+        def read_only(path, *args, **kwargs):
+            if str(path).endswith(".tmp"):
+                raise OSError(errno.EROFS, "Read-only file system", str(path))
+            return real_open(path, *args, **kwargs)
+
+        monkeypatch.setattr(builtins, "open", read_only)
+        extra = ["--output-dir", str(tmp_path / "out")]
+    else:
+        counted = file_module.fix_image
+
+        def gone(source, options, networks):
+            counted(source, options, networks)
+            raise RuntimeError("CUDA error: unspecified launch failure")
+
+        monkeypatch.setattr(file_module, "fix_image", gone)
+    result = fix(tiny_upscaler, folder, *extra)
+    assert result.exit_code == 4, result.output
+    assert len(calls) == 1  # stopped at the first write, not after upscaling everything
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and errors[0].startswith("error: stopped: ")
+    assert {"disk full": "disk full", "gpu gone": "GPU is unusable"}.get(
+        fault, "Read-only"
+    ) in errors[0]
+    assert "processed 0, skipped 0, failed 0" in result.stderr and "not started 4" in result.stderr
+    assert originals(folder) == before and hidden_files(tmp_path) == []
+
+
+def test_a_permission_error_beside_the_inputs_fails_that_file_only(
+    tmp_path, tiny_upscaler, monkeypatch
+):
+    import builtins
+
+    for index in range(3):
+        make_png(tmp_path / f"{index}.png", seed=index)
+    real_open = builtins.open
+
+    def refuse_one(path, *args, **kwargs):
+        if str(path).endswith(".tmp") and "1.fixed" in str(path):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", refuse_one)
+    result = fix(tiny_upscaler, tmp_path, "--json")
+    summary = json.loads(result.stdout)
+    assert result.exit_code == 1 and (summary["processed"], summary["failed"]) == (2, 1)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_stop_like_ctrl_c_with_summary_json_and_exit_143(
+    tmp_path, tiny_upscaler, monkeypatch, signum
+):
+    for index in range(3):
+        make_png(tmp_path / f"{index}.png", seed=index)
+    real_fsync = os.fsync
+    fsyncs: list[int] = []
+
+    def signalled(fd):  # the signal arrives while the second output's temporary file is open
+        fsyncs.append(fd)
+        real_fsync(fd)
+        if len(fsyncs) == 2:
+            os.kill(os.getpid(), signum)
+
+    monkeypatch.setattr(os, "fsync", signalled)
+    handler = signal.getsignal(signum)
+    result = fix(tiny_upscaler, tmp_path, "--json")
+    assert signal.getsignal(signum) == handler  # restored after the run
+    assert result.exit_code == 143, result.output
+    summary = json.loads(result.stdout)
+    assert summary["signal"] == signum and summary["processed"] == 1
+    assert summary["not_started"] == 2 and summary["exit_code"] == 143
+    assert f"interrupted by {signal.Signals(signum).name}" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir() if "fixed" in p.name) == ["0.fixed.png"]
+    assert hidden_files(tmp_path) == []
+
+
+def test_max_time_stops_starting_files_and_exits_0(tmp_path, tiny_upscaler, monkeypatch):
+    import facefix.cli.fix as cli_fix
+
+    for index in range(3):
+        make_png(tmp_path / f"{index}.png", seed=index)
+    clock = iter(range(0, 10_000, 100))  # every look at the clock is 100 s later
+    monkeypatch.setattr(cli_fix, "time", SimpleNamespace(monotonic=lambda: next(clock)))
+    result = fix(tiny_upscaler, tmp_path, "--max-time", "2.5m")
+    assert result.exit_code == 0, result.output
+    assert "stopped: --max-time 2.5m reached; 2 files left for the next run" in result.stderr
+    assert "processed 1," in result.stderr and "not started 2" in result.stderr
+    assert len(list(tmp_path.glob("*.fixed.png"))) == 1
+    assert fix(tiny_upscaler, tmp_path, "--max-time", "soon").exit_code == 2
+
+
+def test_two_inputs_never_share_an_output_and_dry_run_shows_the_names(tmp_path, tiny_upscaler):
+    folder = tmp_path / "one"
+    folder.mkdir()
+    make_png(folder / "a.png")
+    Image.fromarray(quantize(gradient_image(12, 12, 5), 8)).save(folder / "a.jpg")
+    other = tmp_path / "two" / "one"
+    other.mkdir(parents=True)
+    make_png(other / "a.png", seed=2)
+    out = tmp_path / "out"
+    args = (folder, tmp_path / "two", "--ext", "png,jpg", "--output-dir", out)
+    dry = fix(tiny_upscaler, *args, "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    for expected in ("one/a.fixed.png", "one/a.jpg.fixed.png", "two/one/a.fixed.png"):
+        assert f"-> {out / expected}" in dry.stderr
+    result = fix(tiny_upscaler, *args, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["processed"] == 3
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == [
+        "one/a.fixed.png",
+        "one/a.jpg.fixed.png",
+        "two/one/a.fixed.png",
+    ]
+
+
+def test_a_file_claimed_by_a_live_run_is_skipped(tmp_path, tiny_upscaler):
+    make_png(tmp_path / "a.png")
+    make_png(tmp_path / "b.png")
+    claimed = claim_path(tmp_path / "a.fixed.png")
+    claimed.write_text(json.dumps({"host": claims.HOST, "pid": os.getpid(), "token": "other"}))
+    result = fix(tiny_upscaler, tmp_path, "--json", "-v")
+    assert result.exit_code == 0, result.output
+    reasons = {Path(f["source"]).name: f["reason"] for f in json.loads(result.stdout)["files"]}
+    assert reasons["a.png"] == "being fixed by another run"
+    assert "skipped: " in result.stderr and claimed.exists()
+    assert not (tmp_path / "a.fixed.png").exists() and (tmp_path / "b.fixed.png").exists()
+
+
+def test_cron_logs_timestamps_run_start_line_and_no_skip_lines(tmp_path, tiny_upscaler):
+    make_png(tmp_path / "a.png")
+    assert fix(tiny_upscaler, tmp_path).exit_code == 0
+    make_png(tmp_path / "b.png", seed=1)
+    result = fix(tiny_upscaler, tmp_path)
+    lines = result.stderr.splitlines()
+    assert result.exit_code == 0 and all(ISO.match(line) for line in lines), lines
+    assert "fix: upscaler tiny_x2.pth" in lines[0] and "device cpu" in lines[0]
+    assert "found 2, to do 1, skipped 1, failed 0" in lines[0]
+    assert not any("skipped: " in line for line in lines) and "fixed: " in lines[1]
+    assert "processed 1, skipped 1" in lines[-1] and len(lines) == 3
+    verbose = fix(tiny_upscaler, tmp_path, "-v")
+    assert sum("skipped: " in line for line in verbose.stderr.splitlines()) == 2
+
+
+def test_json_is_printed_on_exit_2_and_offline_setup_errors_print_nothing_before(tmp_path):
+    make_png(tmp_path / "a.png")
+    make_png(tmp_path / "b.png")
+    make_png(tmp_path / "b.fixed.png")  # would be a "skipped" line
+    empty = tmp_path / "none"
+    result = runner.invoke(
+        app, ["fix", str(tmp_path), "-U", "2", "--offline", "--json", "--weights-dir", str(empty)]
+    )
+    assert result.exit_code == 2
+    assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("error: missing")
+    record = json.loads(result.stdout)
+    assert record["exit_code"] == 2 and "facefix download" in record["error"]
+
+
+def test_a_run_with_nothing_to_do_still_removes_what_killed_runs_left(tmp_path, tiny_upscaler):
+    import subprocess
+    import sys
+
+    from facefix.io.names import temporary_path
+
+    make_png(tmp_path / "a.png")
+    make_png(tmp_path / "a.fixed.png")
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # a pid that is certainly gone
+    owner = {"host": claims.HOST, "pid": child.pid, "token": "dead"}
+    claim_path(tmp_path / "a.fixed.png").write_text(json.dumps(owner))
+    temporary_path(tmp_path / "b.fixed.png", child.pid).write_bytes(b"truncated")
+    result = fix(tiny_upscaler, tmp_path)
+    assert result.exit_code == 0, result.output
+    assert hidden_files(tmp_path) == []

@@ -1,0 +1,120 @@
+"""Real processes: runs killed with SIGKILL at several points then rerun, SIGTERM from outside,
+and two runs over the same folder at once. Each run is `python faulty_cli.py fix ...` (the CLI
+with one injected fault, see that file), upscale-only with a one-block upscaler on tiny images."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from checkpoints import realesrgan_state_dict, save_params_ema
+from conftest import gradient_image, snapshot
+from PIL import Image
+
+from facefix.io.write import quantize
+
+HERE = Path(__file__).resolve().parent
+FILES = 4
+
+
+@pytest.fixture(scope="module")
+def tiny_upscaler(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("tiny")
+    return save_params_ema(realesrgan_state_dict(2, num_block=1), folder / "tiny_x2.pth")
+
+
+@pytest.fixture
+def folder(tmp_path) -> Path:
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for index in range(FILES):
+        Image.fromarray(quantize(gradient_image(12, 12, index), 8)).save(inputs / f"{index}.png")
+    return inputs
+
+
+def start(folder: Path, upscaler: Path, fault: str = "", *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "FACEFIX_FAULT": fault, "OMP_NUM_THREADS": "1"}
+    argv = [sys.executable, str(HERE / "faulty_cli.py"), "fix", str(folder), "--upscaler"]
+    argv += [str(upscaler), "--weights-dir", str(upscaler.parent), *extra]
+    return subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=HERE.parent
+    )
+
+
+def finish(process: subprocess.Popen) -> tuple[int, str, str]:
+    out, err = process.communicate(timeout=300)
+    return process.returncode, out, err
+
+
+def originals(folder: Path) -> dict:
+    return {p: v for p, v in snapshot(folder).items() if ".fixed." not in p.name}
+
+
+def hidden(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def wait_for(condition, what: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_killed_and_terminated_runs_leave_nothing_a_rerun_cannot_finish(
+    folder, tiny_upscaler, tmp_path
+):
+    before = originals(folder)
+    # SIGTERM from outside while the second image is being fixed: exit 143, summary, no temp.
+    sync = tmp_path / "sync"
+    sync.mkdir()
+    process = start(folder, tiny_upscaler, f"hang:2:{sync}", "--json")
+    wait_for(lambda: (sync / "ready").exists(), "the second image")
+    process.send_signal(signal.SIGTERM)
+    code, out, err = finish(process)
+    assert code == 143, err
+    assert "interrupted by SIGTERM" in err and "processed 1," not in err  # --json: no line
+    record = json.loads(out)
+    assert record["processed"] == 1 and record["signal"] == signal.SIGTERM
+    assert hidden(folder) == []
+    # SIGKILL at two more points (each process costs seconds of imports): in the middle of an
+    # image with its temporary file written, and with an output in place but its claim not yet
+    # released.
+    for fault, leaves in (("kill-write:1", ".tmp"), ("kill-release:1", ".1.fixed.png.claim")):
+        code, _, err = finish(start(folder, tiny_upscaler, fault))
+        assert code == -signal.SIGKILL, err
+        assert any(name.endswith(leaves) for name in hidden(folder)), (fault, hidden(folder))
+    assert (folder / "1.fixed.png").exists()  # the last kill came after the rename
+    code, out, err = finish(start(folder, tiny_upscaler, "", "--json"))
+    assert code == 0, err
+    record = json.loads(out)
+    assert (record["processed"], record["skipped"]) == (2, 2)
+    for index in range(FILES):
+        assert Image.open(folder / f"{index}.fixed.png").size == (24, 24)
+    assert hidden(folder) == []
+    assert originals(folder) == before
+
+
+def test_two_runs_at_once_fix_each_file_exactly_once(folder, tiny_upscaler, tmp_path):
+    sync = tmp_path / "sync"
+    sync.mkdir()
+    runs = [start(folder, tiny_upscaler, f"wait:{sync}", "--json", "-v") for _ in range(2)]
+    wait_for(lambda: len(list(sync.glob("ready.*"))) == 2, "both runs to start an image")
+    (sync / "go").touch()
+    results = [finish(run) for run in runs]
+    assert [code for code, _, _ in results] == [0, 0], [err for _, _, err in results]
+    records = [json.loads(out) for _, out, _ in results]
+    fixed = sorted(
+        Path(f["source"]).name for r in records for f in r["files"] if f["status"] == "fixed"
+    )
+    assert fixed == [f"{index}.png" for index in range(FILES)]  # each once, between them
+    assert all(r["processed"] >= 1 for r in records)  # both did work
+    reasons = [f["reason"] for r in records for f in r["files"] if f["status"] == "skipped"]
+    assert "being fixed by another run" in reasons
+    assert hidden(folder) == []

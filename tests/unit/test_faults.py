@@ -1,0 +1,426 @@
+"""Fault handling below the CLI: header limits, names, claims, the walk, writes and the one place
+exceptions are classified. Hostile inputs are generated here; nothing touches the network."""
+
+from __future__ import annotations
+
+import errno
+import io
+import json
+import os
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import cv2
+import pytest
+import torch
+from PIL import Image
+
+from facefix.errors import (
+    EXIT_CRASHED,
+    EXIT_ENVIRONMENT,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_TERMINATED,
+    EnvironmentFault,
+    ImageError,
+    Interrupted,
+    OutputWriteError,
+    SetupError,
+)
+from facefix.io import claims, read
+from facefix.io.discover import Job, discover
+from facefix.io.header import image_dimensions
+from facefix.io.names import (
+    NAME_MAX,
+    claim_path,
+    display_path,
+    output_name,
+    temporary_path,
+)
+from facefix.io.write import write_atomic
+from facefix.pipeline.file import failure_result
+from facefix.pipeline.options import FixOptions
+from facefix.pipeline.results import FileResult, FixSummary
+
+
+def png_header_only(width: int, height: int, bit_depth: int = 1, colour: int = 0) -> bytes:
+    """A valid PNG whose IHDR claims width x height, with one tiny IDAT: decoding would need
+    width * height pixels of memory."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+        )
+
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, colour, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
+
+
+def encoded(fmt: str, size: tuple[int, int], **params) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (10, 20, 30)).save(buffer, fmt, **params)
+    return buffer.getvalue()
+
+
+# --- header limits ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fmt", "params"),
+    [
+        ("PNG", {}),
+        ("JPEG", {}),
+        ("JPEG", {"progressive": True}),
+        ("WEBP", {"lossless": True}),  # VP8L
+        ("WEBP", {"quality": 80}),  # VP8
+        ("WEBP", {"quality": 80, "exif": b"Exif\x00\x00II*\x00"}),  # VP8X
+    ],
+)
+def test_header_dimensions_of_real_files(fmt, params):
+    assert image_dimensions(encoded(fmt, (37, 23), **params)) == (37, 23)
+
+
+def test_header_dimensions_of_junk_is_none():
+    for junk in (b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff\xda" + bytes(10), b"RIFF....WEBPVP8 "):
+        assert image_dimensions(junk) is None
+
+
+def test_a_one_bit_30000_square_png_is_refused_before_decoding(tmp_path, monkeypatch):
+    path = tmp_path / "bomb.png"
+    path.write_bytes(png_header_only(30000, 30000, bit_depth=1))
+    assert path.stat().st_size < 1000
+
+    def never(*args):
+        raise AssertionError("decoded a file over the limit")
+
+    monkeypatch.setattr(read.cv2, "imdecode", never)
+    with pytest.raises(ImageError, match="900 megapixels, over the --max-pixels limit of 100"):
+        read.read_image(path)
+
+
+def test_a_header_over_opencvs_own_limit_is_a_file_error_not_a_crash(tmp_path):
+    path = tmp_path / "huge.png"
+    path.write_bytes(png_header_only(100000, 100000))
+    with pytest.raises(ImageError, match="cannot decode"):
+        read.read_image(path, max_pixels=0)  # no limit of ours: OpenCV's cv2.error is caught
+
+
+def test_libpng_messages_become_the_files_reason(tmp_path, capfd):
+    good = encoded("PNG", (16, 16))
+    start = good.index(b"IDAT")
+    (length,) = struct.unpack(">I", good[start - 4 : start])
+    damaged = bytearray(good)
+    damaged[start + 4 + length - 2] ^= 0xFF  # inside the zlib checksum
+    damaged[start + 4 + length : start + 8 + length] = zlib.crc32(
+        bytes(damaged[start : start + 4 + length])
+    ).to_bytes(4, "big")  # a valid chunk CRC: only the decoder notices
+    path = tmp_path / "flipped.png"
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(ImageError, match="libpng error: IDAT"):
+        read.read_image(path)
+    assert "libpng" not in capfd.readouterr().err
+
+
+# --- names ----------------------------------------------------------------------------------
+
+
+def test_output_names_never_collide_across_extensions():
+    assert output_name("a.png") == "a.fixed.png"
+    assert output_name("a.PNG") == "a.fixed.png"
+    assert output_name("a.jpg") == "a.jpg.fixed.png"
+    assert output_name("a.webp") == "a.webp.fixed.png"
+    assert len({output_name(n) for n in ("a.png", "a.jpg", "a.jpeg", "a.webp")}) == 4
+
+
+def test_hidden_names_fit_however_long_the_output_name(tmp_path):
+    output = tmp_path / ("x" * 250 + ".fixed.png")
+    for hidden in (temporary_path(output, 4194304), claim_path(output)):
+        assert len(os.fsencode(hidden.name)) <= NAME_MAX and hidden.name.startswith(".")
+    short = tmp_path / "a.fixed.png"
+    assert temporary_path(short, 12).name == ".a.fixed.png.12.tmp"
+    assert claim_path(short).name == ".a.fixed.png.claim"
+
+
+def test_display_path_escapes_undecodable_bytes_and_control_characters():
+    name = os.fsdecode(b"bad\xff\x1bname.png")
+    shown = display_path(Path("/x") / name)
+    assert shown == "/x/bad\\xff\\x1bname.png"
+    shown.encode("utf-8")  # always encodable: JSON and logs stay valid
+    assert display_path("ünï.png") == "ünï.png"
+
+
+# --- claims ---------------------------------------------------------------------------------
+
+
+def dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_a_claim_is_exclusive_until_released(tmp_path):
+    output = tmp_path / "a.fixed.png"
+    first = claims.acquire(output)
+    assert first is not None and first.path.exists()
+    owner = json.loads(first.path.read_text())
+    assert owner["pid"] == os.getpid() and owner["host"] == claims.HOST
+    assert claims.acquire(output) is None
+    first.release()
+    assert not first.path.exists()
+    again = claims.acquire(output)
+    assert again is not None
+    again.release()
+
+
+def test_a_claim_of_a_dead_process_is_taken_over_with_its_temporary_file(tmp_path):
+    output = tmp_path / "a.fixed.png"
+    pid = dead_pid()
+    claim_path(output).write_text(json.dumps({"host": claims.HOST, "pid": pid, "token": "old"}))
+    leftover = temporary_path(output, pid)
+    leftover.write_bytes(b"truncated")
+    claim = claims.acquire(output)
+    assert claim is not None
+    assert json.loads(claim.path.read_text())["pid"] == os.getpid()
+    assert not leftover.exists()
+    claim.release()
+
+
+def test_a_live_claim_of_another_host_waits_for_the_age_limit(tmp_path):
+    output = tmp_path / "a.fixed.png"
+    path = claim_path(output)
+    path.write_text(json.dumps({"host": "elsewhere", "pid": 1, "token": "t"}))
+    assert claims.acquire(output) is None
+    old = time.time() - claims.STALE_AFTER - 60
+    os.utime(path, (old, old))
+    claim = claims.acquire(output)
+    assert claim is not None and json.loads(path.read_text())["host"] == claims.HOST
+    claim.heartbeat()
+    assert time.time() - path.stat().st_mtime < claims.STALE_AFTER
+    claim.release()
+
+
+def test_release_leaves_a_claim_taken_over_by_another_run(tmp_path):
+    output = tmp_path / "a.fixed.png"
+    claim = claims.acquire(output)
+    claim.path.write_text(json.dumps({"host": "elsewhere", "pid": 1, "token": "theirs"}))
+    claim.release()
+    assert claim.path.exists()
+
+
+def test_a_takeover_that_loses_the_race_gives_the_fresh_claim_back(tmp_path):
+    output = tmp_path / "a.fixed.png"
+    path = claim_path(output)
+    path.write_text(json.dumps({"host": "elsewhere", "pid": 1, "token": "fresh"}))
+    assert not claims._take_over(path, b"the stale claim judged earlier")
+    assert json.loads(path.read_text())["token"] == "fresh"
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_sweep_removes_orphans_and_keeps_live_work(tmp_path):
+    live = claims.acquire(tmp_path / "live.fixed.png")
+    live_temporary = temporary_path(tmp_path / "live.fixed.png", os.getpid())
+    live_temporary.write_bytes(b"being written")
+    orphan = temporary_path(tmp_path / "gone.fixed.png", dead_pid())
+    orphan.write_bytes(b"half")
+    stale = claim_path(tmp_path / "done.fixed.png")
+    stale.write_text(json.dumps({"host": claims.HOST, "pid": dead_pid(), "token": "x"}))
+    (tmp_path / ".keep-me").write_text("not ours")
+    removed = claims.sweep_folder(tmp_path)
+    assert sorted(p.name for p in removed) == sorted([orphan.name, stale.name])
+    assert live_temporary.exists() and live.path.exists() and (tmp_path / ".keep-me").exists()
+    live.release()
+
+
+# --- the walk -------------------------------------------------------------------------------
+
+
+def save(path: Path) -> Path:
+    path.write_bytes(encoded("PNG", (8, 8)))
+    return path
+
+
+def test_walk_reports_symlink_loops_and_long_names_and_goes_on(tmp_path):
+    save(tmp_path / "a.png")
+    os.symlink(tmp_path / "loop2.png", tmp_path / "loop1.png")
+    os.symlink(tmp_path / "loop1.png", tmp_path / "loop2.png")
+    save(tmp_path / ("n" * 246 + ".png"))
+    save(tmp_path / "z.png")
+    jobs, rejected = discover([tmp_path])
+    names = [j.source.name for j in jobs]
+    assert names[0] == "a.png" and names[-1] == "z.png" and len(names) == 3
+    assert sorted(r.path.name for r in rejected) == ["loop1.png", "loop2.png"]
+    assert all("Too many levels of symbolic links" in r.reason for r in rejected)
+
+
+def test_walk_reports_an_unreadable_folder(tmp_path, monkeypatch):
+    save(tmp_path / "a.png")
+    (tmp_path / "locked").mkdir()
+    save(tmp_path / "locked" / "b.png")
+    real = os.scandir
+
+    def scandir(path):
+        if Path(path).name == "locked":
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    jobs, rejected = discover([tmp_path])
+    assert [j.source.name for j in jobs] == ["a.png"]
+    assert [(r.path.name, r.reason) for r in rejected] == [
+        ("locked", "cannot read folder: Permission denied")
+    ]
+
+
+def test_two_folders_into_one_output_dir_get_a_folder_each(tmp_path):
+    for side in ("left", "right"):
+        (tmp_path / side).mkdir()
+        save(tmp_path / side / "a.png")
+    out = tmp_path / "out"
+    jobs, rejected = discover([tmp_path / "left", tmp_path / "right"], output_dir=out)
+    assert [j.output for j in jobs] == [out / "left" / "a.fixed.png", out / "right" / "a.fixed.png"]
+    assert rejected == []
+    jobs, rejected = discover(
+        [tmp_path / "left" / "a.png", tmp_path / "right" / "a.png"], output_dir=out
+    )
+    assert [j.output for j in jobs] == [
+        out / "a.fixed.png"
+    ]  # the second is refused, not overwritten
+    assert "is already" in rejected[0].reason and rejected[0].path.parent.name == "right"
+
+
+# --- writes ---------------------------------------------------------------------------------
+
+
+def test_a_read_only_folder_is_one_clean_error_with_its_errno(tmp_path, monkeypatch):
+    import builtins
+
+    real_open = builtins.open
+
+    def refuse(path, *args, **kwargs):
+        if str(path).endswith(".tmp"):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_open(path, *args, **kwargs)
+
+    def refuse_unlink(self, missing_ok=False):
+        raise OSError(errno.EROFS, "Read-only file system", str(self))
+
+    monkeypatch.setattr(builtins, "open", refuse)
+    monkeypatch.setattr(Path, "unlink", refuse_unlink)
+    with pytest.raises(OutputWriteError, match="Read-only file system") as caught:
+        write_atomic(tmp_path / "o.fixed.png", b"data")
+    assert caught.value.errno == errno.EROFS
+
+
+def test_a_name_too_long_fails_that_write_only(tmp_path):
+    with pytest.raises(OutputWriteError, match="File name too long") as caught:
+        write_atomic(tmp_path / ("x" * 250 + ".fixed.png"), b"data")
+    assert caught.value.errno == errno.ENAMETOOLONG
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- classification -------------------------------------------------------------------------
+
+JOB = Job(Path("in/a.png"), Path("in/a.fixed.png"))
+BESIDE = FixOptions(weights_dir=Path("w"), scale=2)
+TREE = FixOptions(weights_dir=Path("w"), scale=2, output_dir=Path("out"))
+
+
+@pytest.mark.parametrize(
+    ("exc", "options"),
+    [
+        (OutputWriteError("cannot write x: disk full", errno.ENOSPC), BESIDE),
+        (OutputWriteError("cannot write x: Read-only file system", errno.EROFS), BESIDE),
+        (OSError(errno.EDQUOT, "Disk quota exceeded"), BESIDE),
+        (OutputWriteError("cannot write x: Permission denied", errno.EACCES), TREE),
+        (RuntimeError("CUDA error: an illegal memory access was encountered"), BESIDE),
+    ],
+)
+def test_environment_faults_stop_the_run(exc, options):
+    with pytest.raises(EnvironmentFault):
+        failure_result(JOB, exc, options)
+
+
+@pytest.mark.parametrize(
+    ("exc", "reason"),
+    [
+        (ImageError("truncated PNG"), "truncated PNG"),
+        (OutputWriteError("cannot write x: Permission denied", errno.EACCES), "Permission denied"),
+        (OSError(errno.ENAMETOOLONG, "File name too long", "in/a.png"), "File name too long"),
+        (OSError(errno.ELOOP, "Too many levels of symbolic links"), "symbolic links"),
+        (cv2.error("OpenCV(5) error: (-215:Assertion failed)"), "error: Assertion failed"),
+        (MemoryError(), "out of memory"),
+        (torch.OutOfMemoryError("CUDA out of memory"), "out of GPU memory"),
+        (zlib.error("Error -3 while decompressing"), "zlib"),
+    ],
+)
+def test_file_problems_fail_that_file(exc, reason):
+    result = failure_result(JOB, exc, BESIDE)
+    assert result.status == "failed" and reason.split(":")[-1].strip() in result.reason
+    assert "\n" not in result.reason and result.traceback is None
+
+
+def test_unexpected_exceptions_are_crashes_with_type_hint_and_traceback():
+    try:
+        {}["missing"]
+    except KeyError as exc:
+        result = failure_result(JOB, exc, BESIDE)
+    assert result.status == "crashed"
+    assert result.reason.startswith("KeyError: 'missing'") and "please report it" in result.reason
+    assert "Traceback" in result.traceback and "test_faults.py" in result.traceback
+
+
+def test_interrupts_and_setup_errors_pass_through():
+    for exc in (KeyboardInterrupt(), Interrupted(15), SetupError("no model")):
+        with pytest.raises(type(exc)):
+            failure_result(JOB, exc, BESIDE)
+
+
+def test_exit_codes_are_distinct_and_follow_the_worst_outcome():
+    from facefix.cli.fix import exit_code
+
+    def summary(*statuses: str, **fields) -> FixSummary:
+        results = [FileResult(Path(s), None, s) for s in statuses]
+        return FixSummary(results=results, **fields)
+
+    assert exit_code(summary("fixed", "skipped")) == EXIT_OK == 0
+    assert exit_code(summary("fixed", "failed")) == EXIT_FAILED == 1
+    assert exit_code(summary("failed", "crashed")) == EXIT_CRASHED == 3
+    assert exit_code(summary("crashed", fault="disk full")) == EXIT_ENVIRONMENT == 4
+    assert exit_code(summary("fixed", signal=15)) == EXIT_TERMINATED == 143
+    assert exit_code(summary("fixed", signal=1)) == 143
+    assert exit_code(summary(signal=2)) == 130
+    assert exit_code(summary("fixed", stopped="--max-time 1h reached", not_started=3)) == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90", 90), ("90s", 90), ("15m", 900), ("2h", 7200), ("1.5h", 5400)]
+)
+def test_durations(text, seconds):
+    from facefix.cli.fix import parse_duration
+
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "0", "-5", "10d", "soon"])
+def test_bad_durations_are_setup_errors(text):
+    from facefix.cli.fix import parse_duration
+
+    with pytest.raises(SetupError, match="--max-time"):
+        parse_duration(text)
+
+
+def test_summary_json_names_undecodable_files_in_valid_utf8():
+    name = Path(os.fsdecode(b"caf\xe9.png"))
+    record = FixSummary(results=[FileResult(name, None, "failed", "bad")]).to_dict()
+    text = json.dumps(record, ensure_ascii=False)
+    text.encode("utf-8")
+    assert json.loads(text)["files"][0]["source"] == "caf\\xe9.png"
