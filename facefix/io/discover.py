@@ -12,15 +12,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from facefix.io.formats import EXTENSIONS, HEAD_SIZE, sniff
 from facefix.io.names import OUTPUT_SUFFIX, display_path, output_name
 
-# Leading bytes of each accepted format, keyed by the extensions `--ext` accepts.
-SIGNATURES: dict[str, tuple[bytes, ...]] = {
-    "png": (b"\x89PNG\r\n\x1a\n",),
-    "jpg": (b"\xff\xd8\xff",),
-    "jpeg": (b"\xff\xd8\xff",),
-    "webp": (b"RIFF",),  # followed by size and b"WEBP" at offset 8, checked below
-}
 # Spellings of one type: asking for either means both.
 ALIASES: dict[str, tuple[str, ...]] = {"jpg": ("jpg", "jpeg"), "jpeg": ("jpg", "jpeg")}
 
@@ -51,12 +45,8 @@ def output_path_for(source: Path, root: Path | None, output_dir: Path | None) ->
 
 def has_signature(path: Path, extensions: Sequence[str]) -> bool:
     with open(path, "rb") as fh:
-        head = fh.read(12)
-    for ext in extensions:
-        for signature in SIGNATURES[ext]:
-            if head.startswith(signature) and (ext != "webp" or head[8:12] == b"WEBP"):
-                return True
-    return False
+        head = fh.read(HEAD_SIZE)
+    return sniff(head) in {EXTENSIONS[ext] for ext in extensions}
 
 
 def _wanted(name: str, extensions: Sequence[str]) -> bool:
@@ -104,7 +94,7 @@ def discover(
     """
     extensions = tuple(e.lower().lstrip(".") for e in extensions)
     extensions = tuple(dict.fromkeys(a for e in extensions for a in ALIASES.get(e, (e,))))
-    unknown = [e for e in extensions if e not in SIGNATURES]
+    unknown = [e for e in extensions if e not in EXTENSIONS]
     if unknown:
         raise ValueError(
             f"unsupported extension(s): {', '.join(unknown)}; choose from png, jpg, webp"
@@ -147,7 +137,7 @@ def discover(
                     other = found.suffix.lower().lstrip(".")
                     if (
                         skipped is not None
-                        and other in SIGNATURES
+                        and other in EXTENSIONS
                         and _wanted(found.name, (other,))
                     ):
                         skipped.append(Rejected(found, f".{other} is not in --ext"))

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import struct
 
+from facefix.io.formats import sniff
+
 DEFAULT_MAX_PIXELS = 100_000_000  # far above any real render (8192x8192 is 67 megapixels)
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # SOF0..SOF15 carry the frame size; C4 (DHT), C8 (JPG) and CC (DAC) share the range but do not.
 _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
@@ -15,13 +16,14 @@ _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0
 def image_dimensions(data: bytes) -> tuple[int, int] | None:
     """(width, height) the header declares, or None when no header of a known kind is found
     (the decoder then reports the file as corrupt)."""
-    if data.startswith(PNG_SIGNATURE):
+    kind = sniff(data)
+    if kind == "PNG":
         if len(data) >= 24 and data[12:16] == b"IHDR":
             return struct.unpack(">II", data[16:24])
         return None
-    if data.startswith(b"\xff\xd8"):
+    if kind == "JPEG":
         return _jpeg_dimensions(data)
-    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
+    if kind == "WebP":
         return _webp_dimensions(data)
     return None
 

@@ -11,8 +11,8 @@ import zlib
 from dataclasses import dataclass
 
 from facefix.errors import PngFormatError  # noqa: F401  (raised here; callers import it from here too)
+from facefix.io.formats import PNG_SIGNATURE, sniff
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # The most one compressed text chunk (zTXt, compressed iTXt) may inflate to. Real metadata stays
 # far below (a large ComfyUI workflow is a few MB); a "zip bomb" chunk is refused, not inflated.
 TEXT_INFLATE_LIMIT = 32 * 1024 * 1024
@@ -39,13 +39,9 @@ class Chunk:
         return struct.pack(">I", len(self.data)) + self.type + self.data + struct.pack(">I", crc)
 
 
-def is_png(head: bytes) -> bool:
-    return head.startswith(PNG_SIGNATURE)
-
-
 def parse_chunks(data: bytes) -> list[Chunk]:
     """Every chunk from signature to IEND, checked for truncation and CRC errors."""
-    if not is_png(data):
+    if sniff(data) != "PNG":
         raise PngFormatError("not a PNG file (bad signature)")
     chunks: list[Chunk] = []
     pos = len(PNG_SIGNATURE)

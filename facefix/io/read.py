@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from facefix.errors import ImageError, UnsupportedImageError
+from facefix.io.files import read_bytes
 from facefix.io.hashing import sha256_bytes
 from facefix.io.header import DEFAULT_MAX_PIXELS, image_dimensions
 from facefix.io.pngchunks import Chunk, PngFormatError
@@ -38,19 +39,6 @@ class SourceImage:
     @property
     def size(self) -> tuple[int, int]:
         return self.rgb.shape[1], self.rgb.shape[0]
-
-
-def read_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise ImageError("file vanished before it could be read") from None
-    except IsADirectoryError:
-        raise ImageError("is a folder, not an image") from None
-    except PermissionError:
-        raise ImageError("permission denied") from None
-    except OSError as exc:
-        raise ImageError(f"cannot read: {exc.strerror or exc}") from None
 
 
 _STDERR_LOCK = threading.Lock()

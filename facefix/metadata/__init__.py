@@ -25,8 +25,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from facefix.errors import PngFormatError, UnsupportedImageError
-from facefix.io.pngchunks import Chunk, is_png
+from facefix.errors import ImageError, PngFormatError, UnsupportedImageError
+from facefix.io.files import read_bytes
+from facefix.io.formats import sniff
+from facefix.io.pngchunks import Chunk
 from facefix.metadata.carry import (
     XMP_KEY,
     chunks_for_foreign_image,
@@ -34,7 +36,6 @@ from facefix.metadata.carry import (
     output_chunks,
 )
 from facefix.metadata.containers.exif import decode_user_comment
-from facefix.metadata.containers.foreign import is_jpeg
 from facefix.metadata.containers.stealth import (
     SIGNATURE_BITS,
     StealthPayload,
@@ -161,26 +162,16 @@ def info(paths: Iterable[Path]) -> list[InfoResult]:
     for path in paths:
         path = Path(path)
         try:
-            data = path.read_bytes()
+            data = read_bytes(path)
             chunks = chunks_from_bytes(data)
-        except FileNotFoundError:
-            results.append(InfoResult(path, error="no such file"))
-        except IsADirectoryError:
-            results.append(InfoResult(path, error="is a directory"))
-        except OSError as error:
-            results.append(InfoResult(path, error=error.strerror or str(error)))
+        except ImageError as error:
+            results.append(InfoResult(path, error=str(error)))
         except (PngFormatError, UnsupportedImageError) as error:
             results.append(InfoResult(path, error=str(error)))
         else:
-            stealth, problem = (None, None) if is_jpeg(data) else _pixels_stealth(data)
+            stealth, problem = (None, None) if sniff(data) == "JPEG" else _pixels_stealth(data)
             record = parse_generation(chunks, stealth=stealth)
             if problem:
                 record.problems.append(problem)
-            results.append(InfoResult(path, _image_format(data), record, chunks))
+            results.append(InfoResult(path, sniff(data) or "WebP", record, chunks))
     return results
-
-
-def _image_format(data: bytes) -> str:
-    if is_png(data):
-        return "PNG"
-    return "JPEG" if is_jpeg(data) else "WebP"

@@ -12,12 +12,12 @@ import json
 import zlib
 from collections.abc import Sequence
 
+from facefix.io.formats import sniff
 from facefix.io.pngchunks import (
     Chunk,
     carried_chunks,
     exif_chunk,
     iccp_chunk,
-    is_png,
     itxt_chunk,
     parse_chunks,
     text_chunk,
@@ -58,7 +58,7 @@ def chunks_for_foreign_image(data: bytes) -> list[Chunk]:
 def chunks_from_bytes(data: bytes) -> list[Chunk]:
     """A file's chunks by its signature: a PNG's own, or those made for a JPEG or WebP.
     Raises PngFormatError or UnsupportedImageError."""
-    if is_png(data):
+    if sniff(data) == "PNG":
         return parse_chunks(data)
     return chunks_for_foreign_image(data)
 

@@ -71,7 +71,7 @@ def test_info_library_reads_each_file_and_reports_errors(images, tmp_path):
     assert results[0].record.seed == 1234 and results[0].error is None
     assert [r.error for r in results[1:]] == [
         "no such file",
-        "is a directory",
+        "is a folder, not an image",
         "truncated PNG (cut off in chunk tEXt)",
     ]
 

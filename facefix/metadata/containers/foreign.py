@@ -10,9 +10,9 @@ import struct
 from dataclasses import dataclass, field
 
 from facefix.errors import UnsupportedImageError
+from facefix.io.formats import sniff
 from facefix.metadata.containers.exif import EXIF_HEADER
 
-JPEG_SIGNATURE = b"\xff\xd8\xff"
 _XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
 _ICC_HEADER = b"ICC_PROFILE\x00"
 
@@ -26,19 +26,12 @@ class ForeignMetadata:
     comments: list[bytes] = field(default_factory=list)
 
 
-def is_jpeg(data: bytes) -> bool:
-    return data.startswith(JPEG_SIGNATURE)
-
-
-def is_webp(data: bytes) -> bool:
-    return data[:4] == b"RIFF" and data[8:12] == b"WEBP"
-
-
 def foreign_metadata(data: bytes) -> ForeignMetadata:
     """The metadata of a JPEG or WebP file; UnsupportedImageError for anything else."""
-    if is_jpeg(data):
+    kind = sniff(data)
+    if kind == "JPEG":
         return _jpeg_metadata(data)
-    if is_webp(data):
+    if kind == "WebP":
         return _webp_metadata(data)
     raise UnsupportedImageError("not a PNG, JPEG or WebP file")
 
