@@ -69,7 +69,24 @@ def fix(
     ),
     weights_dir: WeightsDirOption = None,
     config: ConfigOption = None,
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    device: str = typer.Option(
+        "auto",
+        "--device",
+        help="auto, cpu, cuda, cuda:N or mps; several GPUs: cuda (all visible) or cuda:0,cuda:1.",
+    ),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        min=0,
+        help="Decode+encode threads beside the GPU stage (default: cores - 1, at most 8); "
+        "0 = everything in one thread, one file at a time.",
+    ),
+    batch_size: int | None = typer.Option(
+        None,
+        "--batch-size",
+        min=1,
+        help="Images of one size per GPU pass (default: 1 on the CPU, from free memory on CUDA).",
+    ),
     tile: int | None = typer.Option(
         None,
         "--tile",
@@ -148,6 +165,8 @@ def fix(
             extensions=tuple(e.strip() for e in ext.split(",") if e.strip()),
             offline=offline,
             mirrors=tuple(mirror),
+            workers=workers,
+            batch_size=batch_size,
         )
         with report.download_progress() as download_progress:
             if report.is_terminal() and not as_json:

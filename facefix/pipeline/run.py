@@ -3,15 +3,19 @@ sure the weights are there, then hand the work to an executor and collect its re
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+
+import torch
 
 from facefix.errors import SetupError
 from facefix.io.discover import Job, discover
 from facefix.networks.cache import Networks
-from facefix.networks.device import make_deterministic, resolve_device
+from facefix.networks.device import make_deterministic, resolve_devices
 from facefix.pipeline.options import FixOptions
+from facefix.pipeline.pipelined import run_pipelined
 from facefix.pipeline.results import FileResult, FixEvents, FixSummary, SilentEvents
 from facefix.pipeline.sequential import run_sequential
 from facefix.weights.download import DownloadProgress, ensure_weights
@@ -59,7 +63,7 @@ def fix(
             events.file_finished(result)
         summary.seconds = time.perf_counter() - started
         return summary
-    device = resolve_device(options.device)
+    devices = resolve_devices(options.device)
     ensure_weights(
         options.required_weights(),
         options.weights_dir,
@@ -68,9 +72,34 @@ def fix(
         progress=download_progress,
     )
     make_deterministic()
-    networks = networks or Networks(options, device)
-    for result in run_sequential(todo, options, networks, events):
-        summary.results.append(result)
-        events.file_finished(result)
+    networks = networks or Networks(options, devices[0])
+    # closing: Ctrl-C in this loop stops the executor's threads at once, not at garbage
+    # collection (the traceback keeps the generator alive).
+    with contextlib.closing(execute(todo, options, networks, devices, events)) as results:
+        for result in results:
+            summary.results.append(result)
+            events.file_finished(result)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def execute(
+    jobs: Sequence[Job],
+    options: FixOptions,
+    networks: Networks,
+    devices: Sequence[torch.device],
+    events: FixEvents,
+    *,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> Iterator[FileResult]:
+    """The executor `options.workers` asks for: 0 = sequential on the first device; otherwise
+    pipelined, with one GPU stage per device (`networks` serves the first)."""
+    if options.workers == 0:
+        executor = run_sequential(jobs, options, networks, events, should_stop=should_stop)
+    else:
+        extra = [Networks(options, device) for device in devices[1:]]
+        executor = run_pipelined(
+            jobs, options, networks, events, should_stop=should_stop, extra_networks=extra
+        )
+    with contextlib.closing(executor) as results:
+        yield from results

@@ -6,18 +6,29 @@ starts. The run (`pipeline.run.fix`) does discovery, planning and the summary ar
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from facefix.io.discover import Job
 from facefix.networks.cache import Networks
+from facefix.pipeline.clock import current_clock
 from facefix.pipeline.file import fix_file
 from facefix.pipeline.options import FixOptions
 from facefix.pipeline.results import FileResult, FixEvents
 
 
 def run_sequential(
-    jobs: Sequence[Job], options: FixOptions, networks: Networks, events: FixEvents
+    jobs: Sequence[Job],
+    options: FixOptions,
+    networks: Networks,
+    events: FixEvents,
+    *,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> Iterator[FileResult]:
+    clock = current_clock()
     for job in jobs:
+        if should_stop():
+            return
         events.file_started(job)
-        yield fix_file(job, options, networks)
+        result = fix_file(job, options, networks, clock)
+        clock.file_finished()
+        yield result
