@@ -14,9 +14,9 @@ Guarantees:
   batches are therefore the same run to run, and so are the outputs.
 - Host memory is bounded by the queue capacities, whatever the number of files.
 - An exception in any thread stops the run and is raised in the caller's thread; a setup
-  error (`FacefixError`) or Ctrl-C stops it at once: workers finish the step they are in (a
-  write in progress completes, so no partial file is left), nothing new starts, results not yet
-  written are dropped.
+  error (`FacefixError`) or Ctrl-C stops it at once: every thread finishes the step it is in
+  (a write in progress completes, so no partial file is left; a GPU stage finishes its batch),
+  nothing new starts, and results not yet written are dropped.
 - `events.file_started` is called in the caller's thread, when a file enters decoding.
 
 Workers are threads, not processes: cv2.imdecode/imencode and zlib release the GIL for the
@@ -49,7 +49,6 @@ BatchKey = tuple[int, int, bool]  # height, width, has alpha: what one network p
 
 MAX_AUTO_BATCH = 16  # default_batch_size's ceiling, for sizing the decoded queue
 WORKER_JOIN_SECONDS = 60.0  # a write in progress must finish (no partial file) within this
-GPU_JOIN_SECONDS = 2.0  # a GPU stage mid-batch is not waited for on a stop: it owns no file
 
 
 def default_workers() -> int:
@@ -328,8 +327,11 @@ class _Pipeline:
             self.stop()
             for thread in workers:  # each finishes its current read or write
                 thread.join(WORKER_JOIN_SECONDS)
+            # A GPU stage finishes the batch it is in (its results are dropped): torch still
+            # running in a thread at interpreter exit aborts the process ("terminate called"),
+            # which would turn Ctrl-C's exit code 130 into a crash.
             for thread in gpu_stages:
-                thread.join(GPU_JOIN_SECONDS)
+                thread.join()
 
 
 def run_pipelined(
