@@ -88,7 +88,24 @@ def fix(
     ),
     weights_dir: WeightsDirOption = None,
     config: ConfigOption = None,
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    device: str = typer.Option(
+        "auto",
+        "--device",
+        help="auto, cpu, cuda, cuda:N or mps; several GPUs: cuda (all visible) or cuda:0,cuda:1.",
+    ),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        min=0,
+        help="Decode+encode threads beside the GPU stage (default: cores - 1, at most 8); "
+        "0 = everything in one thread, one file at a time.",
+    ),
+    batch_size: int | None = typer.Option(
+        None,
+        "--batch-size",
+        min=1,
+        help="Images of one size per GPU pass (default: 1 on the CPU, from free memory on CUDA).",
+    ),
     tile: int | None = typer.Option(
         None,
         "--tile",
@@ -183,6 +200,8 @@ def fix(
             offline=offline,
             mirrors=tuple(mirror),
             max_pixels=max_pixels,
+            workers=workers,
+            batch_size=batch_size,
         )
         weights_registry = app_context(ctx).registry
         deadline = None if limit is None else time.monotonic() + limit

@@ -1,21 +1,24 @@
 """One input file to one output file, and the per-file rules every executor shares.
 
 `fix_file` is the whole of it for the sequential executor. Executors that split the work
-(batching, pipelining, other machines) call the same pieces in the same order:
+(batching, pipelining, other machines) call the same steps in the same order:
 
-1. `begin_file(job, options)` -> a `Claim` to work under, or a finished `FileResult` (skipped:
-   another run holds the file or finished it meanwhile; failed: the output cannot be claimed);
-2. `read_source(job, options)`, `fix_image`/`fix_images`, `claim.heartbeat()` between stages;
-3. `finish_file(job, options, source, fixed, started)`: encode, write atomically, the result;
-4. `claim.release()` in a `finally`, after the output is in place or the work failed;
-5. any exception from 1-3 goes to `failure_result(job, exc, options, started)`, which returns
-   the file's failed or crashed result, or raises `EnvironmentFault` when the fault dooms every
-   later file (disk full, read-only output, GPU gone): the executor then stops starting files.
-   KeyboardInterrupt (Ctrl-C, and SIGTERM/SIGHUP as `errors.Interrupted`) and SetupError
-   propagate.
+1. `read_job(job, options)` -> an `OpenFile` (the output claimed for this run, the input read
+   and decoded), or the file's finished `FileResult` (skipped: another run holds it, it was
+   finished meanwhile, or it is itself a facefix output; failed: unreadable, corrupt...);
+2. `fix_image`/`fix_images` on `OpenFile.source`;
+3. `write_fixed(file, fixed, options)`: encode, write atomically, release the claim: the result;
+   or `abandon(file, exc, options)` when step 2 raised for this file.
+
+Underneath, `failure_result(job, exc, options, started)` is the one place an exception becomes
+a file's result: failed or crashed, or `EnvironmentFault` raised when the fault dooms every
+later file (disk full, read-only output, GPU gone): the executor then stops starting files.
+KeyboardInterrupt (Ctrl-C, and SIGTERM/SIGHUP as `errors.Interrupted`) and SetupError propagate;
+`stops_run(exc, options)` tells an executor which exceptions those are.
 
 Guarantees: an original is never written; an output appears only whole, under its final name;
-every per-file problem, whatever raised it, is one line on that file's result.
+every per-file problem, whatever raised it, is one line on that file's result; a claim taken in
+step 1 is released by step 3 or `abandon` whatever happens.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import errno
 import time
 import traceback
 import zlib
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -50,6 +54,7 @@ from facefix.metadata import (
     stealth_written_back,
 )
 from facefix.networks.cache import Networks
+from facefix.pipeline.clock import NO_CLOCK, StageClock
 from facefix.pipeline.image import FixedImage, fix_image
 from facefix.pipeline.options import FixOptions
 from facefix.pipeline.results import FileResult
@@ -96,6 +101,13 @@ def environment_fault(exc: BaseException, options: FixOptions) -> str | None:
     if isinstance(exc, RuntimeError) and any(marker in str(exc) for marker in GPU_GONE):
         return f"the GPU is unusable: {_first_line(exc)}"
     return None
+
+
+def stops_run(exc: BaseException, options: FixOptions) -> bool:
+    """Whether `exc` must end the run rather than fail one file."""
+    return isinstance(exc, KeyboardInterrupt | SetupError) or (
+        environment_fault(exc, options) is not None
+    )
 
 
 def failure_result(
@@ -155,16 +167,24 @@ def read_source(job: Job, options: FixOptions) -> SourceImage:
 
 
 def finish_file(
-    job: Job, options: FixOptions, source: SourceImage, fixed: FixedImage, started: float
+    job: Job,
+    options: FixOptions,
+    source: SourceImage,
+    fixed: FixedImage,
+    started: float,
+    clock: StageClock = NO_CLOCK,
 ) -> FileResult:
     """Write the fixed image with its metadata atomically; the file's `fixed` result."""
-    stealth = stealth_in_pixels(source.rgb, source.alpha, source.bit_depth)
-    generation = parse_generation(source.chunks, stealth=stealth)
-    record = facefix_record(fixed.operations, source.path.name, source.sha256)
-    # Resampling destroys settings hidden in the pixels' low bits: carry them as text.
-    chunks = output_chunks(source.chunks, fixed.operations, record, stealth=stealth)
-    alpha = stealth_written_back(fixed.alpha, stealth, source.bit_depth)
-    write_atomic(job.output, encode_png(fixed.rgb, alpha, source.bit_depth, chunks))
+    with clock.stage("encode"):
+        stealth = stealth_in_pixels(source.rgb, source.alpha, source.bit_depth)
+        generation = parse_generation(source.chunks, stealth=stealth)
+        record = facefix_record(fixed.operations, source.path.name, source.sha256)
+        # Resampling destroys settings hidden in the pixels' low bits: carry them as text.
+        chunks = output_chunks(source.chunks, fixed.operations, record, stealth=stealth)
+        alpha = stealth_written_back(fixed.alpha, stealth, source.bit_depth)
+        data = encode_png(fixed.rgb, alpha, source.bit_depth, chunks)
+    with clock.stage("write"):
+        write_atomic(job.output, data)
     result = FileResult(job.source, job.output, "fixed", faces=fixed.faces)
     result.tool, result.seed = generation.tool, generation.seed
     notes = []
@@ -177,9 +197,19 @@ def finish_file(
     return result
 
 
-def fix_file(job: Job, options: FixOptions, networks: Networks) -> FileResult:
-    """Fix one file under a claim; every per-file problem comes back as a failed (or crashed)
-    result. Raises EnvironmentFault, SetupError and KeyboardInterrupt only."""
+@dataclass
+class OpenFile:
+    """A claimed, read and decoded input on its way through an executor."""
+
+    job: Job
+    claim: Claim
+    source: SourceImage
+    started: float = field(default_factory=time.perf_counter)
+
+
+def read_job(job: Job, options: FixOptions, clock: StageClock = NO_CLOCK) -> OpenFile | FileResult:
+    """Step 1: claim `job`'s output and read its input. A FileResult back means the file is
+    finished (skipped or failed) and holds no claim."""
     started = time.perf_counter()
     claim: Claim | None = None
     try:
@@ -187,9 +217,11 @@ def fix_file(job: Job, options: FixOptions, networks: Networks) -> FileResult:
         if isinstance(begun, FileResult):
             return begun
         claim = begun
-        source = read_source(job, options)
-        generation = parse_generation(source.chunks)
+        with clock.stage("decode"):
+            source = read_source(job, options)
+            generation = parse_generation(source.chunks)
         if generation.facefix and not options.overwrite:  # a renamed .fixed.png
+            claim.release()
             return FileResult(
                 job.source,
                 job.output,
@@ -199,14 +231,52 @@ def fix_file(job: Job, options: FixOptions, networks: Networks) -> FileResult:
                 seed=generation.seed,
             )
         claim.heartbeat()
-        fixed = fix_image(source, options, networks)
-        claim.heartbeat()
-        return finish_file(job, options, source, fixed, started)
-    except Exception as exc:
-        return failure_result(job, exc, options, started)
-    finally:
+        return OpenFile(job, claim, source, started)
+    except BaseException as exc:
         if claim is not None:
             claim.release()
+        if not isinstance(exc, Exception):
+            raise
+        return failure_result(job, exc, options, started)
+
+
+def write_fixed(
+    file: OpenFile, fixed: FixedImage, options: FixOptions, clock: StageClock = NO_CLOCK
+) -> FileResult:
+    """Step 3: write `fixed` with `file`'s metadata extended, atomically; release the claim."""
+    try:
+        file.claim.heartbeat()
+        return finish_file(file.job, options, file.source, fixed, file.started, clock)
+    except Exception as exc:
+        return failure_result(file.job, exc, options, file.started)
+    finally:
+        file.claim.release()
+
+
+def abandon(file: OpenFile, exc: BaseException, options: FixOptions) -> FileResult:
+    """The result of a file whose fixing raised `exc`; releases its claim (and re-raises what
+    ends the run, as `failure_result` does)."""
+    file.claim.release()
+    return failure_result(file.job, exc, options, file.started)
+
+
+def fix_file(
+    job: Job, options: FixOptions, networks: Networks, clock: StageClock = NO_CLOCK
+) -> FileResult:
+    """Fix one file under a claim; every per-file problem comes back as a failed (or crashed)
+    result. Raises EnvironmentFault, SetupError and KeyboardInterrupt only."""
+    opened = read_job(job, options, clock)
+    if isinstance(opened, FileResult):
+        return opened
+    try:
+        with clock.stage("fix"):
+            fixed = fix_image(opened.source, options, networks)
+    except BaseException as exc:
+        if not isinstance(exc, Exception):
+            opened.claim.release()
+            raise
+        return abandon(opened, exc, options)
+    return write_fixed(opened, fixed, options, clock)
 
 
 def _exists(path: Path) -> bool:

@@ -9,6 +9,7 @@ from typing import Literal
 
 from facefix.errors import SetupError
 from facefix.io.header import DEFAULT_MAX_PIXELS
+from facefix.networks.device import parse_devices
 from facefix.weights import registry
 
 RestorerName = Literal["gfpgan", "codeformer"]
@@ -24,7 +25,7 @@ class FixOptions:
     fidelity: float = 0.5  # CodeFormer's w: 0 = most restoration, 1 = most faithful
     gfpgan_version: str = "1.4"
     upscaler_path: Path | None = None  # any spandrel super-resolution checkpoint
-    device: str = "auto"
+    device: str = "auto"  # one device, or several comma-separated (one GPU stage each)
     tile: int | None = None  # None = chosen from the device; 0 = whole image
     half: bool = False  # fp16 upscaling on CUDA: faster, not bit-identical to fp32
     only_center_face: bool = False
@@ -37,6 +38,8 @@ class FixOptions:
     offline: bool = False
     mirrors: tuple[str, ...] = ()
     max_pixels: int = DEFAULT_MAX_PIXELS  # refuse larger images from the header; 0 = no limit
+    workers: int | None = None  # decode+encode threads; 0 = sequential; None = from the cores
+    batch_size: int | None = None  # images per GPU pass; None = from the device and image size
 
     @property
     def upscales(self) -> bool:
@@ -64,6 +67,11 @@ class FixOptions:
             raise SetupError("--tile below 32 pixels is too small to upscale well")
         if self.max_pixels < 0:
             raise SetupError("--max-pixels must be 0 (no limit) or a positive number")
+        if self.workers is not None and self.workers < 0:
+            raise SetupError("--workers must be 0 (sequential) or a positive number of threads")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise SetupError("--batch-size must be at least 1")
+        parse_devices(self.device)  # the syntax; whether the devices exist is checked at the run
         if self.upscaler_path is not None and not self.upscaler_path.is_file():
             raise SetupError(f"--upscaler: no such model file: {self.upscaler_path}")
         if not self.upscales and self.restore_with is None:

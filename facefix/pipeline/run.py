@@ -9,17 +9,21 @@ done: `summary.fault`, `summary.stopped` and `summary.signal` say which."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+
+import torch
 
 from facefix.errors import EnvironmentFault, Interrupted, SetupError
 from facefix.io import claims
 from facefix.io.discover import Job, Rejected, discover
 from facefix.networks.cache import Networks
-from facefix.networks.device import make_deterministic, resolve_device
+from facefix.networks.device import make_deterministic, resolve_devices
 from facefix.pipeline.options import FixOptions
+from facefix.pipeline.pipelined import run_pipelined
 from facefix.pipeline.results import FileResult, FixEvents, FixSummary, RunInfo, SilentEvents
 from facefix.pipeline.sequential import run_sequential
 from facefix.weights.download import DownloadProgress, ensure_weights
@@ -101,7 +105,7 @@ def fix(
             events.file_finished(result)
         summary.seconds = time.perf_counter() - started
         return summary
-    device = resolve_device(options.device)
+    devices = resolve_devices(options.device)
     ensure_weights(
         options.required_weights(registry),
         options.weights_dir,
@@ -109,15 +113,19 @@ def fix(
         mirrors=options.mirrors,
         progress=download_progress,
     )
-    announce(str(device))
+    announce(", ".join(str(device) for device in devices))
     make_deterministic()
-    networks = networks or Networks(options, device)
+    networks = networks or Networks(options, devices[0])
     done = 0
     try:
-        for result in run_sequential(todo, options, networks, events, should_stop=should_stop):
-            done += 1
-            summary.results.append(result)
-            events.file_finished(result)
+        # closing: Ctrl-C in this loop stops the executor's threads at once, not at garbage
+        # collection (the traceback keeps the generator alive).
+        executor = execute(todo, options, networks, devices, events, should_stop=should_stop)
+        with contextlib.closing(executor) as results:
+            for result in results:
+                done += 1
+                summary.results.append(result)
+                events.file_finished(result)
         if done < len(todo):
             summary.stopped = "stop requested"
     except EnvironmentFault as exc:
@@ -128,3 +136,25 @@ def fix(
     summary.not_started = len(todo) - done
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def execute(
+    jobs: Sequence[Job],
+    options: FixOptions,
+    networks: Networks,
+    devices: Sequence[torch.device],
+    events: FixEvents,
+    *,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> Iterator[FileResult]:
+    """The executor `options.workers` asks for: 0 = sequential on the first device; otherwise
+    pipelined, with one GPU stage per device (`networks` serves the first)."""
+    if options.workers == 0:
+        executor = run_sequential(jobs, options, networks, events, should_stop=should_stop)
+    else:
+        extra = [Networks(options, device) for device in devices[1:]]
+        executor = run_pipelined(
+            jobs, options, networks, events, should_stop=should_stop, extra_networks=extra
+        )
+    with contextlib.closing(executor) as results:
+        yield from results

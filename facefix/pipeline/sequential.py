@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 from facefix.io.discover import Job
 from facefix.networks.cache import Networks
+from facefix.pipeline.clock import current_clock
 from facefix.pipeline.file import fix_file
 from facefix.pipeline.options import FixOptions
 from facefix.pipeline.results import FileResult, FixEvents
@@ -26,8 +27,11 @@ def run_sequential(
     *,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> Iterator[FileResult]:
+    clock = current_clock()
     for job in jobs:
         if should_stop():
             return
         events.file_started(job)
-        yield fix_file(job, options, networks)
+        result = fix_file(job, options, networks, clock)
+        clock.file_finished()
+        yield result

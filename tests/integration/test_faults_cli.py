@@ -36,8 +36,12 @@ def tiny_upscaler(tmp_path_factory) -> Path:
 
 
 def fix(upscaler: Path, *args, env: dict | None = None):
+    # The sequential executor: these tests patch the per-file steps and count their calls;
+    # the pipelined executor's per-file rules are the same functions (tests/unit/test_scheduling).
     argv = [
         "fix",
+        "--workers",
+        "0",
         *map(str, args),
         "--upscaler",
         str(upscaler),

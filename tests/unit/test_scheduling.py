@@ -1,0 +1,240 @@
+"""The executors' scheduling, on real files with a fake per-batch stage (no networks): every
+file once, batches of one size in job order, several stages, failures alone, stops, bounds."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from conftest import gradient_image
+
+from facefix.errors import SetupError
+from facefix.io.discover import Job
+from facefix.io.write import quantize
+from facefix.networks.device import parse_devices, resolve_devices
+from facefix.pipeline import FixOptions, SilentEvents
+from facefix.pipeline.clock import record_stages
+from facefix.pipeline.image import FixedImage
+from facefix.pipeline.pipelined import run_pipelined
+from facefix.pipeline.sequential import run_sequential
+from facefix.record import Operation
+
+
+class FakeNetworks:
+    """What the GPU stage touches of `Networks`: its device and the networks it warms up."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.device = torch.device("cpu")
+        self.upscaler = type("Upscaler", (), {"scale": 2})()
+        self.upscaler_sha256 = "0" * 64
+
+
+class FakeStage:
+    """fix_images stand-in: doubles the image (nearest), records each batch and its stage."""
+
+    def __init__(self, fail_on: str | None = None, barrier: threading.Barrier | None = None):
+        self.batches: list[tuple[str, list[str]]] = []
+        self.fail_on, self.barrier = fail_on, barrier
+        self.lock = threading.Lock()
+
+    def __call__(self, sources, options, networks) -> list[FixedImage]:
+        with self.lock:
+            self.batches.append((networks.name, [s.path.name for s in sources]))
+            calls = len(self.batches)
+        if self.barrier is not None and calls <= self.barrier.parties:
+            self.barrier.wait(timeout=10)  # every stage must be running at once
+        if self.fail_on is not None and any(s.path.name == self.fail_on for s in sources):
+            raise ValueError("this image breaks the network")
+        operations = [Operation(type="esrgan", strength=1.0, scale=2)]
+        return [
+            FixedImage(np.kron(s.rgb, np.ones((2, 2, 1), np.float32)), None, 0, operations)
+            for s in sources
+        ]
+
+
+def make_jobs(folder: Path, sizes: list[tuple[int, int]]) -> list[Job]:
+    jobs = []
+    for index, (width, height) in enumerate(sizes):
+        path = folder / f"{index:02d}.png"
+        cv2.imwrite(str(path), quantize(gradient_image(width, height, seed=index), 8))
+        jobs.append(Job(path, folder / f"{index:02d}.fixed.png"))
+    return jobs
+
+
+def options(folder: Path, **kwargs) -> FixOptions:
+    return FixOptions(weights_dir=folder, scale=2, **kwargs)
+
+
+def test_device_lists_parse_and_resolve_on_the_cpu():
+    assert parse_devices("cuda:0, CUDA:1") == ["cuda:0", "cuda:1"]
+    assert parse_devices("auto") == ["auto"]
+    assert resolve_devices("cpu,cpu") == [torch.device("cpu")] * 2
+    for bad in ("tpu", "cuda:x", "cpu,,cpu", "auto,cpu", "cuda:0;cuda:1"):
+        with pytest.raises(SetupError, match="--device"):
+            parse_devices(bad)
+    if not torch.cuda.is_available():
+        with pytest.raises(SetupError, match="no CUDA GPU"):
+            resolve_devices("cpu,cuda:1")
+
+
+def test_bad_workers_and_batch_size_are_setup_errors(tmp_path):
+    with pytest.raises(SetupError, match="--workers"):
+        options(tmp_path, workers=-1).validate()
+    with pytest.raises(SetupError, match="--batch-size"):
+        options(tmp_path, batch_size=0).validate()
+    with pytest.raises(SetupError, match="--device"):
+        options(tmp_path, device="gpu").validate()
+
+
+def test_batches_hold_one_size_in_job_order_across_two_stages(tmp_path):
+    small, large = (8, 6), (10, 6)
+    jobs = make_jobs(tmp_path, [small] * 4 + [large] * 2 + [small])
+    stage = FakeStage(barrier=threading.Barrier(2))
+    results = list(
+        run_pipelined(
+            jobs,
+            options(tmp_path, workers=2, batch_size=3),
+            FakeNetworks("first"),
+            SilentEvents(),
+            extra_networks=[FakeNetworks("second")],
+            fix_batch=stage,
+        )
+    )
+    assert sorted(r.source.name for r in results) == [j.source.name for j in jobs]
+    assert all(r.status == "fixed" for r in results)
+    batches = sorted(names for _, names in stage.batches)
+    assert batches == [["00.png", "01.png", "02.png"], ["03.png"], ["04.png", "05.png"], ["06.png"]]
+    assert {name for name, _ in stage.batches} == {"first", "second"}
+    for job in jobs:
+        written = cv2.imread(str(job.output))
+        assert written.shape[:2] == tuple(2 * s for s in cv2.imread(str(job.source)).shape[:2])
+
+
+def test_both_executors_report_a_failing_file_alone_and_alike(tmp_path, monkeypatch):
+    jobs = make_jobs(tmp_path, [(8, 6)] * 4)
+    good = jobs[0].source.read_bytes()
+    jobs[1].source.write_bytes(good[: len(good) // 2])  # truncated
+    stage = FakeStage(fail_on="02.png")  # a network error in the middle of a batch
+
+    def by_name(results):
+        return {r.source.name: (r.status, r.reason) for r in results}
+
+    piped = by_name(
+        run_pipelined(
+            jobs, options(tmp_path, workers=2, batch_size=4), FakeNetworks("gpu"), SilentEvents(),
+            fix_batch=stage,
+        )
+    )  # fmt: skip
+    assert piped["01.png"][0] == "failed" and piped["01.png"][1].startswith("truncated PNG")
+    # An unexpected exception type from a network is a crash (a bug to report), not a failure.
+    assert piped["02.png"][0] == "crashed"
+    assert piped["02.png"][1].startswith("ValueError: this image breaks the network")
+    assert piped["00.png"] == piped["03.png"] == ("fixed", "")
+    assert stage.batches[0][1] == ["00.png", "02.png", "03.png"]  # then redone one at a time
+    for job in jobs:
+        job.output.unlink(missing_ok=True)
+    import facefix.pipeline.file as file_steps
+
+    single = FakeStage(fail_on="02.png")
+    monkeypatch.setattr(file_steps, "fix_image", lambda s, o, n: single([s], o, n)[0])
+    sequential = by_name(
+        run_sequential(jobs, options(tmp_path), FakeNetworks("gpu"), SilentEvents())
+    )
+    assert sequential == piped
+    assert sorted(p.name for p in tmp_path.glob("*.fixed.png")) == ["00.fixed.png", "03.fixed.png"]
+
+
+def test_should_stop_starts_no_new_file_and_finishes_those_started(tmp_path):
+    jobs = make_jobs(tmp_path, [(8, 6)] * 6)
+    started: list[Job] = []
+
+    class Events(SilentEvents):
+        def file_started(self, job: Job) -> None:
+            started.append(job)
+
+    checks = iter([False, False])  # two files may start, then the stop is asked for
+    results = list(
+        run_pipelined(
+            jobs, options(tmp_path, workers=2, batch_size=1), FakeNetworks("gpu"), Events(),
+            should_stop=lambda: next(checks, True), fix_batch=FakeStage(),
+        )
+    )  # fmt: skip
+    assert sorted(r.source.name for r in results) == sorted(j.source.name for j in started)
+    assert len(results) == 2 and all(r.status == "fixed" for r in results)
+    assert len(list(tmp_path.glob("*.fixed.png"))) == 2
+
+
+def test_an_exception_that_ends_the_run_is_raised_in_the_caller_without_hanging(tmp_path):
+    jobs = make_jobs(tmp_path, [(8, 6)] * 5)
+
+    def broken(sources, options, networks):
+        raise SetupError("a model that will not load")  # not a per-file problem
+
+    with pytest.raises(SetupError, match="will not load"):
+        list(run_pipelined(jobs, options(tmp_path, workers=2), FakeNetworks("gpu"), SilentEvents(), fix_batch=broken))  # fmt: skip
+    assert not [t for t in threading.enumerate() if t.name.startswith("facefix-io")]
+
+
+def test_ctrl_c_in_the_callers_thread_stops_workers_and_leaves_no_partial_file(tmp_path):
+    jobs = make_jobs(tmp_path, [(64, 48)] * 12)
+    seen: list[Job] = []
+
+    class InterruptedEvents(SilentEvents):
+        def file_started(self, job: Job) -> None:  # runs in the caller's thread, like a signal
+            seen.append(job)
+            if len(seen) == 3:
+                raise KeyboardInterrupt
+
+    stage = FakeStage()
+
+    def slow_stage(sources, options, networks):
+        time.sleep(0.05)  # so that the interrupt lands while files are in flight
+        return stage(sources, options, networks)
+
+    with pytest.raises(KeyboardInterrupt):
+        list(run_pipelined(jobs, options(tmp_path, workers=3, batch_size=1), FakeNetworks("gpu"), InterruptedEvents(), fix_batch=slow_stage))  # fmt: skip
+    assert not [t for t in threading.enumerate() if t.name.startswith("facefix-io")]
+    assert not list(tmp_path.glob(".*.tmp"))
+    for output in tmp_path.glob("*.fixed.png"):  # finished outputs are whole PNGs
+        assert cv2.imread(str(output)).shape == (96, 128, 3)
+
+
+def test_decoded_images_wait_in_a_bounded_queue(tmp_path):
+    jobs = make_jobs(tmp_path, [(8, 6)] * 30)
+    started: list[Job] = []
+    in_flight_at_first_batch: list[int] = []
+
+    class Events(SilentEvents):
+        def file_started(self, job: Job) -> None:
+            started.append(job)
+
+    def slow_first_batch(sources, options, networks):
+        if not in_flight_at_first_batch:
+            time.sleep(0.3)  # decoders run ahead as far as the queue lets them
+            in_flight_at_first_batch.append(len(started))
+        return FakeStage()(sources, options, networks)
+
+    results = list(
+        run_pipelined(
+            jobs, options(tmp_path, workers=2, batch_size=1), FakeNetworks("gpu"), Events(),
+            fix_batch=slow_first_batch,
+        )
+    )  # fmt: skip
+    assert len(results) == 30
+    # read capacity 2 * batch 1 * 1 stage + 2 workers, plus the image in the GPU stage
+    assert in_flight_at_first_batch[0] <= 5
+
+
+def test_the_stage_clock_records_only_when_installed(tmp_path):
+    jobs = make_jobs(tmp_path, [(8, 6)] * 3)
+    with record_stages() as clock:
+        list(run_pipelined(jobs, options(tmp_path, workers=2), FakeNetworks("gpu"), SilentEvents(), fix_batch=FakeStage()))  # fmt: skip
+    assert clock.counts["decode"] == 3 and clock.counts["encode"] == 3
+    assert clock.counts["write"] == 3 and clock.counts["fix"] == 3
+    assert len(clock.finished_at) == 3
