@@ -14,6 +14,13 @@ from facefix.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, FacefixError
 from facefix.weights import registry
 
 
+class Precision(StrEnum):
+    auto = "auto"
+    fp32 = "fp32"
+    fp16 = "fp16"
+    bf16 = "bf16"
+
+
 class Upscale(StrEnum):
     none = "1"
     x2 = "2"
@@ -75,9 +82,12 @@ def fix(
         "--tile",
         help="Upscale in tiles of N pixels (0 = whole image; default depends on the device).",
     ),
-    half: bool = typer.Option(
-        False, "--half", help="fp16 upscaling on CUDA GPUs: faster, slightly different from fp32."
+    precision: Precision = typer.Option(
+        Precision.auto,
+        "--precision",
+        help="auto (fp16 upscaler on CUDA, fp32 elsewhere), fp32, fp16 or bf16.",
     ),
+    half: bool = typer.Option(False, "--half", help="Same as --precision fp16."),
     only_center_face: bool = typer.Option(
         False, "--only-center-face", help="Restore only the most central face."
     ),
@@ -123,6 +133,9 @@ def fix(
     if gfpgan is not None and codeformer is not None:
         report.print_error("--gfpgan and --codeformer are mutually exclusive; choose one")
         raise typer.Exit(2)
+    if half and precision not in (Precision.auto, Precision.fp16):
+        report.print_error(f"--half means --precision fp16; it contradicts --precision {precision}")
+        raise typer.Exit(2)
     restore_with = (
         "gfpgan" if gfpgan is not None else "codeformer" if codeformer is not None else None
     )
@@ -138,7 +151,7 @@ def fix(
             upscaler_path=upscaler,
             device=device,
             tile=tile,
-            half=half,
+            precision="fp16" if half else precision.value,
             only_center_face=only_center_face,
             detector=detector.value,
             output_dir=output_dir,
