@@ -65,6 +65,7 @@ def sampling_theta(
     return (to_normalised @ np.linalg.inv(forward) @ to_pixels)[:2]
 
 
+@torch.inference_mode()
 def warp_affine(
     images: torch.Tensor,
     matrices: Sequence[np.ndarray],
@@ -85,6 +86,7 @@ def warp_affine(
     return F.grid_sample(images, grid, align_corners=False)
 
 
+@torch.inference_mode()
 def warp_faces(image: torch.Tensor, matrices: Sequence[np.ndarray]) -> torch.Tensor:
     """The aligned FACE_SIZE x FACE_SIZE crops (F x 3 x 512 x 512) of one 3 x H x W image."""
     if not matrices:

@@ -82,6 +82,7 @@ def inverse_region(matrix: np.ndarray, width: int, height: int) -> tuple[int, in
     return x0, y0, x1, y1
 
 
+@torch.inference_mode()
 def paste_faces(
     image: torch.Tensor,
     faces: torch.Tensor,

@@ -33,6 +33,7 @@ MIN_TILE = 64  # smaller tiles cost more in padding than they save in memory
 TILE_MULTIPLE = 32
 
 
+@torch.inference_mode()
 def resize_bicubic(images: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """PIL-compatible bicubic resize of N x C x H x W images in [0, 1] (see the module notes)."""
     if images.shape[-1] != width:
@@ -134,6 +135,7 @@ def super_resolve(images: torch.Tensor, model, *, tile: int = 0) -> torch.Tensor
     return output
 
 
+@torch.inference_mode()
 def super_resolve_fitting(images: torch.Tensor, model, *, tile: int = 0) -> torch.Tensor:
     """`super_resolve`, retried with smaller tiles while the device runs out of memory."""
     height, width = images.shape[2:]
@@ -150,6 +152,7 @@ def super_resolve_fitting(images: torch.Tensor, model, *, tile: int = 0) -> torc
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+@torch.inference_mode()
 def super_resolve_checked(
     images: torch.Tensor, model, *, tile: int = 0, fallback=None
 ) -> torch.Tensor:
@@ -172,6 +175,7 @@ def blend(model_output: torch.Tensor, plain: torch.Tensor, strength: float) -> t
     return strength * model_output + (1.0 - strength) * plain
 
 
+@torch.inference_mode()
 def upscale(
     images: torch.Tensor, model, *, strength: float, tile: int = 0, fallback=None
 ) -> torch.Tensor:
