@@ -166,13 +166,15 @@ def super_resolve_checked(
     return output.clamp_(0.0, 1.0)
 
 
+@torch.inference_mode()
 def blend(model_output: torch.Tensor, plain: torch.Tensor, strength: float) -> torch.Tensor:
-    """strength * model_output + (1 - strength) * plain, exact at both ends."""
+    """strength * model_output + (1 - strength) * plain, exact at both ends. Written into
+    `model_output` (a fresh tensor here), so a big batch needs no third full-size buffer."""
     if strength >= 1.0:
         return model_output
     if strength <= 0.0:
         return plain
-    return strength * model_output + (1.0 - strength) * plain
+    return model_output.mul_(strength).add_(plain, alpha=1.0 - strength)
 
 
 @torch.inference_mode()
