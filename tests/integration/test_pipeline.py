@@ -271,3 +271,35 @@ def test_upscale_batch_equals_one_at_a_time(weights_dir):
         assert (fixed.alpha is None) == (source.alpha is None)
         if fixed.alpha is not None:
             np.testing.assert_array_equal(fixed.alpha, alone.alpha)
+
+
+def test_out_of_memory_on_a_batch_retries_its_images_one_at_a_time(weights_dir, monkeypatch):
+    from facefix.pipeline import image
+
+    options = FixOptions(weights_dir=weights_dir, scale=2, upscale_strength=0.0)
+    models = Networks(options, CPU)
+    sources = [source_image(12, 10, seed=s) for s in range(3)]
+    sizes_tried = []
+    real = image._fix_batch
+
+    def short_of_memory(batch, options, networks):
+        sizes_tried.append(len(batch))
+        if len(batch) > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(batch, options, networks)
+
+    monkeypatch.setattr(image, "_fix_batch", short_of_memory)
+    fixed = fix_images(sources, options, models)
+    assert sizes_tried == [3, 1, 1, 1]
+    for source, result in zip(sources, fixed, strict=True):
+        np.testing.assert_array_equal(result.rgb, real([source], options, models)[0].rgb)
+
+    def never_fits(batch, options, networks):
+        sizes_tried.append(len(batch))
+        raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(image, "_fix_batch", never_fits)
+    sizes_tried.clear()
+    with pytest.raises(torch.OutOfMemoryError):  # a single image that does not fit fails
+        fix_images(sources[:1], options, models)
+    assert sizes_tried == [1]
