@@ -97,13 +97,15 @@ def face_landmarks(width: int, height: int, faces: int) -> list[np.ndarray]:
 def fixed_landmark_detector(faces: int, device: torch.device):
     """A FaceDetector reporting `faces` faces at `face_landmarks` (timed as `detect`)."""
 
-    def detect_faces(rgb) -> list[detect.Face]:
+    def detect_faces(images: torch.Tensor) -> list[list[detect.Face]]:
+        """The batch-first FaceDetector protocol: N x 3 x H x W in, one face list per image."""
         with current_clock().stage("detect"):
-            height, width = rgb.shape[-2:] if isinstance(rgb, torch.Tensor) else rgb.shape[:2]
-            return [
+            height, width = images.shape[-2:]
+            one_image = [
                 detect.Face((0, 0, width, height), 0.99, landmarks.astype(np.float32))
                 for landmarks in face_landmarks(width, height, faces)
             ]
+            return [list(one_image) for _ in range(images.shape[0])]
 
     return detect_faces
 

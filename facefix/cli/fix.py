@@ -32,6 +32,13 @@ if TYPE_CHECKING:
     from facefix.pipeline.results import FixSummary
 
 
+class Precision(StrEnum):
+    auto = "auto"
+    fp32 = "fp32"
+    fp16 = "fp16"
+    bf16 = "bf16"
+
+
 class Upscale(StrEnum):
     none = "1"
     x2 = "2"
@@ -111,9 +118,12 @@ def fix(
         "--tile",
         help="Upscale in tiles of N pixels (0 = whole image; default depends on the device).",
     ),
-    half: bool = typer.Option(
-        False, "--half", help="fp16 upscaling on CUDA GPUs: faster, slightly different from fp32."
+    precision: Precision = typer.Option(
+        Precision.auto,
+        "--precision",
+        help="auto (fp16 upscaler on CUDA, fp32 elsewhere), fp32, fp16 or bf16.",
     ),
+    half: bool = typer.Option(False, "--half", help="Same as --precision fp16."),
     only_center_face: bool = typer.Option(
         False, "--only-center-face", help="Restore only the most central face."
     ),
@@ -170,6 +180,9 @@ def fix(
 
     summary = FixSummary()
     limit = None
+    if half and precision not in (Precision.auto, Precision.fp16):
+        report.print_error(f"--half means --precision fp16; it contradicts --precision {precision}")
+        raise typer.Exit(2)
     try:
         if max_time is not None:
             limit = parse_duration(max_time)
@@ -189,7 +202,7 @@ def fix(
             upscaler_path=upscaler,
             device=device,
             tile=tile,
-            half=half,
+            precision="fp16" if half else precision.value,
             only_center_face=only_center_face,
             detector=detector.value,
             output_dir=output_dir,

@@ -5,6 +5,7 @@ never reads the face models."""
 
 from __future__ import annotations
 
+import copy
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,7 +15,7 @@ from spandrel import ImageModelDescriptor
 
 from facefix.errors import SetupError
 from facefix.io.hashing import sha256_file
-from facefix.networks.device import default_tile
+from facefix.networks.device import auto_tile, face_dtype, upscaler_dtype
 from facefix.networks.load import load_parsenet, load_retinaface, load_spandrel_model
 from facefix.ops.detect import FaceDetector, retinaface_detector
 from facefix.weights import registry
@@ -41,16 +42,29 @@ class Networks:
         return self._path(registry.upscaler_for_scale(self.options.scale).name)
 
     @cached_property
-    def upscaler(self) -> ImageModelDescriptor:
+    def upscaler_fp32(self) -> ImageModelDescriptor:
+        """The upscaler in fp32: the model itself at fp32, the fallback otherwise."""
         path = self.upscaler_path
         model = load_spandrel_model(path, self.device)
         if model.purpose not in ("SR", "Restoration") or model.input_channels != 3:
             raise SetupError(
                 f"{path} is a {model.architecture.name} {model.purpose} model, not an RGB upscaler"
             )
-        if self.half and model.supports_half:
-            model.half()
         return model
+
+    @cached_property
+    def upscaler(self) -> ImageModelDescriptor:
+        """The upscaler in the precision asked for, where the architecture supports it."""
+        dtype = upscaler_dtype(self.options.precision, self.device)
+        model = self.upscaler_fp32
+        if _supports(model, dtype):
+            model = copy.deepcopy(model).to(dtype)
+        return model
+
+    @property
+    def upscaler_fallback(self) -> ImageModelDescriptor | None:
+        """The fp32 model to redo an image whose reduced-precision output is not finite."""
+        return None if self.upscaler.dtype == torch.float32 else self.upscaler_fp32
 
     @cached_property
     def upscaler_sha256(self) -> str:
@@ -63,6 +77,9 @@ class Networks:
         model = load_spandrel_model(self._path(self.restorer_info.name), self.device)
         if model.purpose != "FaceSR":
             raise SetupError(f"{self.restorer_info.file} is not a face restoration model")
+        dtype = face_dtype(self.options.precision, self.device)
+        if _supports(model, dtype):  # GFPGAN and CodeFormer: bf16 yes, fp16 no (spandrel)
+            model.to(dtype)
         return model
 
     @cached_property
@@ -81,12 +98,24 @@ class Networks:
     def parser(self) -> torch.nn.Module:
         return load_parsenet(self._path("parsenet"), self.device)
 
-    @property
-    def half(self) -> bool:
-        # Opt-in: fp16 runs the upscaler ~1.8x faster on an H100 (benchmarks/RESULTS.md), but
-        # fp32 is what the tests verify; CPUs gain nothing from it.
-        return self.device.type == "cuda" and self.options.half
+    def tile_for(self, height: int, width: int, batch: int) -> int:
+        """--tile if given, else tiles chosen from the device's free memory for a batch of
+        `batch` images of this size (0 = whole images)."""
+        if self.options.tile is not None:
+            return self.options.tile
+        return auto_tile(
+            self.device,
+            height,
+            width,
+            scale=self.upscaler.scale,
+            batch=batch,
+            element_size=self.upscaler.dtype.itemsize,
+        )
 
-    @property
-    def tile(self) -> int:
-        return default_tile(self.device) if self.options.tile is None else self.options.tile
+
+def _supports(model: ImageModelDescriptor, dtype: torch.dtype) -> bool:
+    if dtype == torch.float16:
+        return model.supports_half
+    if dtype == torch.bfloat16:
+        return model.supports_bfloat16
+    return False  # fp32: nothing to convert

@@ -3,11 +3,13 @@ device or a comma-separated list, one GPU stage each), tiles and batch sizes fro
 
 from __future__ import annotations
 
+import os
 import re
 
 import torch
 
 from facefix.errors import SetupError
+from facefix.ops.upscale import choose_tile
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -85,15 +87,71 @@ def default_batch_size(device: torch.device, size: tuple[int, int], scale: int) 
     return max(1, min(16, int(free * 0.5 // per_image)))
 
 
-def default_tile(device: torch.device) -> int:
-    """Tile size for upscaling when --tile is not given: whole images where memory is plentiful
-    (CPU RAM, large GPUs), tiles on smaller GPUs so big inputs do not run out of memory."""
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def upscaler_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """auto: fp16 on CUDA, as Real-ESRGAN's own inference script runs by default (with a fp32
+    retry for an image whose fp16 output is not finite), fp32 elsewhere: CPUs gain nothing
+    from it and MPS is unmeasured."""
+    if precision == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    return DTYPES[precision]
+
+
+def face_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """The face restorer's dtype. auto keeps fp32: GFPGAN and CodeFormer in reduced precision
+    have not been measured on a GPU against the output tolerances yet. RetinaFace and ParseNet
+    always run in fp32 (detection thresholds and mask argmax are the sensitive steps, and they
+    are cheap)."""
+    return torch.float32 if precision == "auto" else DTYPES[precision]
+
+
+# Share of the free memory one upscaler pass may use, and the most it may use on a CPU: the
+# rest is for the full-size images around it (and, on a CPU, other processes).
+MEMORY_SHARE = 0.25
+CPU_BUDGET_CAP = 2 * 2**30
+CPU_FALLBACK_AVAILABLE = 4 * 2**30  # when the OS does not say
+
+
+def available_host_memory() -> int:
+    """Bytes of host memory available to a new allocation: MemAvailable from /proc/meminfo,
+    else the free physical pages, else a modest guess (psutil is not a dependency)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return CPU_FALLBACK_AVAILABLE
+
+
+def upscale_memory_budget(device: torch.device) -> int | None:
+    """Bytes one upscaler pass may use on `device`; None where tiles are fixed (MPS)."""
     if device.type == "cuda":
-        total = torch.cuda.get_device_properties(device).total_memory
-        return 0 if total >= 20 * 2**30 else 512
-    if device.type == "mps":
+        free, _ = torch.cuda.mem_get_info(device)
+        cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        return int((free + cached) * 0.7)  # out of memory still retries with smaller tiles
+    if device.type == "cpu":
+        return int(min(available_host_memory() * MEMORY_SHARE, CPU_BUDGET_CAP))
+    return None
+
+
+def auto_tile(
+    device: torch.device, height: int, width: int, *, scale: int, batch: int, element_size: int
+) -> int:
+    """Tile size for upscaling a batch when --tile is not given: whole images when the batch
+    fits in the device's memory budget, else tiles that do (MPS: 512, its old default)."""
+    budget = upscale_memory_budget(device)
+    if budget is None:
         return 512
-    return 0
+    return choose_tile(
+        height, width, scale=scale, batch=batch, budget_bytes=budget, element_size=element_size
+    )
 
 
 def make_deterministic() -> None:

@@ -1,5 +1,9 @@
 """Paste restored faces back into the image through the inverse alignment, under a soft
-face-parsing mask, and blend the result by the restore strength."""
+face-parsing mask, and blend the result by the restore strength.
+
+Tensors in, tensors out, on whatever device they live (the warp is `align.warp_affine`, which
+agrees with OpenCV's). Guarantees: pixels where a warped mask is 0 are exactly unchanged, and
+the strength blend is exact at both ends and where restored and upscaled agree."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from facefix.ops.align import FACE_SIZE
+from facefix.ops.align import FACE_SIZE, warp_affine
 
 # ParseNet's 19 classes: which ones belong to the pasted face (skin, brows, eyes, ears, nose,
 # mouth, lips, neck...) and which do not (background, necklace, cloth, hair, hat), as in
@@ -25,22 +29,15 @@ PARSE_BATCH = 4  # faces per ParseNet pass, bounded like the restorer's batches
 
 
 @torch.inference_mode()
-def face_masks(
-    parser: torch.nn.Module, faces: list[np.ndarray], device: torch.device
-) -> list[np.ndarray]:
-    """Soft FACE_SIZE x FACE_SIZE masks in [0, 1] of the face area of aligned faces."""
-    face_classes = torch.from_numpy(FACE_CLASSES).to(device)
-    masks: list[np.ndarray] = []
-    for start in range(0, len(faces), PARSE_BATCH):
-        batch = np.stack(faces[start : start + PARSE_BATCH]).transpose(0, 3, 1, 2)
-        tensor = torch.from_numpy(np.ascontiguousarray(batch)).to(device)
-        classes = parser(tensor * 2.0 - 1.0)[0].argmax(dim=1)
-        masks.extend(soften_masks(face_classes[classes]).cpu().numpy())
-    return masks
-
-
-def face_mask(parser: torch.nn.Module, face: np.ndarray, device: torch.device) -> np.ndarray:
-    return face_masks(parser, [face], device)[0]
+def face_masks(parser: torch.nn.Module, faces: torch.Tensor) -> torch.Tensor:
+    """Soft F x 512 x 512 masks in [0, 1] of the face area of aligned faces (F x 3 x 512 x 512
+    in [0, 1], on the parser's device)."""
+    face_classes = torch.from_numpy(FACE_CLASSES).to(faces.device)
+    masks = [
+        soften_masks(face_classes[parser(batch * 2.0 - 1.0)[0].argmax(dim=1)])
+        for batch in faces.split(PARSE_BATCH)
+    ]
+    return torch.cat(masks) if masks else faces.new_zeros((0, FACE_SIZE, FACE_SIZE))
 
 
 def soften_masks(hard: torch.Tensor) -> torch.Tensor:
@@ -85,29 +82,37 @@ def inverse_region(matrix: np.ndarray, width: int, height: int) -> tuple[int, in
     return x0, y0, x1, y1
 
 
-def paste_face(image: np.ndarray, face: np.ndarray, mask: np.ndarray, matrix: np.ndarray) -> None:
-    """Blend `face` (aligned by `matrix`) into `image` in place, weighted by `mask`.
+@torch.inference_mode()
+def paste_faces(
+    image: torch.Tensor,
+    faces: torch.Tensor,
+    masks: torch.Tensor,
+    matrices: list[np.ndarray],
+) -> None:
+    """Blend each aligned face (F x 3 x 512 x 512) into `image` (3 x H x W) in place, through
+    the inverse of its alignment `matrix`, weighted by its mask (F x 512 x 512); in order, so
+    a later face lies over an earlier one where they overlap.
 
     Pixels where the warped mask is 0 are left exactly as they were.
     """
-    height, width = image.shape[:2]
-    region = inverse_region(matrix, width, height)
-    if region is None:
-        return
-    x0, y0, x1, y1 = region
-    inverse = cv2.invertAffineTransform(matrix)
-    inverse[:, 2] -= (x0, y0)  # warp straight into the region's own coordinates
-    size = (x1 - x0, y1 - y0)
-    warped_face = cv2.warpAffine(face, inverse, size, flags=cv2.INTER_LINEAR, borderValue=0)
-    warped_mask = cv2.warpAffine(mask, inverse, size, flags=cv2.INTER_LINEAR, borderValue=0)
-    area = image[y0:y1, x0:x1]
-    weight = warped_mask[:, :, None]
-    inside = warped_mask > 0
-    area[inside] = (area + weight * (warped_face - area))[inside]
+    height, width = image.shape[1:]
+    for face, mask, matrix in zip(faces, masks, matrices, strict=True):
+        region = inverse_region(matrix, width, height)
+        if region is None:
+            continue
+        x0, y0, x1, y1 = region
+        inverse = cv2.invertAffineTransform(matrix)
+        inverse[:, 2] -= (x0, y0)  # warp straight into the region's own coordinates
+        # Face and mask in one warp: one grid, one sampling pass.
+        planes = torch.cat([face, mask[None]])[None]
+        warped = warp_affine(planes, [inverse], (x1 - x0, y1 - y0))[0]
+        warped_face, weight = warped[:3], warped[3:]
+        area = image[:, y0:y1, x0:x1]
+        area.copy_(torch.where(weight > 0, area + weight * (warped_face - area), area))
 
 
-def blend_restored(upscaled: np.ndarray, restored: np.ndarray, strength: float) -> np.ndarray:
+def blend_restored(upscaled: torch.Tensor, restored: torch.Tensor, strength: float) -> torch.Tensor:
     """strength * restored + (1 - strength) * upscaled; where they agree, upscaled exactly."""
     if strength >= 1.0:
         return restored
-    return np.where(restored == upscaled, upscaled, upscaled + strength * (restored - upscaled))
+    return torch.where(restored == upscaled, upscaled, upscaled + strength * (restored - upscaled))

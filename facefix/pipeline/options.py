@@ -13,6 +13,8 @@ from facefix.networks.device import parse_devices
 from facefix.weights import registry
 
 RestorerName = Literal["gfpgan", "codeformer"]
+Precision = Literal["auto", "fp32", "fp16", "bf16"]
+PRECISIONS: tuple[Precision, ...] = ("auto", "fp32", "fp16", "bf16")
 
 
 @dataclass(frozen=True)
@@ -27,7 +29,7 @@ class FixOptions:
     upscaler_path: Path | None = None  # any spandrel super-resolution checkpoint
     device: str = "auto"  # one device, or several comma-separated (one GPU stage each)
     tile: int | None = None  # None = chosen from the device; 0 = whole image
-    half: bool = False  # fp16 upscaling on CUDA: faster, not bit-identical to fp32
+    precision: Precision = "auto"  # auto: fp16 upscaler on CUDA, fp32 elsewhere; see device.py
     only_center_face: bool = False
     detector: str = "retinaface_resnet50"
     output_dir: Path | None = None
@@ -61,6 +63,8 @@ class FixOptions:
             raise SetupError(f"--gfpgan-model must be one of {', '.join(registry.GFPGAN_VERSIONS)}")
         if self.detector not in registry.DETECTORS:
             raise SetupError(f"--detector must be one of {', '.join(registry.DETECTORS)}")
+        if self.precision not in PRECISIONS:
+            raise SetupError(f"--precision must be one of {', '.join(PRECISIONS)}")
         if self.tile is not None and self.tile < 0:
             raise SetupError("--tile must be 0 (whole image) or a positive number of pixels")
         if self.tile and self.tile < 32:

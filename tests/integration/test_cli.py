@@ -56,7 +56,8 @@ def test_help_lists_the_contract_options():
     for option in ("--upscale", "--upscale-strength", "--gfpgan", "--codeformer", "--fidelity",
                    "--gfpgan-model", "--upscaler", "--weights-dir", "--device", "--tile",
                    "--only-center-face", "--detector", "--output-dir", "--overwrite", "--dry-run",
-                   "--json", "--quiet", "--verbose", "--no-recursive", "--config"):  # fmt: skip
+                   "--json", "--quiet", "--verbose", "--no-recursive", "--config", "--precision",
+                   "--half"):  # fmt: skip
         assert option in result.stdout, option
 
 
@@ -183,6 +184,8 @@ def test_missing_weights_offline_exit_2_naming_the_download_command(inputs, tmp_
         ([], "nothing to do"),
         (["-U", "2", "--device", "tpu"], "expected auto, cpu, cuda"),
         (["-U", "2", "--tile", "-5"], "--tile must be"),
+        (["-U", "2", "--precision", "fp8"], "'fp8' is not one of"),
+        (["-U", "2", "--half", "--precision", "bf16"], "--half means --precision fp16"),
         (["-U", "2", "--ext", "gif"], "unsupported extension"),
         (["--upscaler", "missing.pth"], "no such model file"),
     ],

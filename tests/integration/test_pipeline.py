@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 import torch
 from conftest import gradient_image
-from helpers import centred_face_detector, source_image
+from helpers import centred_face_detector, centred_faces, source_image
 
+from facefix.io.write import quantize
 from facefix.networks.cache import Networks
 from facefix.networks.load import load_parsenet
-from facefix.ops import align, paste
+from facefix.ops import align, detect, paste
 from facefix.ops.upscale import upscale_alpha
-from facefix.pipeline import FixOptions, fix_image
+from facefix.pipeline import FixOptions, fix_image, fix_images
 
 CPU = torch.device("cpu")
 
@@ -50,20 +51,23 @@ def gfpgan_run(gfpgan_weights):
 
 def test_faces_are_detected_on_the_upscaled_image(gfpgan_run):
     source, full, _, upscaled_only, _, calls = gfpgan_run
-    assert calls[0] == (80, 96, 3)  # the detector saw the 2x image, not the input
+    assert calls[0] == (1, 3, 80, 96)  # the detector saw the 2x image, not the input
     assert full.rgb.shape == upscaled_only.rgb.shape == (80, 96, 3)
     assert full.faces == 1
 
 
 def test_restored_face_is_pasted_at_the_landmarks_and_nowhere_else(gfpgan_run):
     _, full, _, upscaled_only, _, _ = gfpgan_run
-    landmarks = centred_face_detector([])(upscaled_only.rgb)[0].landmarks
+    landmarks = centred_faces(80, 96)[0].landmarks
+    assert full.detections[0].landmarks.tolist() == landmarks.tolist()
     matrix = align.alignment_matrix(landmarks)
     # The paste mask is zero within MASK_BORDER of the aligned crop's edge, so nothing outside
     # the inner square, mapped back into the image, may change.
     inner = np.zeros((align.FACE_SIZE, align.FACE_SIZE), np.float32)
     inner[paste.MASK_BORDER : -paste.MASK_BORDER, paste.MASK_BORDER : -paste.MASK_BORDER] = 1
-    allowed = cv2.warpAffine(inner, cv2.invertAffineTransform(matrix), (96, 80)) > 0
+    inverse = cv2.invertAffineTransform(matrix)
+    allowed = align.warp_affine(torch.from_numpy(inner)[None, None], [inverse], (96, 80))[0, 0] > 0
+    allowed = allowed.numpy()
     changed = np.any(full.rgb != upscaled_only.rgb, axis=2)
     assert changed.any(), "the restored face was not pasted"
     assert not (changed & ~allowed).any(), "pixels outside the face area changed"
@@ -82,7 +86,7 @@ def test_restore_strength_blends_linearly(gfpgan_run):
 
 def test_alpha_is_upscaled_and_never_touched_by_restoration(gfpgan_run):
     source, full, _, upscaled_only, _, _ = gfpgan_run
-    expected = upscale_alpha(source.alpha, 96, 80)
+    expected = upscale_alpha(torch.from_numpy(source.alpha)[None, None], 80, 96)[0, 0].numpy()
     np.testing.assert_array_equal(full.alpha, expected)
     np.testing.assert_array_equal(upscaled_only.alpha, expected)
 
@@ -132,7 +136,8 @@ def test_codeformer_restores_at_known_landmarks_with_fidelity(codeformer_weights
 
 def test_face_mask_from_parsenet_is_soft_and_zero_at_the_crop_border(weights_dir):
     parser = load_parsenet(weights_dir / "parsing_parsenet.pth", CPU)
-    mask = paste.face_mask(parser, gradient_image(512, 512), CPU)
+    face = torch.from_numpy(gradient_image(512, 512)).permute(2, 0, 1)[None]
+    mask = paste.face_masks(parser, face)[0].numpy()
     assert mask.shape == (512, 512) and mask.dtype == np.float32
     assert mask.min() >= 0.0 and mask.max() <= 1.0
     assert not mask[:10].any() and not mask[:, -10:].any()
@@ -164,9 +169,137 @@ def test_batched_face_masks_match_one_at_a_time():
             return (self.conv(x),)
 
     parser = TinyParser()
-    faces = [gradient_image(512, 512, seed=s) for s in range(6)]  # more than one batch
-    batched = paste.face_masks(parser, faces, CPU)
-    assert len(batched) == 6
-    for face, mask in zip(faces, batched, strict=True):
-        np.testing.assert_allclose(mask, paste.face_mask(parser, face, CPU), atol=1e-5)
-    assert any(mask.max() > 0 for mask in batched)  # the comparison is not between empty masks
+    faces = torch.from_numpy(np.stack([gradient_image(512, 512, seed=s) for s in range(6)]))
+    faces = faces.permute(0, 3, 1, 2).contiguous()  # more than one batch
+    batched = paste.face_masks(parser, faces)
+    assert batched.shape == (6, 512, 512)
+    for index, mask in enumerate(batched):
+        one = paste.face_masks(parser, faces[index : index + 1])[0]
+        torch.testing.assert_close(mask, one, rtol=0, atol=1e-5)
+    assert batched.max() > 0  # the comparison is not between empty masks
+
+
+# --- batches ----------------------------------------------------------------------------
+
+
+class TinyParser(torch.nn.Module):
+    """ParseNet's call and output form, as a 1x1 convolution: cheap on a CPU."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 19, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
+        return (self.conv(x),)
+
+
+class TinyRestorer:
+    """A spandrel GFPGAN descriptor's call and output form, as a 3x3 convolution."""
+
+    architecture = type("Architecture", (), {"id": "GFPGAN"})
+    dtype = torch.float32
+
+    def __init__(self) -> None:
+        torch.manual_seed(1)
+        conv = torch.nn.Conv2d(3, 3, 3, padding=1)
+        self.model = lambda x, return_rgb, randomize_noise: (torch.tanh(conv(x) * 3),)
+
+
+def faces_by_first_pixel(table: dict[float, int]):
+    """A detector giving each image the number of faces `table` holds for its first pixel
+    (restore-only runs hand the detector the source pixels unchanged), spread over the image."""
+
+    def detect_faces(images: torch.Tensor) -> list[list]:
+        found = []
+        for image in images:
+            height, width = image.shape[1:]
+            count = table[round(float(image[0, 0, 0]), 6)]
+            faces = []
+            for k in range(count):
+                landmarks = (align.FFHQ_TEMPLATE_512 - 256) * 0.1 + np.array(
+                    [width * (k + 1) / (count + 1), height / 2]
+                )
+                faces.append(detect.Face((0, 0, width, height), 0.99, landmarks.astype(np.float32)))
+            found.append(faces)
+        return found
+
+    return detect_faces
+
+
+def assert_within_one_level(a: np.ndarray, b: np.ndarray) -> None:
+    assert np.abs(quantize(a, 8).astype(int) - quantize(b, 8).astype(int)).max() <= 1
+
+
+def test_batch_equals_one_at_a_time_with_faces_gathered_across_images(weights_dir):
+    options = FixOptions(weights_dir=weights_dir, restore_with="gfpgan", restore_strength=0.7)
+    sources = [source_image(120, 64, seed=s) for s in (11, 12, 13)] + [source_image(40, 30)]
+    counts = [2, 0, 1, 1]  # faces per image; the last image has another size
+    models = Networks(options, CPU)
+    models.detector = faces_by_first_pixel(
+        {round(float(s.rgb[0, 0, 0]), 6): n for s, n in zip(sources, counts, strict=True)}
+    )
+    models.restorer, models.parser = TinyRestorer(), TinyParser()
+    batch = fix_images(sources, options, models)
+    again = fix_images(sources, options, models)
+    for source, fixed, repeat, count in zip(sources, batch, again, counts, strict=True):
+        alone = fix_image(source, options, models)
+        assert fixed.faces == len(fixed.detections) == alone.faces == count
+        assert fixed.rgb.shape == source.rgb.shape
+        assert_within_one_level(fixed.rgb, alone.rgb)
+        np.testing.assert_array_equal(fixed.rgb, repeat.rgb)  # deterministic run to run
+        assert fixed.operations[0].faces == count
+        # Outside the faces' regions the pixels are the input's, exactly.
+        untouched = np.ones(source.rgb.shape[:2], bool)
+        for face in fixed.detections:
+            matrix = align.alignment_matrix(face.landmarks)
+            x0, y0, x1, y1 = paste.inverse_region(matrix, *source.size)
+            untouched[y0:y1, x0:x1] = False
+        np.testing.assert_array_equal(fixed.rgb[untouched], source.rgb[untouched])
+        assert (count == 0) == np.array_equal(fixed.rgb, source.rgb)
+
+
+def test_upscale_batch_equals_one_at_a_time(weights_dir):
+    options = FixOptions(weights_dir=weights_dir, scale=2, upscale_strength=0.6)
+    sources = [source_image(24, 20, alpha=s == 1, seed=s) for s in range(3)]
+    models = Networks(options, CPU)
+    batch = fix_images(sources, options, models)
+    for source, fixed in zip(sources, batch, strict=True):
+        alone = fix_image(source, options, models)
+        assert fixed.rgb.shape == (40, 48, 3) and fixed.detections == ()
+        assert_within_one_level(fixed.rgb, alone.rgb)
+        assert (fixed.alpha is None) == (source.alpha is None)
+        if fixed.alpha is not None:
+            np.testing.assert_array_equal(fixed.alpha, alone.alpha)
+
+
+def test_out_of_memory_on_a_batch_retries_its_images_one_at_a_time(weights_dir, monkeypatch):
+    from facefix.pipeline import image
+
+    options = FixOptions(weights_dir=weights_dir, scale=2, upscale_strength=0.0)
+    models = Networks(options, CPU)
+    sources = [source_image(12, 10, seed=s) for s in range(3)]
+    sizes_tried = []
+    real = image._fix_batch
+
+    def short_of_memory(batch, options, networks):
+        sizes_tried.append(len(batch))
+        if len(batch) > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(batch, options, networks)
+
+    monkeypatch.setattr(image, "_fix_batch", short_of_memory)
+    fixed = fix_images(sources, options, models)
+    assert sizes_tried == [3, 1, 1, 1]
+    for source, result in zip(sources, fixed, strict=True):
+        np.testing.assert_array_equal(result.rgb, real([source], options, models)[0].rgb)
+
+    def never_fits(batch, options, networks):
+        sizes_tried.append(len(batch))
+        raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(image, "_fix_batch", never_fits)
+    sizes_tried.clear()
+    with pytest.raises(torch.OutOfMemoryError):  # a single image that does not fit fails
+        fix_images(sources[:1], options, models)
+    assert sizes_tried == [1]
