@@ -108,6 +108,18 @@ def fix(
     mirror: list[str] = typer.Option(
         [], "--mirror", help="Download missing weights from this URL or folder."
     ),
+    ray: bool = typer.Option(
+        False,
+        "--ray",
+        help="Run on Ray workers: one per GPU (per CPU with --device cpu). Needs facefix[ray].",
+    ),
+    ray_address: str | None = typer.Option(
+        None,
+        "--ray-address",
+        metavar="ADDRESS",
+        help="With --ray: local (default: start Ray on this machine), auto (the cluster this "
+        "node belongs to) or ray://HOST:PORT. Implies --ray.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary on stdout."),
     quiet: bool = typer.Option(
         False, "--quiet", "-q", help="Only report failures and the summary."
@@ -149,16 +161,26 @@ def fix(
             offline=offline,
             mirrors=tuple(mirror),
         )
+        # --ray alone starts Ray on this machine; --ray-address names a cluster to join.
+        address = ray_address or ("local" if ray else None)
         with report.download_progress() as download_progress:
             if report.is_terminal() and not as_json:
                 with report.RichFixEvents(verbose=verbose, quiet=quiet) as events:
                     summary = run_fix(
-                        paths, options, events=events, download_progress=download_progress
+                        paths,
+                        options,
+                        events=events,
+                        download_progress=download_progress,
+                        ray_address=address,
                     )
             else:
                 events = report.PlainFixEvents(verbose=verbose, quiet=quiet)
                 summary = run_fix(
-                    paths, options, events=events, download_progress=download_progress
+                    paths,
+                    options,
+                    events=events,
+                    download_progress=download_progress,
+                    ray_address=address,
                 )
     except FacefixError as exc:
         report.exit_with_error(exc)

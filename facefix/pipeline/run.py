@@ -1,10 +1,14 @@
 """`fix`: the batch job. Discover the inputs, plan what to do (skip finished outputs), make
-sure the weights are there, then hand the work to an executor and collect its results."""
+sure the weights are there, then hand the work to an executor and collect its results.
+
+With `ray_address` the work goes to the Ray executor (pipeline/ray_executor.py); discovery,
+planning, events and the summary stay here, so a Ray run reports exactly as a local one."""
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from facefix.errors import SetupError
@@ -24,12 +28,18 @@ def fix(
     events: FixEvents | None = None,
     networks: Networks | None = None,
     download_progress: DownloadProgress | None = None,
+    ray_address: str | None = None,
 ) -> FixSummary:
     """Fix every image under `paths`. Setup problems raise SetupError before any image is read;
-    per-file problems are failed results and the batch goes on."""
+    per-file problems are failed results and the batch goes on. `ray_address` (`local`, `auto`,
+    `ray://host:port`) runs the files on Ray workers instead of in this process."""
     events = events or SilentEvents()
     started = time.perf_counter()
     options.validate()
+    if ray_address is not None:
+        from facefix.pipeline.ray_executor import require_ray  # imports Ray only when it runs
+
+        require_ray()
     try:
         jobs, rejected = discover(
             paths,
@@ -59,7 +69,31 @@ def fix(
             events.file_finished(result)
         summary.seconds = time.perf_counter() - started
         return summary
-    device = resolve_device(options.device)
+    results: Iterator[FileResult]
+    if ray_address is None:
+        device = resolve_device(options.device)
+        _ensure_weights(options, download_progress)
+        make_deterministic()
+        networks = networks or Networks(options, device)
+        results = run_sequential(todo, options, networks, events)
+    else:
+        from facefix.pipeline.ray_executor import LOCAL, run_ray
+
+        if ray_address == LOCAL:
+            # This machine is the only node: fetch its weights as a local run does. On a
+            # cluster each worker checks (or fetches from --mirror) the weights on its node.
+            _ensure_weights(options, download_progress)
+        results = run_ray(todo, options, None, events, address=ray_address)
+    # closing(): on Ctrl-C the executor stops its workers before the interrupt goes on.
+    with contextlib.closing(results):  # type: ignore[type-var]  # executors are generators
+        for result in results:
+            summary.results.append(result)
+            events.file_finished(result)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _ensure_weights(options: FixOptions, download_progress: DownloadProgress | None) -> None:
     ensure_weights(
         options.required_weights(),
         options.weights_dir,
@@ -67,10 +101,3 @@ def fix(
         mirrors=options.mirrors,
         progress=download_progress,
     )
-    make_deterministic()
-    networks = networks or Networks(options, device)
-    for result in run_sequential(todo, options, networks, events):
-        summary.results.append(result)
-        events.file_finished(result)
-    summary.seconds = time.perf_counter() - started
-    return summary
