@@ -108,6 +108,10 @@ def connect(address: str, *, num_cpus: int | None = None) -> bool:
     ray = import_ray()
     if ray.is_initialized():
         return False
+    if address.startswith("ray://") and importlib.util.find_spec("grpc") is None:
+        raise SetupError(
+            f"--ray-address {address}: ray:// addresses need Ray Client: pip install 'ray[client]'"
+        )
     settings: dict[str, Any] = {
         "log_to_driver": False,  # workers never print; Ray's own logs stay in its session folder
         "logging_level": logging.WARNING,
@@ -123,9 +127,10 @@ def connect(address: str, *, num_cpus: int | None = None) -> bool:
         }
     try:
         ray.init(address=address, **settings)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
+    except Exception as exc:  # Ray raises bare Exception for a start-up timeout, among others
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SetupError(f"--ray-address {address}: cannot start or join Ray: {first_line}") from None
+        where = "start Ray on this machine" if address == LOCAL else f"join Ray at {address}"
+        raise SetupError(f"--ray: cannot {where}: {first_line}") from None
     return True
 
 
