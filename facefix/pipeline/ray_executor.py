@@ -261,8 +261,9 @@ def _drive(
     should_stop: Callable[[], bool],
     in_flight: dict[Any, tuple[Any, Job]],
 ) -> Iterator[FileResult]:
-    """Hand out jobs to the least busy healthy worker, yield results as they come back, and
-    re-queue the files of workers that died. `in_flight` is shared with the caller so that
+    """Hand out jobs to the least busy healthy worker (telling `events` a file has started
+    when it is handed out), yield results as they come back, and re-queue the files of
+    workers that died. `in_flight` is shared with the caller so that
     stopping can cancel what is still out."""
     queue: deque[Job] = deque(jobs)
     attempts: dict[Job, int] = {}
@@ -294,9 +295,13 @@ def _drive(
         ref = ready[0]
         if ref in probes:
             actor = probes.pop(ref)
-            with contextlib.suppress(ray.exceptions.RayActorError):
+            try:
                 ray.get(ref)
-                healthy.append(actor)  # restarted and ready again
+            except ray.exceptions.RayActorError:
+                continue  # out of restarts: it gets no more work
+            except ray.exceptions.RayTaskError as exc:
+                raise _setup_error(exc) from None  # restarted on a node without the weights
+            healthy.append(actor)  # restarted and ready again
             continue
         actor, job = in_flight.pop(ref)
         load[id(actor)] -= 1
