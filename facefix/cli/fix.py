@@ -166,6 +166,18 @@ def fix(
         metavar="DURATION",
         help="Start no new file after this long: seconds, or 90s, 15m, 2h. Exit 0.",
     ),
+    ray: bool = typer.Option(
+        False,
+        "--ray",
+        help="Run on Ray workers: one per GPU (per CPU with --device cpu). Needs facefix[ray].",
+    ),
+    ray_address: str | None = typer.Option(
+        None,
+        "--ray-address",
+        metavar="ADDRESS",
+        help="With --ray: local (default: start Ray on this machine), auto (the cluster this "
+        "node belongs to) or ray://HOST:PORT. Implies --ray.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary on stdout."),
     quiet: bool = typer.Option(
         False, "--quiet", "-q", help="Only report failures and the summary."
@@ -217,6 +229,8 @@ def fix(
             batch_size=batch_size,
         )
         weights_registry = app_context(ctx).registry
+        # --ray alone starts Ray on this machine; --ray-address names a cluster to join.
+        address = ray_address or ("local" if ray else None)
         deadline = None if limit is None else time.monotonic() + limit
 
         def should_stop() -> bool:
@@ -232,6 +246,7 @@ def fix(
                         download_progress=download_progress,
                         registry=weights_registry,
                         should_stop=should_stop,
+                        ray_address=address,
                     )
             else:
                 events = report.PlainFixEvents(verbose=verbose, quiet=quiet)
@@ -242,6 +257,7 @@ def fix(
                     download_progress=download_progress,
                     registry=weights_registry,
                     should_stop=should_stop,
+                    ray_address=address,
                 )
     except FacefixError as exc:
         report.print_error(str(exc))

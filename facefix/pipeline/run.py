@@ -5,7 +5,10 @@ Guarantees: setup problems raise SetupError before any image is read and before 
 reported; every per-file problem is a failed (or crashed) result and the batch goes on; an
 environment fault, a stop request (`should_stop`, checked before each file) or an interrupt
 (Ctrl-C, SIGTERM/SIGHUP as `errors.Interrupted`) ends the run early with the summary of what was
-done: `summary.fault`, `summary.stopped` and `summary.signal` say which."""
+done: `summary.fault`, `summary.stopped` and `summary.signal` say which.
+
+With `ray_address` the work goes to the Ray executor (pipeline/ray_executor.py); discovery,
+planning, events and the summary stay here, so a Ray run reports exactly as a local one."""
 
 from __future__ import annotations
 
@@ -74,13 +77,19 @@ def fix(
     download_progress: DownloadProgress | None = None,
     should_stop: Callable[[], bool] | None = None,
     registry: Registry = REGISTRY,
+    ray_address: str | None = None,
 ) -> FixSummary:
     """Fix every image under `paths` and return what was done. Missing weights are fetched as
-    `registry` pins them (tests pass stand-ins)."""
+    `registry` pins them (tests pass stand-ins). `ray_address` (`local`, `auto`,
+    `ray://host:port`) runs the files on Ray workers instead of in this process."""
     events = events or SilentEvents()
     should_stop = should_stop or (lambda: False)
     started = time.perf_counter()
     options.validate()
+    if ray_address is not None:
+        from facefix.pipeline.ray_executor import require_ray  # imports Ray only when it runs
+
+        require_ray()
     todo, skipped, failed = plan(paths, options)
     summary = FixSummary()
     summary.results.extend(failed + skipped)
@@ -105,22 +114,35 @@ def fix(
             events.file_finished(result)
         summary.seconds = time.perf_counter() - started
         return summary
-    devices = resolve_devices(options.device)
-    ensure_weights(
-        options.required_weights(registry),
-        options.weights_dir,
-        offline=options.offline,
-        mirrors=options.mirrors,
-        progress=download_progress,
-    )
-    announce(", ".join(str(device) for device in devices))
-    make_deterministic()
-    networks = networks or Networks(options, devices[0])
+    devices = resolve_devices(options.device) if ray_address is None else []
+    if ray_address is None or ray_address == "local":
+        # This machine is the only node: fetch its weights here. On a cluster each Ray worker
+        # checks (or fetches from --mirror) the weights on its own node.
+        ensure_weights(
+            options.required_weights(registry),
+            options.weights_dir,
+            offline=options.offline,
+            mirrors=options.mirrors,
+            progress=download_progress,
+        )
+    if ray_address is None:
+        announce(", ".join(str(device) for device in devices))
+    else:
+        announce(f"Ray {ray_address}, {options.device}")
     done = 0
     try:
-        # closing: Ctrl-C in this loop stops the executor's threads at once, not at garbage
-        # collection (the traceback keeps the generator alive).
-        executor = execute(todo, options, networks, devices, events, should_stop=should_stop)
+        # closing: Ctrl-C in this loop stops the executor's threads or workers at once, not at
+        # garbage collection (the traceback keeps the generator alive).
+        if ray_address is None:
+            make_deterministic()
+            networks = networks or Networks(options, devices[0])
+            executor = execute(todo, options, networks, devices, events, should_stop=should_stop)
+        else:
+            from facefix.pipeline.ray_executor import run_ray
+
+            executor = run_ray(
+                todo, options, None, events, should_stop=should_stop, address=ray_address
+            )
         with contextlib.closing(executor) as results:
             for result in results:
                 done += 1

@@ -1,0 +1,187 @@
+"""`fix --ray` on a local two-CPU Ray cluster: same outputs, counts and failures as a plain run;
+a killed worker's files are done elsewhere; Ctrl-C and a missing weight leave no partial output.
+
+One Ray instance serves the whole module (starting Ray and its workers is the slow part), and
+each test fixes a few 32x32 images, upscale only, on the session's random-weight checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from conftest import gradient_image
+from PIL import Image
+from typer.testing import CliRunner
+
+from facefix.cli import app
+from facefix.errors import SetupError
+from facefix.io.discover import discover
+from facefix.io.write import quantize
+from facefix.pipeline import FileResult, FixOptions, SilentEvents, fix, fix_file, ray_executor
+
+pytestmark = [
+    pytest.mark.ray,
+    pytest.mark.skipif(
+        not ray_executor.ray_installed(), reason="Ray is not installed (uv sync --extra ray)"
+    ),
+]
+
+IMAGES = 6
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A local Ray instance with two CPUs, shared by the module; `fix --ray` joins it."""
+    assert ray_executor.connect("local", num_cpus=2)
+    ray = ray_executor.import_ray()
+    assert ray.cluster_resources()["CPU"] == 2
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> Path:
+    """Six small PNGs (one in a sub-folder) and a file that passes the signature check but is
+    not a PNG past it."""
+    folder = tmp_path_factory.mktemp("ray-in")
+    (folder / "nested").mkdir()
+    for index in range(IMAGES):
+        where = folder / "nested" if index == 0 else folder
+        pixels = quantize(gradient_image(32, 32, seed=index), 8)
+        Image.fromarray(pixels).save(where / f"img{index}.png")
+    (folder / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"not a png" * 4)
+    return folder
+
+
+def recipe(weights_dir: Path, output_dir: Path, **changes) -> FixOptions:
+    return FixOptions(
+        weights_dir=weights_dir, scale=2, upscale_strength=0.5, output_dir=output_dir, **changes
+    )
+
+
+def outputs(folder: Path) -> dict[str, bytes]:
+    return {
+        path.relative_to(folder).as_posix(): path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def plain(inputs, weights_dir, tmp_path_factory) -> tuple[dict[str, bytes], dict]:
+    """The plain (sequential) run's outputs and --json summary: what every Ray run must match."""
+    out = tmp_path_factory.mktemp("plain-out")
+    summary = fix([inputs], recipe(weights_dir, out))
+    return outputs(out), summary.to_dict()
+
+
+class Recorder(SilentEvents):
+    def __init__(self) -> None:
+        self.started_files: list[Path] = []
+        self.finished: list[FileResult] = []
+
+    def file_started(self, job) -> None:
+        self.started_files.append(job.source)
+
+    def file_finished(self, result: FileResult) -> None:
+        self.finished.append(result)
+
+
+def test_ray_run_matches_a_plain_run(ray_cluster, inputs, weights_dir, plain, tmp_path):
+    expected, plain_summary = plain
+    assert len(expected) == IMAGES and plain_summary["failed"] == 1
+    out = tmp_path / "out"
+    # A finished output is skipped by both runs alike.
+    (out / "nested").mkdir(parents=True)
+    (out / "nested" / "img0.fixed.png").write_bytes(expected["nested/img0.fixed.png"])
+    result = CliRunner().invoke(
+        app,
+        ["fix", str(inputs), "-U", "2", "--upscale-strength", "0.5", "--output-dir", str(out)]
+        + ["--weights-dir", str(weights_dir), "--ray", "--json"],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 1, result.output  # the corrupt file, as in the plain run
+    summary = json.loads(result.stdout)
+    assert outputs(out) == expected
+    assert (summary["processed"], summary["skipped"], summary["failed"]) == (IMAGES - 1, 1, 1)
+
+    def failures(files: list[dict]) -> list[tuple[str, str]]:
+        return [(f["source"], f["reason"]) for f in files if f["status"] == "failed"]
+
+    assert failures(summary["files"]) == failures(plain_summary["files"])
+    assert failures(summary["files"])[0][0] == str(inputs / "corrupt.png")
+    # Results are reported under the paths the driver discovered, one per file.
+    assert sorted(f["source"] for f in summary["files"]) == sorted(
+        f["source"] for f in plain_summary["files"]
+    )
+
+
+def test_a_killed_worker_has_its_files_done_elsewhere(
+    ray_cluster, inputs, weights_dir, plain, tmp_path
+):
+    expected, _ = plain
+    out = tmp_path / "out"
+    marker = tmp_path / "worker-killed"
+    victim = "img3.png"
+
+    def die_once_on_victim(job, options, networks):
+        # Runs in a Ray worker: the first worker to get the victim file dies on the spot, as a
+        # process killed by the OOM killer or a lost node would.
+        if job.source.name == victim and not marker.exists():
+            marker.write_text(str(os.getpid()))
+            os._exit(1)
+        return fix_file(job, options, networks)
+
+    jobs, _ = discover([inputs], output_dir=out)
+    events = Recorder()
+    results = list(
+        ray_executor.run_ray(
+            jobs, recipe(weights_dir, out), None, events, fix_one=die_once_on_victim
+        )
+    )
+    assert marker.exists()  # a worker did die mid-run
+    assert sorted(r.source for r in results) == sorted(job.source for job in jobs)
+    by_name = {r.source.name: r for r in results}
+    assert by_name[victim].status == "fixed"
+    assert by_name["corrupt.png"].status == "failed"  # its own failure: once, not retried
+    assert sorted(events.started_files) == sorted(job.source for job in jobs)  # once each
+    assert outputs(out) == expected
+
+
+def test_ctrl_c_leaves_only_whole_outputs(ray_cluster, inputs, weights_dir, plain, tmp_path):
+    expected, _ = plain
+    out = tmp_path / "out"
+
+    class InterruptAfterFirstFixed(SilentEvents):
+        def file_finished(self, result: FileResult) -> None:
+            if result.status == "fixed":
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fix(
+            [inputs],
+            recipe(weights_dir, out),
+            events=InterruptAfterFirstFixed(),
+            ray_address="local",
+        )
+    written = outputs(out)
+    assert 1 <= len(written) < IMAGES  # stopped early: queued files were never started
+    # Every file present is a whole output, byte for byte the plain run's; no temporary left.
+    assert set(written) <= set(expected), sorted(written)
+    assert all(written[name] == expected[name] for name in written)
+
+
+def test_a_node_without_the_weights_fails_at_once(ray_cluster, inputs, tmp_path):
+    empty = tmp_path / "no-weights"
+    empty.mkdir()
+    out = tmp_path / "out"
+    jobs, _ = discover([inputs], output_dir=out)
+    with pytest.raises(SetupError) as raised:
+        list(ray_executor.run_ray(jobs[:1], recipe(empty, out), None, SilentEvents()))
+    message = str(raised.value)
+    assert "on Ray node" in message and "RealESRGAN_x2plus.pth" in message
+    assert "facefix download realesrgan-x2plus --weights-dir" in message
+    assert raised.value.exit_code == 2
+    assert not out.exists()

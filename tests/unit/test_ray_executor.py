@@ -1,0 +1,132 @@
+"""The Ray executor's parts that need no Ray cluster: the worker plan, the recipe sent to
+workers, a worker's weights check, and `--ray` without Ray installed. The runs on a local
+cluster are in tests/integration/test_ray.py."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import hashlib
+import socket
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from facefix.cli import app
+from facefix.errors import EXIT_SETUP, SetupError
+from facefix.pipeline import FixOptions, ray_executor
+from facefix.weights import registry
+
+PACKAGE = Path(ray_executor.__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(
+    ("device", "resources", "plan"),
+    [
+        ("auto", {"CPU": 16, "GPU": 4}, ("cuda", 4)),
+        ("cuda", {"CPU": 16, "GPU": 2}, ("cuda", 2)),
+        ("auto", {"CPU": 2}, ("cpu", 2)),
+        ("cpu", {"CPU": 8, "GPU": 4}, ("cpu", 8)),
+        ("CPU", {"CPU": 3.0, "GPU": 0.0}, ("cpu", 3)),
+    ],
+)
+def test_one_worker_per_gpu_else_per_cpu(device, resources, plan):
+    assert ray_executor.worker_plan(device, resources) == plan
+
+
+@pytest.mark.parametrize(
+    ("device", "resources", "message"),
+    [
+        ("cuda", {"CPU": 8}, "has no GPUs"),
+        ("cuda:1", {"CPU": 8, "GPU": 2}, "each worker gets its own GPU"),
+        ("mps", {"CPU": 8}, "use --device auto, cuda or cpu"),
+        ("cpu", {"GPU": 1}, "no CPUs"),
+    ],
+)
+def test_impossible_worker_plans_are_setup_errors(device, resources, message):
+    with pytest.raises(SetupError, match=message):
+        ray_executor.worker_plan(device, resources)
+
+
+def test_workers_get_absolute_paths_and_a_concrete_device(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    options = FixOptions(
+        weights_dir=Path("w"), scale=2, output_dir=Path("out"), upscaler_path=Path("m.pth")
+    )
+    sent = ray_executor.worker_options(options, "cuda")
+    assert sent.device == "cuda"
+    assert sent.weights_dir == tmp_path / "w" and sent.output_dir == tmp_path / "out"
+    assert sent.upscaler_path == tmp_path / "m.pth"
+    assert dataclasses.replace(sent, device="auto", weights_dir=Path("w"), output_dir=Path("out"),
+                               upscaler_path=Path("m.pth")) == options  # fmt: skip
+    assert ray_executor.worker_options(FixOptions(weights_dir=Path("w")), "cpu").output_dir is None
+
+
+def test_a_worker_without_the_weights_names_its_node_and_the_command(tmp_path):
+    worker = ray_executor.FixWorker(
+        FixOptions(weights_dir=tmp_path, scale=2, device="cpu"), ray_executor.fix_file
+    )
+    with pytest.raises(SetupError) as raised:
+        worker.prepare()
+    message = str(raised.value)
+    assert f"on Ray node {socket.gethostname()}" in message
+    assert "RealESRGAN_x2plus.pth" in message
+    assert f"facefix download realesrgan-x2plus --weights-dir {tmp_path}" in message
+    assert raised.value.exit_code == EXIT_SETUP
+    assert worker.networks is None
+
+
+def test_a_worker_fetches_missing_weights_from_the_mirror(tmp_path, monkeypatch):
+    data = b"stand-in upscaler" * 100
+    model = dataclasses.replace(
+        registry.get_model("realesrgan-x2plus"),
+        urls=(),
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+    table = registry.Registry(
+        tuple(model if m.name == model.name else m for m in registry.REGISTRY.models)
+    )
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / model.file).write_bytes(data)
+    weights = tmp_path / "weights"
+    options = FixOptions(weights_dir=weights, scale=2, device="cpu", mirrors=(str(mirror),))
+
+    offline = ray_executor.FixWorker(dataclasses.replace(options, offline=True), None, table)
+    with pytest.raises(SetupError, match="offline"):
+        offline.prepare()
+    assert not (weights / model.file).exists()
+
+    worker = ray_executor.FixWorker(options, None, table)
+    assert worker.prepare() == socket.gethostname()
+    assert (weights / model.file).read_bytes() == data
+    assert worker.networks is not None and worker.networks.device.type == "cpu"
+
+
+def test_ray_without_the_extra_exits_2_with_the_install_command(tmp_path, monkeypatch):
+    monkeypatch.setattr(ray_executor, "ray_installed", lambda: False)
+    (tmp_path / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    for flags in (["--ray"], ["--ray-address", "auto"], ["--ray", "--dry-run"]):
+        result = CliRunner().invoke(
+            app, ["fix", str(tmp_path), "-U", "2", "--weights-dir", str(tmp_path), *flags]
+        )
+        assert result.exit_code == EXIT_SETUP, result.output
+        assert "pip install 'facefix[ray]'" in result.stderr
+        assert "uv sync --extra ray" in result.stderr
+    assert not list(tmp_path.glob("*.fixed.png"))
+
+
+def test_only_the_ray_executor_imports_ray():
+    importers = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            if any(name == "ray" or name.startswith("ray.") for name in names):
+                importers.append(path.relative_to(PACKAGE).as_posix())
+    assert importers == ["pipeline/ray_executor.py"]
