@@ -29,6 +29,7 @@ from facefix.errors import (
 from facefix.weights import registry
 
 if TYPE_CHECKING:
+    from facefix.pipeline.options import RestorerName
     from facefix.pipeline.results import FixSummary
 
 
@@ -46,8 +47,8 @@ class Upscale(StrEnum):
 
 
 # The choices come from the registry, so a new version or detector there is a new choice here.
-GfpganVersion = StrEnum("GfpganVersion", {version: version for version in registry.GFPGAN_VERSIONS})
-Detector = StrEnum("Detector", {name: name for name in registry.DETECTORS})
+GfpganVersion = StrEnum("GfpganVersion", {v: v for v in registry.GFPGAN_VERSIONS})  # type: ignore[misc]
+Detector = StrEnum("Detector", {name: name for name in registry.DETECTORS})  # type: ignore[misc]
 
 
 @app.command()
@@ -200,7 +201,7 @@ def fix(
             limit = parse_duration(max_time)
         if gfpgan is not None and codeformer is not None:
             raise SetupError("--gfpgan and --codeformer are mutually exclusive; choose one")
-        restore_with = (
+        restore_with: RestorerName | None = (
             "gfpgan" if gfpgan is not None else "codeformer" if codeformer is not None else None
         )
         options = FixOptions(
@@ -249,11 +250,11 @@ def fix(
                         ray_address=address,
                     )
             else:
-                events = report.PlainFixEvents(verbose=verbose, quiet=quiet)
+                plain_events = report.PlainFixEvents(verbose=verbose, quiet=quiet)
                 summary = run_fix(
                     paths,
                     options,
-                    events=events,
+                    events=plain_events,
                     download_progress=download_progress,
                     registry=weights_registry,
                     should_stop=should_stop,

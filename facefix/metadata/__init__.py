@@ -130,8 +130,7 @@ def _pixels_stealth(data: bytes) -> tuple[StealthPayload | None, str | None]:
             image = Image.open(io.BytesIO(data))
             if image.mode not in ("RGB", "RGBA", "P", "LA", "L"):
                 return None, None  # 16-bit and other modes: the tools write 8-bit only
-            image = image.convert("RGBA")
-            pixels = np.asarray(image)
+            pixels = np.asarray(image.convert("RGBA"))
     except Exception as error:  # decoders raise many types; the record is still shown
         return None, f"pixels not read for stealth info ({type(error).__name__}: {error})"
     return read_stealth(np.ascontiguousarray(pixels[:, :, :3]), pixels[:, :, 3])

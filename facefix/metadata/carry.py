@@ -99,10 +99,10 @@ def output_chunks(
         if tool.extend is None:
             continue
         extension = tool.extend(texts, operations)
-        for keyword, text in extension.rewrite.items():
-            rewrite.setdefault(keyword, text)
-        for after, keyword, text in extension.add_after:
-            add_after.setdefault(after, []).append((keyword, text))
+        for rewritten, text in extension.rewrite.items():
+            rewrite.setdefault(rewritten, text)
+        for after, added, text in extension.add_after:
+            add_after.setdefault(after, []).append((added, text))
     out: list[Chunk] = []
     done: set[str] = set()
     for chunk, entry in zip(kept, decoded, strict=True):

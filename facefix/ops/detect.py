@@ -34,7 +34,7 @@ def faces_from_rows(rows: np.ndarray) -> list[Face]:
     """facexlib's detection rows (x0, y0, x1, y1, score, then 5 landmark x, y pairs)."""
     return [
         Face(
-            box=tuple(float(v) for v in row[:4]),
+            box=(float(row[0]), float(row[1]), float(row[2]), float(row[3])),
             score=float(row[4]),
             landmarks=np.asarray(row[5:15], dtype=np.float32).reshape(5, 2),
         )
@@ -66,7 +66,7 @@ def retinaface_detector(
     from torchvision.ops import nms
 
     device = next(net.parameters()).device
-    variance = net.cfg["variance"]
+    variance = net.cfg["variance"]  # type: ignore[index]  # facexlib's RetinaFace config dict
     priors_by_size: dict[tuple[int, int], torch.Tensor] = {}
 
     def decode_one(loc, conf, landmarks, priors, box_scale) -> list[Face]:

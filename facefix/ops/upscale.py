@@ -187,7 +187,7 @@ def upscale(
     height, width = images.shape[2:]
     out_h, out_w = height * model.scale, width * model.scale
     plain = resize_bicubic(images, out_h, out_w) if strength < 1.0 else None
-    if strength <= 0.0:
+    if plain is not None and strength <= 0.0:
         return plain
     enhanced = super_resolve_checked(images, model, tile=tile, fallback=fallback)
     return blend(enhanced, plain, strength) if plain is not None else enhanced

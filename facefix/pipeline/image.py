@@ -92,7 +92,8 @@ def _fix_batch(
     device = networks.device
     images = _to_device([source.rgb for source in batch], device)
     with_alpha = [i for i, source in enumerate(batch) if source.alpha is not None]
-    alphas = _to_device([batch[i].alpha for i in with_alpha], device) if with_alpha else None
+    alpha_planes = [source.alpha for source in batch if source.alpha is not None]
+    alphas = _to_device(alpha_planes, device) if alpha_planes else None
     operations: list[Operation] = []
     if options.upscales:
         model = networks.upscaler
@@ -122,7 +123,7 @@ def _fix_batch(
     for index in range(len(batch)):
         restore = _restore_operation(options, networks, len(detections[index]))
         planes = images[index]
-        if index in with_alpha:
+        if alphas is not None and index in with_alpha:
             planes = torch.cat([planes, alphas[with_alpha.index(index)]])
         host = planes.permute(1, 2, 0).contiguous().cpu().numpy()  # the one copy back
         rgb, alpha = host, None

@@ -31,7 +31,7 @@ import os
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 
 import torch
 
@@ -303,7 +303,7 @@ class _Pipeline:
 
     # --- the caller's side ---
 
-    def run(self, events: FixEvents) -> Iterator[FileResult]:
+    def run(self, events: FixEvents) -> Generator[FileResult, None, None]:
         workers = [
             threading.Thread(target=self.worker, name=f"facefix-io-{i}", daemon=True)
             for i in range(self.workers)
@@ -352,7 +352,7 @@ def run_pipelined(
     should_stop: Callable[[], bool] = lambda: False,
     extra_networks: Sequence[Networks] = (),
     fix_batch: FixBatch = fix_images,
-) -> Iterator[FileResult]:
+) -> Generator[FileResult, None, None]:
     """Fix `jobs` with `options.workers` decode+encode threads and one GPU stage per network
     set (`networks`, then `extra_networks`: one per further device), yielding each file's
     result as it finishes. `fix_batch` is the per-batch work (`fix_images`; tests pass fakes)."""

@@ -49,7 +49,7 @@ import logging
 import os
 import socket
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -227,7 +227,7 @@ def run_ray(
     should_stop: Callable[[], bool] = lambda: False,
     address: str = LOCAL,
     fix_one: FixOne = fix_file,
-) -> Iterator[FileResult]:
+) -> Generator[FileResult, None, None]:
     """Fix `jobs` on Ray workers, yielding one FileResult per job as each finishes (in
     completion order). `networks` is unused: each worker loads its own. `fix_one` is the
     per-file function the workers run (the seam for another single-machine engine)."""
@@ -262,7 +262,7 @@ def _drive(
     events: FixEvents,
     should_stop: Callable[[], bool],
     in_flight: dict[Any, tuple[Any, Job]],
-) -> Iterator[FileResult]:
+) -> Generator[FileResult, None, None]:
     """Hand out jobs to the least busy healthy worker (telling `events` a file has started
     when it is handed out), yield results as they come back, and re-queue the files of
     workers that died. `in_flight` is shared with the caller so that

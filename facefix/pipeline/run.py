@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 
 import torch
@@ -104,7 +104,9 @@ def fix(
             events.file_finished(result)
 
     if not options.dry_run:  # temporary files and claims that killed runs left behind
-        for folder in sorted({j.output.parent for j in todo} | {r.output.parent for r in skipped}):
+        folders = {j.output.parent for j in todo}
+        folders |= {r.output.parent for r in skipped if r.output is not None}
+        for folder in sorted(folders):
             claims.sweep_folder(folder)
     if options.dry_run or not todo:
         announce("none")
@@ -168,7 +170,7 @@ def execute(
     events: FixEvents,
     *,
     should_stop: Callable[[], bool] = lambda: False,
-) -> Iterator[FileResult]:
+) -> Generator[FileResult, None, None]:
     """The executor `options.workers` asks for: 0 = sequential on the first device; otherwise
     pipelined, with one GPU stage per device (`networks` serves the first)."""
     if options.workers == 0:

@@ -9,7 +9,7 @@ iteration."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 
 from facefix.io.discover import Job
 from facefix.networks.cache import Networks
@@ -26,7 +26,7 @@ def run_sequential(
     events: FixEvents,
     *,
     should_stop: Callable[[], bool] = lambda: False,
-) -> Iterator[FileResult]:
+) -> Generator[FileResult, None, None]:
     clock = current_clock()
     for job in jobs:
         if should_stop():

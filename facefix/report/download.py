@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, TextIO
 from facefix.report.console import human_size, printable
 
 if TYPE_CHECKING:
+    from rich.progress import TaskID
+
     from facefix.weights.download import DownloadProgress
     from facefix.weights.registry import ModelInfo
 
@@ -88,8 +90,8 @@ class RichDownloadProgress:
             TimeRemainingColumn(),
             console=console,
         )
-        self._tasks: dict[str, object] = {}
-        self._current: object | None = None
+        self._tasks: dict[str, TaskID] = {}
+        self._current: TaskID | None = None
 
     def __enter__(self) -> RichDownloadProgress:
         self._progress.start()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeGuard
 
 from facefix.metadata.containers.exif import ExifTags
 from facefix.metadata.record import GenerationRecord, Pass, as_float, fill
@@ -43,7 +43,7 @@ _MODEL_KEYS = ("ckpt_name", "unet_name", "model_name", "model_path")
 _MAX_NODES = 10_000  # a graph larger than this is not walked
 
 
-def _is_link(value: Any) -> bool:
+def _is_link(value: Any) -> TypeGuard[list[Any]]:
     return (
         isinstance(value, list)
         and len(value) == 2
@@ -281,13 +281,13 @@ def _read_workflow(record: GenerationRecord, workflow: dict) -> None:
             fill(record, width=values[0], height=values[1])
 
 
-def _is_graph(value: Any) -> bool:
+def _is_graph(value: Any) -> TypeGuard[dict[str, Any]]:
     return isinstance(value, dict) and any(
         isinstance(node, dict) and "class_type" in node for node in value.values()
     )
 
 
-def _is_workflow(value: Any) -> bool:
+def _is_workflow(value: Any) -> TypeGuard[dict[str, Any]]:
     return isinstance(value, dict) and isinstance(value.get("nodes"), list)
 
 

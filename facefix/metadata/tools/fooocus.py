@@ -32,11 +32,11 @@ def detect(texts: Texts) -> bool:
     return "fooocus_scheme" in texts or _is_ruined(data) or bool(_FOOOCUS_KEYS & data.keys())
 
 
-def _resolution(value: Any) -> list[str]:
+def _resolution(value: Any) -> list[str | None]:
     if isinstance(value, str):  # "(1152, 896)"
         numbers = re.findall(r"\d+", value)
         if len(numbers) == 2:
-            return numbers
+            return list(numbers)
     return [None, None]
 
 
