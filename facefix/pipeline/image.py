@@ -10,12 +10,12 @@ import numpy as np
 from facefix.io.read import SourceImage
 from facefix.networks.cache import Networks
 from facefix.ops.align import alignment_matrix, warp_face
-from facefix.ops.detect import select_faces
+from facefix.ops.detect import Face, select_faces
 from facefix.ops.paste import blend_restored, face_masks, paste_face
 from facefix.ops.restore import restore_faces
 from facefix.ops.upscale import upscale, upscale_alpha
 from facefix.pipeline.options import FixOptions
-from facefix.record import Operation
+from facefix.record import Detection, Operation
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,7 @@ class FixedImage:
     alpha: np.ndarray | None
     faces: int
     operations: list[Operation]
+    detections: tuple[Face, ...] = ()  # the faces restored, in the output's pixels
 
 
 def fix_image(source: SourceImage, options: FixOptions, networks: Networks) -> FixedImage:
@@ -52,6 +53,7 @@ def fix_image(source: SourceImage, options: FixOptions, networks: Networks) -> F
             )
         )
     faces = 0
+    found: list[Face] = []
     if options.restore_with is not None:
         height, width = rgb.shape[:2]
         found = select_faces(
@@ -80,9 +82,12 @@ def fix_image(source: SourceImage, options: FixOptions, networks: Networks) -> F
                 model=info.file,
                 sha256=info.sha256,
                 faces=faces,
+                detections=tuple(
+                    Detection.rounded(face.box, face.score, face.landmarks) for face in found
+                ),
             )
         )
-    return FixedImage(rgb, alpha, faces, operations)
+    return FixedImage(rgb, alpha, faces, operations, tuple(found))
 
 
 def fix_images(
