@@ -32,3 +32,10 @@ class MissingWeightsError(SetupError):
 
 class ImageError(FacefixError):
     """One input file cannot be processed (corrupt, unreadable, vanished); the batch goes on."""
+
+
+class ReportError(FacefixError):
+    """The HTML report cannot be written (a missing or read-only folder): checked before a run
+    starts, so it is a setup error."""
+
+    exit_code = EXIT_SETUP

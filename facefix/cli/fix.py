@@ -108,6 +108,12 @@ def fix(
     mirror: list[str] = typer.Option(
         [], "--mirror", help="Download missing weights from this URL or folder."
     ),
+    report_path: Path | None = typer.Option(
+        None,
+        "--report",
+        metavar="PATH.html",
+        help="Write an HTML before/after report of the run (thumbnails in PATH_files/).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary on stdout."),
     quiet: bool = typer.Option(
         False, "--quiet", "-q", help="Only report failures and the summary."
@@ -116,8 +122,10 @@ def fix(
 ) -> None:
     """Upscale images and restore their faces, writing NAME.fixed.png beside each NAME.png."""
     from facefix import report
+    from facefix.cli.report import report_line, write_report_with_progress
     from facefix.pipeline import FixOptions
     from facefix.pipeline import fix as run_fix
+    from facefix.report.build import check_destination, inputs_from_summary, run_info
     from facefix.settings import resolve_weights_dir
 
     if gfpgan is not None and codeformer is not None:
@@ -149,6 +157,8 @@ def fix(
             offline=offline,
             mirrors=tuple(mirror),
         )
+        if report_path is not None:
+            check_destination(report_path)  # before the run, not after hours of work
         with report.download_progress() as download_progress:
             if report.is_terminal() and not as_json:
                 with report.RichFixEvents(verbose=verbose, quiet=quiet) as events:
@@ -165,10 +175,38 @@ def fix(
     except KeyboardInterrupt:
         report.print_error("interrupted; finished outputs are kept, no original was changed")
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    built = None
+    if report_path is not None:  # after the run: thumbnails never compete with the GPU work
+        try:
+            built = write_report_with_progress(
+                report_path,
+                inputs_from_summary(summary),
+                run_info(summary, options, None if dry_run else _device_name(device)),
+                show_progress=report.is_terminal() and not as_json,
+            )
+        except FacefixError as exc:
+            report.exit_with_error(exc)
     if as_json:
-        print(json.dumps(summary.to_dict(), indent=2))
+        data = summary.to_dict()
+        data["report"] = str(built.path) if built is not None else None
+        print(json.dumps(data, indent=2))
     elif report.is_terminal():
         report.print_summary_table(summary)
     else:
         print(report.summary_line(summary), file=sys.stderr)
+    if built is not None and not as_json:
+        print(report_line(built), file=sys.stderr)
     raise typer.Exit(EXIT_FAILED if summary.count("failed") else EXIT_OK)
+
+
+def _device_name(requested: str) -> str:
+    """The device the run used, with the GPU's name: `cuda:0 (NVIDIA H100 80GB HBM3)`."""
+    import torch
+
+    from facefix.networks.device import resolve_device
+
+    device = resolve_device(requested)
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+    return str(device)

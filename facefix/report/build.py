@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from facefix.errors import FacefixError, ImageError
+from facefix.errors import ImageError, ReportError
 from facefix.io.discover import OUTPUT_SUFFIX
 from facefix.io.hashing import sha256_bytes
 from facefix.io.pngchunks import PngFormatError
@@ -42,10 +42,6 @@ if TYPE_CHECKING:
     from facefix.pipeline.results import FixSummary
 
 ReportProgress = Callable[[int, int], None]  # (cards done, cards in all)
-
-
-class ReportError(FacefixError):
-    """The report cannot be written (its folder is missing or not writable)."""
 
 
 @dataclass(frozen=True)
@@ -82,8 +78,12 @@ class ReportResult:
     path: Path
     thumbnails: Path
     images: int
-    failed: int
+    failures: tuple[html.Failure, ...]  # inputs the run or the report could not use, and why
     seconds: float  # building the report
+
+    @property
+    def failed(self) -> int:
+        return len(self.failures)
 
 
 def thumbnail_folder(html_path: Path) -> Path:
@@ -249,7 +249,7 @@ def write_report(
         write_atomic(html_path, html.render(page).encode("utf-8"))
     except ImageError as exc:
         raise ReportError(str(exc)) from None
-    return ReportResult(html_path, folder, len(cards), len(failed), time.perf_counter() - started)
+    return ReportResult(html_path, folder, len(cards), tuple(failed), time.perf_counter() - started)
 
 
 def _card(
