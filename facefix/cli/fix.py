@@ -186,6 +186,9 @@ def fix(
             )
         except FacefixError as exc:
             report.exit_with_error(exc)
+        except KeyboardInterrupt:
+            report.print_error("interrupted while writing the report; the outputs are complete")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
     if as_json:
         data = summary.to_dict()
         data["report"] = str(built.path) if built is not None else None

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from facefix.cli.app import app
-from facefix.errors import EXIT_FAILED, EXIT_OK, FacefixError
+from facefix.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, FacefixError
 
 if TYPE_CHECKING:
     from facefix.report.build import ReportInputs, ReportResult, RunInfo
@@ -71,6 +71,9 @@ def report_command(
         )
     except FacefixError as exc:
         report.exit_with_error(exc)
+    except KeyboardInterrupt:
+        report.print_error("interrupted; no report was written")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     for failure in result.failures:
         report.print_error(f"{failure.path}: {failure.reason}")
     typer.echo(report_line(result))

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+from PIL.Image import DecompressionBombError
+
 from facefix.errors import ImageError, ReportError
 from facefix.io.discover import OUTPUT_SUFFIX
 from facefix.io.hashing import sha256_bytes
@@ -128,7 +130,8 @@ def inputs_from_paths(paths: Sequence[Path]) -> ReportInputs:
             found = sorted(
                 p
                 for p in path.rglob("*" + OUTPUT_SUFFIX)
-                if p.is_file() and not any(part.startswith(".") for part in p.parts[-1:])
+                if p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
             inputs.outputs += [OutputEntry(p) for p in found]
         elif path.is_file():
@@ -207,10 +210,11 @@ def write_report(
             return card, "", files, operations
         except ReportError:
             raise
-        except (ImageError, OSError, ValueError) as exc:
+        except (ImageError, OSError, ValueError, DecompressionBombError) as exc:
             return None, _one_line(exc), set(), []
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
         jobs = pool.map(build, enumerate(inputs.outputs))
         for done, (entry, (card, reason, files, operations)) in enumerate(
             zip(inputs.outputs, jobs, strict=True), 1
@@ -226,6 +230,8 @@ def write_report(
                         models.setdefault(operation.model, operation.sha256)
             if progress is not None:
                 progress(done, total)
+    finally:  # on Ctrl-C, drop the images not started rather than finish thousands
+        pool.shutdown(wait=True, cancel_futures=True)
     _remove_stale(folder, written)
     summary = html.Summary(
         created=clock(),
