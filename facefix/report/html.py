@@ -124,7 +124,8 @@ def _summary(summary: Summary) -> str:
     ]
     out = ['<section id="summary"><dl class="stats">']
     out += [
-        f'<div class="stat stat-{_text(label.split()[0].replace("/", ""))}">'
+        f'<div class="stat stat-{_text(label.split()[0].replace("/", ""))}'
+        f'{" bad" if label == "failed" and value != "0" else ""}">'
         f"<dt>{_text(label)}</dt><dd>{_text(value)}</dd></div>"
         for label, value in stats
     ]
@@ -254,7 +255,7 @@ a{color:var(--accent)}.meta{color:var(--muted);margin:2px 0 12px}
 .stat{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:6px 14px;
 min-width:96px}
 .stat dt{color:var(--muted);font-size:12px}.stat dd{margin:0;font-size:20px;font-weight:600}
-.stat-failed dd{color:var(--bad)}
+.stat.bad dd{color:var(--bad)}
 details{margin:6px 0}summary{cursor:pointer;font-weight:600}
 table{border-collapse:collapse;margin:6px 0}td,th{padding:2px 10px 2px 0;text-align:left;
 vertical-align:top}th{color:var(--muted);font-weight:500}code{font-size:12px;word-break:break-all}
