@@ -95,3 +95,10 @@ class Interrupted(KeyboardInterrupt):
     @property
     def exit_code(self) -> int:
         return EXIT_INTERRUPTED if self.signum == signal.SIGINT else EXIT_TERMINATED
+
+
+class ReportError(FacefixError):
+    """The HTML report cannot be written (a missing or read-only folder): checked before a run
+    starts, so it is a setup error."""
+
+    exit_code = EXIT_SETUP

@@ -38,3 +38,57 @@ def source_image(width: int, height: int, alpha: bool = False, seed: int = 3) ->
         else None
     )
     return SourceImage(Path("face.png"), rgb, alpha_plane, 8, [], "0" * 64)
+
+
+def fixed_output_with_faces(
+    folder: Path,
+    name: str,
+    prompt: str,
+    boxes: list[tuple[float, float, float, float]],
+    size: tuple[int, int] = (40, 32),
+    scale: int = 2,
+    seed: int = 5,
+) -> Path:
+    """An original `name.png` (A1111 metadata) and its `name.fixed.png` written as `fix_file`
+    writes one, with a restoration record listing `boxes` (in output pixels) as its faces.
+    The "restored" pixels are the bicubic upscale brightened inside each box, so before and
+    after differ exactly where the faces are; no network is run."""
+    import cv2
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    from facefix.io.read import read_image
+    from facefix.io.write import encode_png, quantize
+    from facefix.metadata import output_chunks
+    from facefix.record import Detection, Operation, facefix_record
+
+    width, height = size
+    original = folder / f"{name}.png"
+    info = PngInfo()
+    info.add_text(
+        "parameters", f"{prompt}\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: {seed}"
+    )
+    Image.fromarray(quantize(gradient_image(width, height, seed), 8)).save(original, pnginfo=info)
+    source = read_image(original)
+    after = cv2.resize(source.rgb, (width * scale, height * scale), interpolation=cv2.INTER_CUBIC)
+    for x0, y0, x1, y1 in boxes:
+        after[int(y0) : int(y1), int(x0) : int(x1)] = (
+            1.0 - after[int(y0) : int(y1), int(x0) : int(x1)]
+        )
+    operations = [
+        Operation(type="esrgan", strength=0.75, scale=scale, model="RealESRGAN_x2plus.pth"),
+        Operation(
+            type="gfpgan",
+            strength=0.8,
+            version="1.4",
+            model="GFPGANv1.4.pth",
+            faces=len(boxes),
+            detections=tuple(Detection.rounded(box, 0.99) for box in boxes),
+        ),
+    ]
+    record = facefix_record(operations, original.name, source.sha256)
+    output = folder / f"{name}.fixed.png"
+    output.write_bytes(
+        encode_png(np.clip(after, 0, 1), None, 8, output_chunks(source.chunks, operations, record))
+    )
+    return output

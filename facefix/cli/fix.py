@@ -179,6 +179,12 @@ def fix(
         help="With --ray: local (default: start Ray on this machine), auto (the cluster this "
         "node belongs to) or ray://HOST:PORT. Implies --ray.",
     ),
+    report_path: Path | None = typer.Option(
+        None,
+        "--report",
+        metavar="PATH.html",
+        help="Write an HTML before/after report of the run (thumbnails in PATH_files/).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary on stdout."),
     quiet: bool = typer.Option(
         False, "--quiet", "-q", help="Only report failures and the summary."
@@ -187,8 +193,10 @@ def fix(
 ) -> None:
     """Upscale images and restore their faces, writing NAME.fixed.png beside each NAME.png."""
     from facefix import report
+    from facefix.cli.report import report_line, write_report_with_progress
     from facefix.pipeline import FixOptions, FixSummary
     from facefix.pipeline import fix as run_fix
+    from facefix.report.build import check_destination, inputs_from_summary, run_info
     from facefix.settings import resolve_weights_dir
 
     summary = FixSummary()
@@ -229,6 +237,8 @@ def fix(
             workers=workers,
             batch_size=batch_size,
         )
+        if report_path is not None:
+            check_destination(report_path)  # before the run, not after hours of work
         weights_registry = app_context(ctx).registry
         # --ray alone starts Ray on this machine; --ray-address names a cluster to join.
         address = ray_address or ("local" if ray else None)
@@ -275,7 +285,29 @@ def fix(
         report.print_error(f"stopped: {summary.fault}")
     elif summary.stopped is not None:
         _log(f"stopped: {summary.stopped}; {summary.not_started} files left for the next run")
-    _finish(summary, as_json, code)
+    built = None
+    if report_path is not None and summary.signal is None:
+        # After the run: thumbnails never compete with the GPU work.
+        try:
+            built = write_report_with_progress(
+                report_path,
+                inputs_from_summary(summary),
+                run_info(summary, options, None if dry_run else _device_name(device)),
+                show_progress=report.is_terminal() and not as_json,
+            )
+        except FacefixError as exc:
+            report.print_error(str(exc))
+        except KeyboardInterrupt:
+            report.print_error("interrupted while writing the report; the outputs are complete")
+            summary.signal = signal.SIGINT
+            code = exit_code(summary)
+    _finish(
+        summary,
+        as_json,
+        code,
+        report_path=built.path if built is not None else None,
+        report_text=report_line(built) if built is not None else None,
+    )
 
 
 def exit_code(summary: FixSummary) -> int:
@@ -339,6 +371,8 @@ def _finish(
     *,
     error: str | None = None,
     show_summary: bool = True,
+    report_path: Path | None = None,
+    report_text: str | None = None,
 ) -> NoReturn:
     """Print the summary (and the --json record, whatever the exit) and exit with `code`."""
     from facefix import report
@@ -347,10 +381,29 @@ def _finish(
         record = summary.to_dict()
         record["exit_code"] = code
         record["error"] = error
+        record["report"] = str(report_path) if report_path is not None else None
         print(json.dumps(record, indent=2), flush=True)
     elif show_summary:
         if report.is_terminal():
             report.print_summary_table(summary)
         else:
             _log(report.summary_line(summary))
+        if report_text is not None:  # where the person reading the summary finds the page
+            _log(report_text)
     raise typer.Exit(code)
+
+
+def _device_name(requested: str) -> str:
+    """The device the run used, with the GPU's name: `cuda:0 (NVIDIA H100 80GB HBM3)`."""
+    import torch
+
+    from facefix.networks.device import resolve_devices
+
+    names = []
+    for device in resolve_devices(requested):
+        if device.type == "cuda":
+            index = device.index if device.index is not None else torch.cuda.current_device()
+            names.append(f"cuda:{index} ({torch.cuda.get_device_name(index)})")
+        else:
+            names.append(str(device))
+    return ", ".join(names)

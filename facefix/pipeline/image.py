@@ -29,7 +29,7 @@ from facefix.ops.paste import blend_restored, face_masks, paste_faces
 from facefix.ops.restore import restore_faces
 from facefix.ops.upscale import upscale, upscale_alpha
 from facefix.pipeline.options import FixOptions
-from facefix.record import Operation
+from facefix.record import Detection, Operation
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ def _fix_batch(
         detections = _restore_faces(images, options, networks)
     results = []
     for index in range(len(batch)):
-        restore = _restore_operation(options, networks, len(detections[index]))
+        restore = _restore_operation(options, networks, detections[index])
         planes = images[index]
         if alphas is not None and index in with_alpha:
             planes = torch.cat([planes, alphas[with_alpha.index(index)]])
@@ -171,7 +171,9 @@ def _restore_faces(
     return selected
 
 
-def _restore_operation(options: FixOptions, networks: Networks, faces: int) -> Operation | None:
+def _restore_operation(
+    options: FixOptions, networks: Networks, faces: tuple[Face, ...]
+) -> Operation | None:
     if options.restore_with is None:
         return None
     info = networks.restorer_info
@@ -183,5 +185,6 @@ def _restore_operation(options: FixOptions, networks: Networks, faces: int) -> O
         version=None if codeformer else options.gfpgan_version,
         model=info.file,
         sha256=info.sha256,
-        faces=faces,
+        faces=len(faces),
+        detections=tuple(Detection.rounded(face.box, face.score, face.landmarks) for face in faces),
     )

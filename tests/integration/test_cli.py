@@ -425,3 +425,28 @@ def test_fix_fetches_missing_weights_from_a_mirror_before_working(inputs, tmp_pa
     # And with --offline the same missing file is an exit-2 setup error naming the command.
     offline = run("fix", inputs, "-U", "4", "--offline", "--overwrite", "--weights-dir", weights)
     assert offline.exit_code == 2 and "facefix download realesrgan-x4plus" in offline.stderr
+
+
+def test_report_into_a_missing_folder_fails_before_any_work(inputs, weights_dir, tmp_path):
+    before = snapshot(inputs)
+    result = run("fix", inputs, "-U", "2", "--weights-dir", weights_dir,
+                 "--report", tmp_path / "nope" / "r.html")  # fmt: skip
+    assert result.exit_code == 2
+    assert "error: --report: no such folder" in result.output
+    assert snapshot(inputs) == before  # no output was written
+
+
+def test_json_names_the_report_or_null(inputs, weights_dir, tmp_path):
+    plain = json.loads(run("fix", inputs, "-U", "2", "--json", "--weights-dir", weights_dir).stdout)
+    assert plain["report"] is None
+    report = tmp_path / "r.html"
+    result = run("fix", inputs, "-U", "2", "--report", report, "--weights-dir", weights_dir)
+    assert result.exit_code == 0
+    assert f"report: {report} (0 images" in result.output  # everything was skipped this time
+    assert report.is_file()
+
+
+def test_report_command_without_outputs_is_a_usage_error(inputs, tmp_path):
+    result = run("report", inputs, "-o", tmp_path / "r.html")
+    assert result.exit_code == 2 and "no .fixed.png files found" in result.output
+    assert not (tmp_path / "r.html").exists()

@@ -56,6 +56,18 @@ def test_faces_are_detected_on_the_upscaled_image(gfpgan_run):
     assert full.faces == 1
 
 
+def test_the_restored_faces_are_in_the_result_and_its_record(gfpgan_run):
+    _, full, _, upscaled_only, _, _ = gfpgan_run
+    face = centred_face_detector([])(upscaled_only.rgb)[0]
+    assert [d.box for d in full.detections] == [face.box]  # the Face objects themselves
+    restoration = full.operations[-1]
+    assert restoration.faces == 1
+    (recorded,) = restoration.detections
+    assert recorded.box == (0.0, 0.0, 96.0, 80.0) and recorded.score == 0.99
+    np.testing.assert_allclose(recorded.landmarks, face.landmarks, atol=0.005)
+    assert upscaled_only.detections == () and upscaled_only.operations[-1].detections is None
+
+
 def test_restored_face_is_pasted_at_the_landmarks_and_nowhere_else(gfpgan_run):
     _, full, _, upscaled_only, _, _ = gfpgan_run
     landmarks = centred_faces(80, 96)[0].landmarks

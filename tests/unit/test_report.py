@@ -1,0 +1,179 @@
+"""The HTML report: thumbnail sizes, the page's markup, and building it from outputs."""
+
+from __future__ import annotations
+
+import io
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote
+
+import numpy as np
+import pytest
+from helpers import fixed_output_with_faces
+from PIL import Image
+
+from facefix.errors import ReportError
+from facefix.report import html, thumbnails
+from facefix.report.build import (
+    OutputEntry,
+    ReportInputs,
+    inputs_from_paths,
+    thumbnail_folder,
+    write_report,
+)
+
+
+def noise(width: int, height: int, mode: str = "RGB") -> Image.Image:
+    channels = len(mode)
+    pixels = np.random.default_rng(0).integers(0, 256, (height, width, channels), np.uint8)
+    return Image.fromarray(pixels, mode)
+
+
+@pytest.mark.parametrize("size", [(2400, 1600), (700, 3000), (64, 48)])
+def test_compare_thumbnails_fit_the_side_and_byte_limits_even_for_noise(size):
+    image = noise(*size)
+    thumb = thumbnails.resized(image, thumbnails.fit_within(size, thumbnails.COMPARE_SIDE))
+    data = thumbnails.encode(thumb)
+    decoded = Image.open(io.BytesIO(data))
+    assert max(decoded.size) == min(max(size), thumbnails.COMPARE_SIDE)
+    assert len(data) <= thumbnails.MAX_BYTES
+    assert decoded.format == thumbnails.FORMAT.upper()
+
+
+def test_an_image_over_the_byte_budget_is_made_smaller_until_it_fits():
+    data = thumbnails.encode(noise(640, 640), max_bytes=20_000)
+    assert len(data) <= 20_000
+    assert max(Image.open(io.BytesIO(data)).size) < 640  # quality alone could not get there
+
+
+def test_alpha_is_kept_in_webp_thumbnails():
+    image = noise(32, 24, "RGBA")
+    decoded = Image.open(io.BytesIO(thumbnails.encode(image)))
+    assert decoded.mode == ("RGBA" if thumbnails.FORMAT == "webp" else "RGB")
+
+
+def test_sixteen_bit_and_palette_pngs_load_as_8_bit_rgb():
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((4, 6), 65535, np.uint16)).save(buffer, "PNG")
+    grey = thumbnails.load(buffer.getvalue())
+    assert grey.mode == "RGB" and grey.getpixel((0, 0)) == (255, 255, 255)
+    buffer = io.BytesIO()
+    noise(6, 4).convert("P").save(buffer, "PNG")
+    assert thumbnails.load(buffer.getvalue()).mode == "RGB"
+
+
+def test_face_crops_grow_by_the_margin_clip_to_the_image_and_map_to_the_original():
+    assert thumbnails.face_box((10, 20, 30, 60), (100, 100)) == (5.0, 10.0, 35.0, 70.0)
+    assert thumbnails.face_box((0, 0, 40, 40), (30, 30)) == (0.0, 0.0, 30.0, 30.0)
+    with pytest.raises(ValueError):
+        thumbnails.face_box((200, 200, 220, 220), (100, 100))
+    assert thumbnails.scale_box((10, 20, 30, 60), (200, 100), (100, 50)) == (5, 10, 15, 30)
+    assert thumbnails.fit((30, 60), thumbnails.FACE_SIDE) == (96, 192)  # small faces grow
+
+
+def test_the_page_escapes_text_and_loads_every_image_lazily_with_its_size():
+    thumb = html.Thumb("t/a b.webp", 64, 48)
+    card = html.Card(
+        name="x.fixed.png",
+        output_url="x.fixed.png",
+        source="x.png",
+        after=thumb,
+        before=thumb,
+        output_size=(128, 96),
+        faces=(html.FaceView(thumb, thumb, 0.99, (1, 2, 3, 4)),),
+        generation=(("prompt", "<script>alert(1)</script> & more"),),
+        prompt="<script>alert(1)</script>",
+    )
+    page = html.render(
+        html.Page(html.Summary("now", 1, 0, 1, 1), (card,), (html.Failure("bad.png", "x<y"),))
+    )
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in page
+    images = re.findall(r"<img [^>]*>", page)
+    assert len(images) == 4
+    for tag in images:
+        assert 'loading="lazy"' in tag and 'width="64"' in tag and 'height="48"' in tag
+    assert not re.search(r"(src|href)=\"(https?:)?//", page)  # nothing from the network
+    assert 'data-status="failed"' in page and "x&lt;y" in page
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.src: list[str] = []
+        self.href: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        values = dict(attrs)
+        if tag == "img":
+            self.src.append(values["src"])
+        if tag == "a":
+            self.href.append(values["href"])
+
+
+def test_report_of_outputs_has_a_card_per_output_faces_cropped_and_relative_links(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    two = fixed_output_with_faces(
+        images, "two", "two astronauts", [(4, 4, 30, 30), (44, 20, 76, 60)]
+    )
+    none = fixed_output_with_faces(images, "none", "an empty room", [])
+    (images / "broken.fixed.png").write_bytes(b"not a png")
+    report = tmp_path / "out" / "run.html"
+    report.parent.mkdir()
+    result = write_report(report, inputs_from_paths([images, tmp_path / "missing"]))
+
+    assert result.images == 2
+    assert sorted(Path(f.path).name for f in result.failures) == ["broken.fixed.png", "missing"]
+    links = _Links()
+    links.feed(report.read_text())
+    # Every link is relative and resolves from the page's folder.
+    for url in links.src + links.href:
+        assert not url.startswith(("/", "file:", "http")), url
+        assert (report.parent / unquote(url)).is_file(), url
+    assert {unquote(h) for h in links.href} == {f"../images/{p.name}" for p in (none, two)}
+    # Per image: before and after, same size; per face: before and after, same size.
+    folder = thumbnail_folder(report)
+    sizes = {p.name: Image.open(p).size for p in folder.iterdir()}
+    assert len(sizes) == 2 * 2 + 2 * 2
+    assert sizes["00002-two-before.webp"] == sizes["00002-two-after.webp"] == (80, 64)
+    for number in (1, 2):
+        before, after = (sizes[f"00002-two-face{number}-{s}.webp"] for s in ("before", "after"))
+        assert before == after and max(after) == thumbnails.FACE_SIDE
+    # The "after" crop is the output's box (inverted there by the helper); the "before" crop is
+    # the same region of the original: they differ, and the after crop is mostly the inverse.
+    after_crop = np.asarray(Image.open(folder / "00002-two-face1-after.webp"), np.float32)
+    before_crop = np.asarray(Image.open(folder / "00002-two-face1-before.webp"), np.float32)
+    centre = (slice(60, 130), slice(60, 130))  # inside the box, away from the margin
+    assert np.abs(after_crop[centre] + before_crop[centre] - 255).mean() < 20
+    page = report.read_text()
+    assert page.count('data-faces="2"') == 1 and page.count('data-faces="0"') == 3
+    assert "two astronauts" in page and "gfpgan 1.4: strength 0.8, 2 faces" in page
+
+
+def test_a_second_report_at_the_same_path_drops_the_old_thumbnails(tmp_path):
+    fixed_output_with_faces(tmp_path, "a", "a", [(2, 2, 20, 20)])
+    fixed_output_with_faces(tmp_path, "b", "b", [])
+    report = tmp_path / "r.html"
+    write_report(report, inputs_from_paths([tmp_path]))
+    assert len(list(thumbnail_folder(report).iterdir())) == 6
+    write_report(report, ReportInputs([OutputEntry(tmp_path / "b.fixed.png")]))
+    assert sorted(p.name for p in thumbnail_folder(report).iterdir()) == [
+        "00000-b-after.webp",
+        "00000-b-before.webp",
+    ]
+
+
+def test_a_missing_original_still_shows_the_output_and_says_so(tmp_path):
+    output = fixed_output_with_faces(tmp_path, "gone", "p", [(2, 2, 20, 20)])
+    (tmp_path / "gone.png").unlink()
+    report = tmp_path / "r.html"
+    assert write_report(report, inputs_from_paths([output])).images == 1
+    page = report.read_text()
+    assert "original not found" in page and 'class="before"' not in page
+
+
+def test_a_report_into_a_missing_folder_is_a_setup_error(tmp_path):
+    with pytest.raises(ReportError, match="no such folder"):
+        write_report(tmp_path / "nope" / "r.html", ReportInputs())
