@@ -58,7 +58,7 @@ def test_faces_are_detected_on_the_upscaled_image(gfpgan_run):
 
 def test_the_restored_faces_are_in_the_result_and_its_record(gfpgan_run):
     _, full, _, upscaled_only, _, _ = gfpgan_run
-    face = centred_face_detector([])(upscaled_only.rgb)[0]
+    (face,) = centred_faces(*upscaled_only.rgb.shape[:2])
     assert [d.box for d in full.detections] == [face.box]  # the Face objects themselves
     restoration = full.operations[-1]
     assert restoration.faces == 1
@@ -108,6 +108,8 @@ def test_operations_record_models_digests_and_settings(gfpgan_run):
     esrgan, gfpgan = (operation.to_json() for operation in full.operations)
     assert esrgan["type"] == "esrgan" and esrgan["scale"] == 2 and esrgan["strength"] == 0.75
     assert esrgan["model"] == "RealESRGAN_x2plus.pth" and len(esrgan["sha256"]) == 64
+    # The face's box, score and landmarks (checked in the test above) ride along in the record.
+    assert [d["box"] for d in gfpgan.pop("detections")] == [[0.0, 0.0, 96.0, 80.0]]
     assert gfpgan == {
         "type": "gfpgan",
         "strength": 1.0,
@@ -132,16 +134,16 @@ def test_codeformer_restores_at_known_landmarks_with_fidelity(codeformer_weights
     fixed = fix_image(source, options, models)
     assert models.restorer.architecture.id == "CodeFormer"
     assert fixed.rgb.shape == (56, 64, 3) and fixed.faces == 1
-    assert [operation.to_json() for operation in fixed.operations] == [
-        {
-            "type": "codeformer",
-            "strength": 1.0,
-            "fidelity": 0.3,
-            "model": "codeformer.pth",
-            "sha256": "1009e537e0c2a07d4cabce6355f53cb66767cd4b4297ec7a4a64ca4b8a5684b7",
-            "faces": 1,
-        }
-    ]
+    (restoration,) = [operation.to_json() for operation in fixed.operations]
+    assert [d["box"] for d in restoration.pop("detections")] == [[0.0, 0.0, 64.0, 56.0]]
+    assert restoration == {
+        "type": "codeformer",
+        "strength": 1.0,
+        "fidelity": 0.3,
+        "model": "codeformer.pth",
+        "sha256": "1009e537e0c2a07d4cabce6355f53cb66767cd4b4297ec7a4a64ca4b8a5684b7",
+        "faces": 1,
+    }
     changed = np.any(fixed.rgb != source.rgb, axis=2)
     assert changed[28, 32] and not changed[0, 0] and not changed[-1, -1]
 
