@@ -109,7 +109,7 @@ def load_every_image(page) -> int:
     for index in range(images.count()):
         images.nth(index).scroll_into_view_if_needed()
     page.wait_for_function(
-        "[...document.images].every(i => i.complete && i.naturalWidth > 0)", timeout=10_000
+        "[...document.images].every(i => i.complete && i.naturalWidth > 0)", timeout=30_000
     )
     return images.count()
 
@@ -156,6 +156,8 @@ def test_before_after_slider_and_toggle_change_what_is_shown(browser, reports):
 
 def test_filters_hide_the_right_cards_and_a_screenshot_is_written(browser, reports, tmp_path):
     page, problems = open_page(browser, reports["all"])
+    # Loads first: hiding a card while its lazy image loads would abort that request.
+    load_every_image(page)
     every = ["a.fixed.png", "b.fixed.png", "moon.fixed.png", "pilots.fixed.png"]
     assert sorted(visible_titles(page)) == sorted([*every, "broken.fixed.png"])
     page.locator("#filter-faces").check()
