@@ -63,10 +63,6 @@ def soften_masks(hard: torch.Tensor) -> torch.Tensor:
     return masks
 
 
-def soften_mask(hard: np.ndarray) -> np.ndarray:
-    return soften_masks(torch.from_numpy(np.asarray(hard, np.float32))[None])[0].numpy()
-
-
 def inverse_region(matrix: np.ndarray, width: int, height: int) -> tuple[int, int, int, int] | None:
     """The image rectangle (x0, y0, x1, y1) the aligned crop maps back onto, clipped; None if
     it lies outside the image. Warping only this region keeps paste-back cheap on big images."""
