@@ -41,7 +41,9 @@ def folder(tmp_path) -> Path:
 def start(folder: Path, upscaler: Path, fault: str = "", *extra: str) -> subprocess.Popen:
     env = {**os.environ, "FACEFIX_FAULT": fault, "OMP_NUM_THREADS": "1"}
     argv = [sys.executable, str(HERE / "faulty_cli.py"), "fix", str(folder), "--upscaler"]
-    argv += [str(upscaler), "--weights-dir", str(upscaler.parent), *extra]
+    # --workers 0: the faults hook the sequential executor's per-file steps (faulty_cli.py); the
+    # pipelined executor runs the same claim, write and release functions.
+    argv += [str(upscaler), "--weights-dir", str(upscaler.parent), "--workers", "0", *extra]
     return subprocess.Popen(
         argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=HERE.parent
     )
