@@ -48,6 +48,8 @@ from facefix.io.names import display_path
 from facefix.io.read import SourceImage, read_image
 from facefix.io.write import encode_png, write_atomic
 from facefix.metadata import (
+    GenerationRecord,
+    StealthPayload,
     output_chunks,
     parse_generation,
     stealth_in_pixels,
@@ -166,18 +168,25 @@ def read_source(job: Job, options: FixOptions) -> SourceImage:
     return read_image(job.source, options.max_pixels)
 
 
+@dataclass
+class OpenFile:
+    """A claimed, read and decoded input on its way through an executor."""
+
+    job: Job
+    claim: Claim
+    source: SourceImage
+    # Read once, with any settings hidden in the pixels: the output carries them on.
+    generation: GenerationRecord
+    stealth: StealthPayload | None
+    started: float = field(default_factory=time.perf_counter)
+
+
 def finish_file(
-    job: Job,
-    options: FixOptions,
-    source: SourceImage,
-    fixed: FixedImage,
-    started: float,
-    clock: StageClock = NO_CLOCK,
+    file: OpenFile, fixed: FixedImage, options: FixOptions, clock: StageClock = NO_CLOCK
 ) -> FileResult:
     """Write the fixed image with its metadata atomically; the file's `fixed` result."""
+    job, source, generation, stealth = file.job, file.source, file.generation, file.stealth
     with clock.stage("encode"):
-        stealth = stealth_in_pixels(source.rgb, source.alpha, source.bit_depth)
-        generation = parse_generation(source.chunks, stealth=stealth)
         record = facefix_record(fixed.operations, source.path.name, source.sha256)
         # Resampling destroys settings hidden in the pixels' low bits: carry them as text.
         chunks = output_chunks(source.chunks, fixed.operations, record, stealth=stealth)
@@ -193,18 +202,8 @@ def finish_file(
     if generation.stealth:  # the only copy of the settings may have been in the pixels
         notes.append(f"settings hidden in the pixels ({generation.stealth}) kept as text")
     result.reason = "; ".join(notes)
-    result.seconds = time.perf_counter() - started
+    result.seconds = time.perf_counter() - file.started
     return result
-
-
-@dataclass
-class OpenFile:
-    """A claimed, read and decoded input on its way through an executor."""
-
-    job: Job
-    claim: Claim
-    source: SourceImage
-    started: float = field(default_factory=time.perf_counter)
 
 
 def read_job(job: Job, options: FixOptions, clock: StageClock = NO_CLOCK) -> OpenFile | FileResult:
@@ -219,7 +218,8 @@ def read_job(job: Job, options: FixOptions, clock: StageClock = NO_CLOCK) -> Ope
         claim = begun
         with clock.stage("decode"):
             source = read_source(job, options)
-            generation = parse_generation(source.chunks)
+            stealth = stealth_in_pixels(source.rgb, source.alpha, source.bit_depth)
+            generation = parse_generation(source.chunks, stealth=stealth)
         if generation.facefix and not options.overwrite:  # a renamed .fixed.png
             claim.release()
             return FileResult(
@@ -231,7 +231,7 @@ def read_job(job: Job, options: FixOptions, clock: StageClock = NO_CLOCK) -> Ope
                 seed=generation.seed,
             )
         claim.heartbeat()
-        return OpenFile(job, claim, source, started)
+        return OpenFile(job, claim, source, generation, stealth, started)
     except BaseException as exc:
         if claim is not None:
             claim.release()
@@ -246,7 +246,7 @@ def write_fixed(
     """Step 3: write `fixed` with `file`'s metadata extended, atomically; release the claim."""
     try:
         file.claim.heartbeat()
-        return finish_file(file.job, options, file.source, fixed, file.started, clock)
+        return finish_file(file, fixed, options, clock)
     except Exception as exc:
         return failure_result(file.job, exc, options, file.started)
     finally:
