@@ -115,7 +115,10 @@ def load_every_image(page) -> int:
 
 
 def visible_titles(page) -> list[str]:
-    return [Path(text).name for text in page.locator(".card:visible h3").all_inner_texts()]
+    # textContent, not innerText: cards are `content-visibility: auto`, so a card just un-hidden
+    # off screen has no layout yet and its innerText reads "" until the browser renders it.
+    titles = page.locator(".card:visible h3").all_text_contents()
+    return [Path(text.strip()).name for text in titles]
 
 
 @pytest.mark.parametrize("which", ["run", "all"])
@@ -166,7 +169,7 @@ def test_filters_hide_the_right_cards_and_a_screenshot_is_written(browser, repor
     page.locator("#filter-faces").uncheck()
     page.locator("#filter-failed").check()
     assert visible_titles(page) == ["broken.fixed.png"]
-    assert page.locator("#failed .reason").inner_text().startswith("not a")
+    assert page.locator("#failed .reason").text_content().strip().startswith("not a")
     page.locator("#filter-failed").uncheck()
     page.locator("#filter-text").fill("PILOTS")  # prompt "two pilots", any case
     assert visible_titles(page) == ["pilots.fixed.png"]
