@@ -1,3 +1,3 @@
-from facefix.cli import app
+from facefix.cli import main
 
-app(prog_name="facefix")
+main()

@@ -2,6 +2,6 @@
 and reports. No image or model logic lives here."""
 
 from facefix.cli import fix, info, report, weights  # noqa: F401  (each module registers its commands)
-from facefix.cli.app import app
+from facefix.cli.app import app, main
 
-__all__ = ["app"]
+__all__ = ["app", "main"]

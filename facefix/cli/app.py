@@ -7,11 +7,14 @@ against another registry, with no module global patched."""
 
 from __future__ import annotations
 
+import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
 import typer
+from typer.exceptions import TyperException
 
 from facefix import __version__
 from facefix.weights.registry import REGISTRY, Registry
@@ -59,7 +62,7 @@ def _version_callback(value: bool) -> None:
 
 
 @app.callback()
-def main(
+def root(
     version: bool = typer.Option(
         False,
         "--version",
@@ -69,3 +72,37 @@ def main(
     ),
 ) -> None:
     """facefix: batch face restoration and upscaling for generated images."""
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """The `facefix` script: the app, plus, when the option parser refuses a command line that
+    asked for `--json`, a JSON record on stdout beside click's `Error:` line on stderr, so a cron
+    wrapper that parses stdout gets one record on every exit (2 here)."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args, prog_name="facefix", standalone_mode=False)
+    except TyperException as exc:  # typer's click: usage errors and bad parameters
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()  # usage line and `Error: ...` on stderr, as the standalone app prints
+        else:
+            print(f"Error: {exc.format_message()}", file=sys.stderr)
+        if "--json" in args:
+            print(json.dumps(usage_error_record(args, exc), indent=2), flush=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        print("Aborted!", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def usage_error_record(args: list[str], exc: TyperException) -> dict[str, Any]:
+    """What `--json` prints for a refused command line: the error and exit code, with `fix`'s
+    summary fields (all zero) so its readers find the keys they always find."""
+    record: dict[str, Any] = {}
+    if "fix" in args:
+        from facefix.pipeline.results import FixSummary
+
+        record = FixSummary().to_dict() | {"report": None}
+    return record | {"exit_code": exc.exit_code, "error": exc.format_message()}

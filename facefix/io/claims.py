@@ -3,8 +3,10 @@
 A run claims an output before working on it by creating `.NAME.claim` beside it with
 O_CREAT|O_EXCL, which is atomic on local file systems and NFSv3+ (no flock, which NFS does not
 honour reliably). The claim holds the owner's host, pid and a random token; its mtime is the
-heartbeat. A claim is stale, and may be taken over, when its owner is on this host and its pid is
-gone, or when its heartbeat is older than `stale_after` seconds (the owner crashed elsewhere).
+heartbeat, which a daemon thread (`ClaimKeeper`) renews every minute for every claim the process
+holds, so one image that takes hours in one stage keeps its claim. A claim is stale, and may be
+taken over, when its owner is on this host and its pid is gone, or when its heartbeat is older
+than `stale_after` seconds (the owner crashed elsewhere, or froze).
 Takeover renames the stale claim to a private name first, so of two runs racing for it exactly
 one wins. Releasing removes the claim only if it is still ours.
 
@@ -20,6 +22,7 @@ import json
 import os
 import secrets
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +30,7 @@ from pathlib import Path
 from facefix.io.names import TEMPORARY_RE, claim_path, temporary_path
 
 STALE_AFTER = 30 * 60.0  # seconds without a heartbeat before another host's claim is stale
+HEARTBEAT_EVERY = 60.0  # well under STALE_AFTER: a few missed beats (a stalled NFS) are harmless
 HOST = socket.gethostname()
 
 
@@ -37,13 +41,13 @@ class Claim:
     token: str
 
     def heartbeat(self) -> None:
-        """Show the claim's owner is alive (long images on slow devices call this between
-        stages); harmless if the claim has gone."""
+        """Show the claim's owner is alive; harmless if the claim has gone."""
         with contextlib.suppress(OSError):
             os.utime(self.path)
 
     def release(self) -> None:
         """Remove the claim, unless another run took it over meanwhile."""
+        KEEPER.discard(self)
         try:
             ours = _parse(self.path.read_bytes()).get("token") == self.token
         except OSError:
@@ -51,6 +55,47 @@ class Claim:
         if ours:
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
+
+
+class ClaimKeeper:
+    """Renews the heartbeat of every claim this process holds, every `interval` seconds, from one
+    daemon thread that runs while any claim is held. The thread only touches mtimes: it never
+    blocks the work, and a claim released meanwhile is skipped (or its vanished file ignored)."""
+
+    def __init__(self, interval: float = HEARTBEAT_EVERY) -> None:
+        self.interval = interval
+        self._claims: set[Claim] = set()
+        self._lock = threading.Lock()
+        self._beating_in: int | None = None  # pid whose thread runs; a forked child has none
+
+    def add(self, claim: Claim) -> None:
+        with self._lock:
+            self._claims.add(claim)
+            if self._beating_in != os.getpid():
+                self._beating_in = os.getpid()
+                threading.Thread(target=self._beat, name="facefix-claims", daemon=True).start()
+
+    def discard(self, claim: Claim) -> None:
+        with self._lock:
+            self._claims.discard(claim)
+
+    def held(self) -> set[Claim]:
+        with self._lock:
+            return set(self._claims)
+
+    def _beat(self) -> None:
+        while True:
+            time.sleep(self.interval)
+            with self._lock:
+                claims = set(self._claims)
+                if not claims:  # idle: the next `add` starts a new thread
+                    self._beating_in = None
+                    return
+            for claim in claims:
+                claim.heartbeat()
+
+
+KEEPER = ClaimKeeper()
 
 
 def pid_alive(pid: int) -> bool:
@@ -121,7 +166,9 @@ def acquire(output: Path, *, stale_after: float = STALE_AFTER) -> Claim | None:
                 path.unlink()
             raise
         os.close(fd)
-        return Claim(path, output, token)
+        claim = Claim(path, output, token)
+        KEEPER.add(claim)
+        return claim
     return None
 
 

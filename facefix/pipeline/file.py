@@ -230,7 +230,6 @@ def read_job(job: Job, options: FixOptions, clock: StageClock = NO_CLOCK) -> Ope
                 tool=generation.tool,
                 seed=generation.seed,
             )
-        claim.heartbeat()
         return OpenFile(job, claim, source, generation, stealth, started)
     except BaseException as exc:
         if claim is not None:
@@ -245,7 +244,6 @@ def write_fixed(
 ) -> FileResult:
     """Step 3: write `fixed` with `file`'s metadata extended, atomically; release the claim."""
     try:
-        file.claim.heartbeat()
         return finish_file(file, fixed, options, clock)
     except Exception as exc:
         return failure_result(file.job, exc, options, file.started)

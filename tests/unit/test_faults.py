@@ -208,6 +208,42 @@ def test_a_live_claim_of_another_host_waits_for_the_age_limit(tmp_path):
     claim.release()
 
 
+def wait_until(condition, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_the_keeper_renews_held_claims_in_the_background_and_drops_released_ones(tmp_path):
+    keeper = claims.ClaimKeeper(interval=0.02)
+    held, released = (claims.acquire(tmp_path / f"{n}.fixed.png") for n in ("held", "released"))
+    assert held is not None and released is not None
+    keeper.add(held)
+    keeper.add(released)
+    keeper.discard(released)
+    old = time.time() - claims.STALE_AFTER - 60  # what a frozen owner's claim would look like
+    for claim in (held, released):
+        os.utime(claim.path, (old, old))
+    # With no call from the work itself, the held claim is fresh again; the other is left alone.
+    assert wait_until(lambda: not claims.is_stale(held.path))
+    assert claims.is_stale(released.path)
+    assert keeper.held() == {held}
+    keeper.discard(held)  # and its thread ends
+    held.release()
+    released.release()
+    assert not held.path.exists() and not released.path.exists()
+
+
+def test_acquire_hands_the_claim_to_the_process_keeper_and_release_takes_it_back(tmp_path):
+    claim = claims.acquire(tmp_path / "a.fixed.png")
+    assert claim in claims.KEEPER.held()
+    claim.release()
+    assert claim not in claims.KEEPER.held()
+
+
 def test_release_leaves_a_claim_taken_over_by_another_run(tmp_path):
     output = tmp_path / "a.fixed.png"
     claim = claims.acquire(output)
