@@ -60,7 +60,7 @@ def fixed_output_with_faces(
     from facefix.io.read import read_image
     from facefix.io.write import encode_png, quantize
     from facefix.metadata import output_chunks
-    from facefix.record import Detection, Operation, facefix_record
+    from facefix.operations import Detection, Operation, facefix_record
 
     width, height = size
     original = folder / f"{name}.png"

@@ -12,7 +12,7 @@ from pathlib import Path
 from conftest import FIXTURES
 
 METADATA_FIXTURES = FIXTURES / "metadata"
-# Expected-file key -> GenerationRecord attribute.
+# Expected-file key -> Generation attribute.
 FIELDS = {
     "tool": "tool",
     "prompt": "prompt",

@@ -1,7 +1,7 @@
 """Generation metadata: what the input carries, and what the output carries on.
 
 Reading: `parse_generation` turns the text chunks (tEXt, zTXt, iTXt), EXIF and any stealth
-payload of an image into one `GenerationRecord`, whichever tool wrote them; `info` does so for
+payload of an image into one `Generation`, whichever tool wrote them; `info` does so for
 files. Writing: `output_chunks` carries every metadata chunk of the input into the output byte
 for byte, except where a tool's own format records what facefix did (InvokeAI's
 `sd-metadata` post-processing list, A1111's `postprocessing` chunk); facefix's own iTXt record
@@ -43,8 +43,8 @@ from facefix.metadata.containers.stealth import (
     has_signature,
     read_stealth,
 )
+from facefix.metadata.generation import Generation, Pass
 from facefix.metadata.read import FACEFIX_KEY, parse_generation
-from facefix.metadata.record import GenerationRecord, Pass
 from facefix.metadata.tools.a1111 import (
     a1111_postprocessing_text,
     a1111_settings,
@@ -55,7 +55,7 @@ from facefix.metadata.tools.invokeai import extend_sd_metadata
 __all__ = [
     "FACEFIX_KEY",
     "XMP_KEY",
-    "GenerationRecord",
+    "Generation",
     "InfoResult",
     "Pass",
     "PngFormatError",
@@ -142,7 +142,7 @@ class InfoResult:
 
     path: Path
     format: str | None = None  # "PNG", "JPEG" or "WebP"
-    record: GenerationRecord | None = None
+    record: Generation | None = None
     # The PNG's own chunks; for JPEG and WebP, the PNG chunks `fix` would carry their metadata in.
     chunks: list[Chunk] = field(default_factory=list)
     error: str | None = None

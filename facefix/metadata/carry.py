@@ -29,7 +29,7 @@ from facefix.metadata.containers.pngtext import TextReader, decode_latin1_text
 from facefix.metadata.containers.stealth import StealthPayload
 from facefix.metadata.read import FACEFIX_KEY, exif_texts, payload_texts
 from facefix.metadata.tools import TOOLS, Texts
-from facefix.record import Operation
+from facefix.operations import Operation
 
 XMP_KEY = "XML:com.adobe.xmp"  # the iTXt keyword the XMP spec assigns to PNG
 

@@ -1,5 +1,5 @@
 """`parse_generation`: the chunks of one image (and any stealth payload in its pixels) to one
-`GenerationRecord`, by the first tool in `TOOLS` that recognises them. Never raises on bad
+`Generation`, by the first tool in `TOOLS` that recognises them. Never raises on bad
 input: whatever cannot be understood is listed in `problems`, and the raw text kept in `raw`.
 Linear in the size and number of chunks (within the limits of `containers.pngtext`).
 """
@@ -13,7 +13,7 @@ from facefix.io.pngchunks import Chunk
 from facefix.metadata.containers.exif import ExifTags, load_exif
 from facefix.metadata.containers.pngtext import TextEntry, TextReader
 from facefix.metadata.containers.stealth import StealthPayload
-from facefix.metadata.record import GenerationRecord
+from facefix.metadata.generation import Generation
 from facefix.metadata.tools import TOOLS, Texts
 from facefix.metadata.tools.base import quote
 
@@ -43,12 +43,10 @@ def decode_texts(chunks: Iterable[Chunk], problems: list[str]) -> list[TextEntry
     return entries
 
 
-def parse_generation(
-    chunks: list[Chunk], *, stealth: StealthPayload | None = None
-) -> GenerationRecord:
+def parse_generation(chunks: list[Chunk], *, stealth: StealthPayload | None = None) -> Generation:
     """The generation settings found in `chunks` (a PNG's, or those `chunks_from_bytes` made
     for a JPEG or WebP), and in `stealth`, a payload `find_stealth` read from the pixels."""
-    record = GenerationRecord()
+    record = Generation()
     entries = decode_texts(chunks, record.problems)
 
     counts: dict[str, int] = {}

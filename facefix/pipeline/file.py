@@ -48,7 +48,7 @@ from facefix.io.names import display_path
 from facefix.io.read import SourceImage, read_image
 from facefix.io.write import encode_png, write_atomic
 from facefix.metadata import (
-    GenerationRecord,
+    Generation,
     StealthPayload,
     output_chunks,
     parse_generation,
@@ -56,11 +56,11 @@ from facefix.metadata import (
     stealth_written_back,
 )
 from facefix.networks.cache import Networks
+from facefix.operations import facefix_record
 from facefix.pipeline.clock import NO_CLOCK, StageClock
 from facefix.pipeline.image import FixedImage, fix_image
 from facefix.pipeline.options import FixOptions
 from facefix.pipeline.results import FileResult
-from facefix.record import facefix_record
 
 # Write errors that no later file can escape: the storage itself is full, failing or read-only.
 ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO}
@@ -176,7 +176,7 @@ class OpenFile:
     claim: Claim
     source: SourceImage
     # Read once, with any settings hidden in the pixels: the output carries them on.
-    generation: GenerationRecord
+    generation: Generation
     stealth: StealthPayload | None
     started: float = field(default_factory=time.perf_counter)
 

@@ -23,13 +23,13 @@ import torch
 
 from facefix.io.read import SourceImage
 from facefix.networks.cache import Networks
+from facefix.operations import Detection, Operation
 from facefix.ops.align import alignment_matrix, warp_faces
 from facefix.ops.detect import Face, select_faces
 from facefix.ops.paste import blend_restored, face_masks, paste_faces
 from facefix.ops.restore import restore_faces
 from facefix.ops.upscale import upscale, upscale_alpha
 from facefix.pipeline.options import FixOptions
-from facefix.record import Detection, Operation
 
 
 @dataclass(frozen=True)

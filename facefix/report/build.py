@@ -31,12 +31,12 @@ from facefix.io.hashing import sha256_bytes
 from facefix.io.pngchunks import PngFormatError
 from facefix.io.write import write_atomic
 from facefix.metadata import (
-    GenerationRecord,
+    Generation,
     UnsupportedImageError,
     chunks_from_bytes,
     parse_generation,
 )
-from facefix.record import Detection, Operation
+from facefix.operations import Detection, Operation
 from facefix.report import html, thumbnails
 
 if TYPE_CHECKING:
@@ -361,7 +361,7 @@ def _detections(operations: Iterable[Operation]) -> list[Detection]:
     return list(restorations[-1].detections or ()) if restorations else []
 
 
-def _generation_rows(generation: GenerationRecord) -> tuple[tuple[str, str], ...]:
+def _generation_rows(generation: Generation) -> tuple[tuple[str, str], ...]:
     tool = generation.tool or "no generation metadata"
     if generation.tool_version:
         tool += f" {generation.tool_version}"

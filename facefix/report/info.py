@@ -9,11 +9,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from facefix.io.pngchunks import Chunk
-from facefix.metadata import GenerationRecord, InfoResult, Pass
+from facefix.metadata import Generation, InfoResult, Pass
 from facefix.metadata.containers.pngtext import TextReader
 
 
-def record_rows(record: GenerationRecord) -> list[tuple[str, str]]:
+def record_rows(record: Generation) -> list[tuple[str, str]]:
     """(label, text) pairs describing a record for display; empty fields are left out."""
     rows: list[tuple[str, str]] = []
     if record.tool is not None:

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from facefix.cli import app
 from facefix.io.pngchunks import itxt_chunk, parse_chunks, text_chunk, with_chunks
 from facefix.metadata import info, output_chunks, parse_generation
-from facefix.record import Operation
+from facefix.operations import Operation
 from facefix.report.info import chunk_rows
 
 FIXTURES = INVOKEAI_FIXTURES

@@ -40,7 +40,7 @@ from facefix.metadata import (
     parse_a1111_parameters,
     parse_generation,
 )
-from facefix.record import Operation
+from facefix.operations import Operation
 
 FIXTURES = INVOKEAI_FIXTURES
 

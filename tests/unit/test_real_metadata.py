@@ -37,7 +37,7 @@ from facefix.metadata import (
     parse_generation,
 )
 from facefix.metadata.containers.pngtext import MAX_TEXT_CHUNKS
-from facefix.record import Operation
+from facefix.operations import Operation
 from facefix.report.info import record_rows
 
 

@@ -17,12 +17,12 @@ from facefix.errors import SetupError
 from facefix.io.discover import Job
 from facefix.io.write import quantize
 from facefix.networks.device import parse_devices, resolve_devices
+from facefix.operations import Operation
 from facefix.pipeline import FixOptions, SilentEvents
 from facefix.pipeline.clock import record_stages
 from facefix.pipeline.image import FixedImage
 from facefix.pipeline.pipelined import run_pipelined
 from facefix.pipeline.sequential import run_sequential
-from facefix.record import Operation
 
 
 class FakeNetworks:

@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from facefix.metadata.record import GenerationRecord, Pass, as_float, as_int, fill
+from facefix.metadata.generation import Generation, Pass, as_float, as_int, fill
 from facefix.metadata.tools.base import Extension, Texts, ToolFormat, looks_like_json
-from facefix.record import Operation
+from facefix.operations import Operation
 
 _SIZE = re.compile(r"\s*(\d+)\s*[xX]\s*(\d+)\s*")
 _QUOTED = re.compile(r'"(?:\\.|[^\\"])*"')
@@ -121,7 +121,7 @@ def detect(texts: Texts) -> bool:
     return _is_a1111_text(texts.get("parameters"))
 
 
-def read(texts: Texts, record: GenerationRecord) -> None:
+def read(texts: Texts, record: Generation) -> None:
     prompt, negative, settings = parse_a1111_parameters(texts["parameters"])
     record.tool = tool_name(settings, texts)
     record.sources.append("parameters")
@@ -158,7 +158,7 @@ def history(texts: Texts) -> list[dict]:
     return []
 
 
-def _hires_pass(settings: dict[str, str], record: GenerationRecord) -> Pass | None:
+def _hires_pass(settings: dict[str, str], record: Generation) -> Pass | None:
     """A1111's hires fix as a second pass: its own steps, sampler and the upscaled size."""
     if not any(key.startswith("Hires ") for key in settings):
         return None

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from facefix.metadata.containers.exif import ExifTags
-from facefix.metadata.record import GenerationRecord
-from facefix.record import Operation
+from facefix.metadata.generation import Generation
+from facefix.operations import Operation
 
 _PROBLEM_TEXT_CHARS = 2000  # raw text quoted in a problem stops here; `info --raw` shows all
 
@@ -87,7 +87,7 @@ class ToolFormat:
     name: str
     keywords: tuple[str, ...]
     detect: Callable[[Texts], bool]
-    read: Callable[[Texts, GenerationRecord], None]
+    read: Callable[[Texts, Generation], None]
     from_payload: Callable[[str], dict[str, str] | None] | None = None
     from_exif: Callable[[ExifTags], dict[str, str]] | None = None
     extend: Callable[[Texts, Sequence[Operation]], Extension] | None = None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from facefix.metadata.record import GenerationRecord, fill
+from facefix.metadata.generation import Generation, fill
 from facefix.metadata.tools.base import Texts, ToolFormat
 from facefix.metadata.tools.comfyui import read_graph
 
@@ -41,7 +41,7 @@ def _extra(data: dict) -> dict[str, Any]:
     return extra if isinstance(extra, dict) else {}
 
 
-def read(texts: Texts, record: GenerationRecord) -> None:
+def read(texts: Texts, record: Generation) -> None:
     found = _data(texts)
     assert found is not None  # detect() said so
     keyword, data = found

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any, TypeGuard
 
 from facefix.metadata.containers.exif import ExifTags
-from facefix.metadata.record import GenerationRecord, Pass, as_float, fill
+from facefix.metadata.generation import Generation, Pass, as_float, fill
 from facefix.metadata.tools.base import Texts, ToolFormat, looks_like_json
 
 _SAMPLERS = {"KSampler", "KSamplerAdvanced", "SamplerCustom", "SamplerCustomAdvanced"}
@@ -214,7 +214,7 @@ def _settings(graph: Graph, sampler: str) -> dict[str, Any]:
     }
 
 
-def read_graph(record: GenerationRecord, nodes: dict) -> None:
+def read_graph(record: Generation, nodes: dict) -> None:
     graph = Graph(nodes)
     if len(graph.nodes) > _MAX_NODES:
         record.problems.append(f"prompt: a graph of more than {_MAX_NODES} nodes is not read")
@@ -236,7 +236,7 @@ def read_graph(record: GenerationRecord, nodes: dict) -> None:
         record.passes.append(step)
 
 
-def _read_workflow(record: GenerationRecord, workflow: dict) -> None:
+def _read_workflow(record: Generation, workflow: dict) -> None:
     """The UI-format workflow, read only for what the API-format `prompt` did not give:
     widget values by position, as ComfyUI's built-in nodes lay them out."""
     nodes = {n.get("id"): n for n in workflow["nodes"] if isinstance(n, dict)}
@@ -297,7 +297,7 @@ def detect(texts: Texts) -> bool:
     return "prompt" in texts and looks_like_json(texts["prompt"])
 
 
-def read(texts: Texts, record: GenerationRecord) -> None:
+def read(texts: Texts, record: Generation) -> None:
     record.tool = "ComfyUI"
     graph = texts.json("prompt") if "prompt" in texts else None
     workflow = texts.json("workflow") if "workflow" in texts else None

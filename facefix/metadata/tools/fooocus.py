@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from facefix.metadata.containers.exif import MAKER_NOTE, ExifTags
-from facefix.metadata.record import GenerationRecord, fill
+from facefix.metadata.generation import Generation, fill
 from facefix.metadata.tools.base import Texts, ToolFormat
 
 _FOOOCUS_KEYS = {"full_prompt", "guidance_scale", "base_model", "performance"}
@@ -40,7 +40,7 @@ def _resolution(value: Any) -> list[str | None]:
     return [None, None]
 
 
-def read(texts: Texts, record: GenerationRecord) -> None:
+def read(texts: Texts, record: Generation) -> None:
     data = _data(texts) or {}
     record.sources.append("parameters")
     if _is_ruined(data):

@@ -16,9 +16,9 @@ import shlex
 from collections.abc import Sequence
 from typing import Any
 
-from facefix.metadata.record import GenerationRecord, as_int, fill
+from facefix.metadata.generation import Generation, as_int, fill
 from facefix.metadata.tools.base import Extension, Texts, ToolFormat
-from facefix.record import Operation
+from facefix.operations import Operation
 
 # Switches of InvokeAI 1.x/2.x's prompt syntax (ldm/dream/args.py) that facefix reads.
 _DREAM_SWITCHES = {
@@ -45,7 +45,7 @@ def detect(texts: Texts) -> bool:
     return any(k in texts for k in ("invokeai_metadata", "invokeai_graph", "sd-metadata", "Dream"))
 
 
-def read(texts: Texts, record: GenerationRecord) -> None:
+def read(texts: Texts, record: Generation) -> None:
     record.tool = "InvokeAI"
     if "invokeai_metadata" in texts or "invokeai_graph" in texts:
         _read_invokeai3(texts, record)
@@ -65,7 +65,7 @@ def read(texts: Texts, record: GenerationRecord) -> None:
         record.tool_version = "1.x/2.x"
 
 
-def _read_invokeai3(texts: Texts, record: GenerationRecord) -> None:
+def _read_invokeai3(texts: Texts, record: Generation) -> None:
     if "invokeai_metadata" not in texts:
         record.problems.append("invokeai_metadata: missing; only the graph is present")
         return
@@ -103,7 +103,7 @@ def _image_entry(meta: dict, seed: int | None) -> dict | None:
     return images[0] if images else None
 
 
-def _read_sd_metadata(record: GenerationRecord, meta: dict, seed: int | None) -> None:
+def _read_sd_metadata(record: Generation, meta: dict, seed: int | None) -> None:
     image = _image_entry(meta, seed)
     if image is None:
         record.problems.append("sd-metadata: no `image` object with the settings")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from facefix.metadata.record import GenerationRecord, fill
+from facefix.metadata.generation import Generation, fill
 from facefix.metadata.tools.base import Texts, ToolFormat, looks_like_json
 
 _NOVELAI_KEYS = {"uc", "request_type", "noise_schedule"}
@@ -20,7 +20,7 @@ def detect(texts: Texts) -> bool:
     return isinstance(comment, dict) and bool(_NOVELAI_KEYS & comment.keys())
 
 
-def read(texts: Texts, record: GenerationRecord) -> None:
+def read(texts: Texts, record: Generation) -> None:
     record.tool = "NovelAI"
     record.sources.extend(k for k in ("Description", "Comment") if k in texts)
     comment = texts.json("Comment") if "Comment" in texts else None

@@ -4,7 +4,7 @@ strings."""
 
 from __future__ import annotations
 
-from facefix.metadata.record import GenerationRecord, fill
+from facefix.metadata.generation import Generation, fill
 from facefix.metadata.tools.base import Texts, ToolFormat
 
 
@@ -13,7 +13,7 @@ def detect(texts: Texts) -> bool:
     return isinstance(data, dict) and "sui_image_params" in data
 
 
-def read(texts: Texts, record: GenerationRecord) -> None:
+def read(texts: Texts, record: Generation) -> None:
     data = texts.json("parameters")
     params = data.get("sui_image_params") if isinstance(data, dict) else None
     params = params if isinstance(params, dict) else {}

@@ -1,4 +1,5 @@
-"""The generation record every tool reader fills in, and the value coercion they share.
+"""`Generation`: what made an image (prompt, seed, sampler...), as every tool reader fills it in,
+and the value coercion the readers share.
 
 Readers only ever fill fields that are still empty (`fill`), so the first source read wins and
 no reader can overwrite what a more specific one found. Coercion never raises: a value of the
@@ -26,7 +27,7 @@ class Pass:
 
 
 @dataclass
-class GenerationRecord:
+class Generation:
     """The settings an image was generated with, as far as its metadata tells. Seed, steps,
     sampler, CFG and size are the base pass's; further passes are listed in `passes`."""
 
@@ -120,7 +121,7 @@ _COERCE = {
 }
 
 
-def fill(target: GenerationRecord | Pass, **values: Any) -> None:
+def fill(target: Generation | Pass, **values: Any) -> None:
     """Set the fields of `target` still empty; the first source read wins."""
     for name, value in values.items():
         value = _COERCE.get(name, as_str)(value)
