@@ -63,7 +63,7 @@ from facefix.ops import align, detect  # noqa: E402
 from facefix.pipeline import FixOptions  # noqa: E402
 from facefix.pipeline import image as image_module  # noqa: E402
 from facefix.pipeline.clock import current_clock, record_stages  # noqa: E402
-from facefix.pipeline.pipelined import default_workers, warm_up  # noqa: E402
+from facefix.pipeline.pipelined import default_workers  # noqa: E402
 
 UPSTREAM = ROOT / "benchmarks" / "upstream" / "upstream_loop.py"
 UPSTREAM_PYTHON = ROOT / "benchmarks" / ".upstream-venv" / "bin" / "python"
@@ -313,7 +313,7 @@ def main() -> None:
                              restore_with="gfpgan" if args.gfpgan else None,
                              restore_strength=args.gfpgan or 0.0, device=args.device)  # fmt: skip
         start = time.perf_counter()
-        warm_up(Networks(options, devices[0]), options)
+        Networks(options, devices[0]).load_all()
         if devices[0].type == "cuda":
             torch.cuda.synchronize(devices[0])
         report["model_load_s"] = time.perf_counter() - start

@@ -31,6 +31,19 @@ class Networks:
         self.options = options
         self.device = device
 
+    def load_all(self) -> None:
+        """Load every network the recipe needs now, so the first file does not pay for it (and
+        the load can be announced and timed on its own)."""
+        if self.options.upscales:
+            _ = self.upscaler, self.upscaler_sha256
+        if self.options.restore_with is not None:
+            _ = self.restorer, self.restorer_info, self.detector, self.parser
+
+    def loading_text(self) -> str:
+        """What a front end shows while `load_all` runs: `loading 4 networks on cuda:0`."""
+        count = int(self.options.upscales) + (3 if self.options.restore_with is not None else 0)
+        return f"loading {count} network{'s' if count != 1 else ''} on {self.device}"
+
     def _path(self, name: str) -> Path:
         return self.options.weights_dir / registry.get_model(name).file
 

@@ -64,15 +64,6 @@ def batch_key(source: SourceImage) -> BatchKey:
     return height, width, source.alpha is not None
 
 
-def warm_up(networks: Networks, options: FixOptions) -> None:
-    """Load every network `options` needs now, so the first batch does not pay for it (and the
-    load is timed on its own)."""
-    if options.upscales:
-        _ = networks.upscaler, networks.upscaler_sha256
-    if options.restore_with is not None:
-        _ = networks.restorer, networks.restorer_info, networks.detector, networks.parser
-
-
 class _Pipeline:
     """The shared state of one run, all under one condition variable."""
 
@@ -210,7 +201,8 @@ class _Pipeline:
             if networks.device.type == "cuda":
                 torch.cuda.set_device(networks.device)
             with self.clock.stage("load"):
-                warm_up(networks, self.options)
+                networks.load_all()
+            self.outbox.put(("loaded", networks.device))
             sizes: dict[BatchKey, int] = {}
             while (batch := self._take_batch(networks, sizes)) is not None:
                 self._hand_over(batch, self._fix(batch, networks))
@@ -314,8 +306,10 @@ class _Pipeline:
             )
             for n in self.stages
         ]
+        events.waiting(self.stages[0].loading_text())
         for thread in (*gpu_stages, *workers):
             thread.start()
+        loading = len(self.stages)
         try:
             while True:
                 try:
@@ -324,6 +318,10 @@ class _Pipeline:
                     continue  # a timed wait keeps Ctrl-C prompt on every platform
                 if kind == "started":
                     events.file_started(payload)  # type: ignore[arg-type]
+                elif kind == "loaded":
+                    loading -= 1
+                    if loading == 0:
+                        events.waiting(None)
                 elif kind == "done":
                     yield payload  # type: ignore[misc]
                 elif kind == "fatal":

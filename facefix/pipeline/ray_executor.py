@@ -198,11 +198,13 @@ class FixWorker:
                     mirrors=options.mirrors,
                 )
                 device = resolve_device(options.device)
+                make_deterministic()
+                networks = Networks(options, device)
+                networks.load_all()  # here, so the first file is not the slow one
             except FacefixError as exc:
                 # A plain SetupError: it pickles back to the driver with its message.
                 raise SetupError(f"on Ray node {node}: {exc}") from None
-            make_deterministic()
-            self.networks = Networks(options, device)
+            self.networks = networks
         return node
 
     def fix(self, job: Job) -> FileResult:
@@ -233,6 +235,7 @@ def run_ray(
     per-file function the workers run (the seam for another single-machine engine)."""
     del networks
     ray = import_ray()
+    events.waiting("starting Ray" if address == "local" else f"connecting to Ray at {address}")
     owned = connect(address)
     actors: list[Any] = []
     in_flight: dict[Any, tuple[Any, Job]] = {}
@@ -246,10 +249,12 @@ def run_ray(
             max_task_retries=0,  # the driver re-queues a dead worker's files itself
         )
         actors = [actor_class.remote(recipe, fix_one) for _ in range(min(count, len(jobs)))]
+        events.waiting(f"starting {len(actors)} Ray workers (weights check, loading networks)")
         try:
             ray.get([actor.prepare.remote() for actor in actors])
         except ray.exceptions.RayTaskError as exc:
             raise _setup_error(exc) from None
+        events.waiting(None)
         yield from _drive(ray, actors, jobs, events, should_stop, in_flight)
     finally:
         _stop(ray, actors, in_flight, owned)

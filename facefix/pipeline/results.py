@@ -98,6 +98,9 @@ class FixEvents(Protocol):
 
     def started(self, total: int) -> None: ...
     def run_started(self, info: RunInfo) -> None: ...
+    # What the run waits on before files can finish (`loading 4 networks on cuda:0`, starting
+    # Ray workers); None once files flow. Called in the caller's thread.
+    def waiting(self, what: str | None) -> None: ...
     def file_started(self, job: Job) -> None: ...
     def file_finished(self, result: FileResult) -> None: ...
 
@@ -107,6 +110,9 @@ class SilentEvents:
         pass
 
     def run_started(self, info: RunInfo) -> None:
+        pass
+
+    def waiting(self, what: str | None) -> None:
         pass
 
     def file_started(self, job: Job) -> None:

@@ -28,6 +28,11 @@ def run_sequential(
     should_stop: Callable[[], bool] = lambda: False,
 ) -> Generator[FileResult, None, None]:
     clock = current_clock()
+    if jobs:
+        events.waiting(networks.loading_text())
+        with clock.stage("load"):
+            networks.load_all()
+        events.waiting(None)
     for job in jobs:
         if should_stop():
             return

@@ -77,6 +77,10 @@ class PlainFixEvents:
     def started(self, total: int) -> None:
         self.total = total
 
+    def waiting(self, what: str | None) -> None:
+        if what is not None and not self.quiet:
+            self._line(what)
+
     def file_started(self, job: Job) -> None:
         if self.verbose:
             self._line(f"start: {display_path(job.source)}")
@@ -104,6 +108,7 @@ class RichFixEvents:
 
         self.verbose, self.quiet = verbose, quiet
         self.faces = 0
+        self.waiting_for: str | None = None
         self.progress = Progress(
             TextColumn("[bold]fix"),
             BarColumn(),
@@ -114,7 +119,8 @@ class RichFixEvents:
             console=Console(stderr=True, highlight=False),
             transient=True,
         )
-        self.task = self.progress.add_task("fix", total=None, faces=0, current="")
+        # Until `started`, the run is walking the paths given (a big tree takes a while).
+        self.task = self.progress.add_task("fix", total=None, faces=0, current="finding images")
 
     def __enter__(self) -> RichFixEvents:
         self.progress.start()
@@ -128,10 +134,15 @@ class RichFixEvents:
             self.progress.console.print(run_start_line(info), markup=False)
 
     def started(self, total: int) -> None:
-        self.progress.update(self.task, total=total)
+        self.progress.update(self.task, total=total, current="")
+
+    def waiting(self, what: str | None) -> None:
+        self.waiting_for = what
+        self.progress.update(self.task, current=what or "")
 
     def file_started(self, job: Job) -> None:
-        self.progress.update(self.task, current=display_path(job.source.name))
+        if self.waiting_for is None:  # files decode ahead while networks load: say the load
+            self.progress.update(self.task, current=display_path(job.source.name))
 
     def file_finished(self, result: FileResult) -> None:
         self.faces += result.faces

@@ -99,10 +99,17 @@ def test_a_worker_fetches_missing_weights_from_the_mirror(tmp_path, monkeypatch)
         offline.prepare()
     assert not (weights / model.file).exists()
 
+    loaded: list[str] = []  # the stand-in bytes are no checkpoint: record the load instead
+    monkeypatch.setattr(
+        ray_executor.Networks, "load_all", lambda self: loaded.append(str(self.device))
+    )
     worker = ray_executor.FixWorker(options, None, table)
     assert worker.prepare() == socket.gethostname()
     assert (weights / model.file).read_bytes() == data
     assert worker.networks is not None and worker.networks.device.type == "cpu"
+    assert loaded == ["cpu"]  # networks load in prepare, before the first file
+    worker.prepare()
+    assert loaded == ["cpu"]  # once
 
 
 def test_ray_without_the_extra_exits_2_with_the_install_command(tmp_path, monkeypatch):

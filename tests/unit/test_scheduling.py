@@ -26,13 +26,20 @@ from facefix.pipeline.sequential import run_sequential
 
 
 class FakeNetworks:
-    """What the GPU stage touches of `Networks`: its device and the networks it warms up."""
+    """What the executors touch of `Networks`: its device, and loading (recorded)."""
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.device = torch.device("cpu")
         self.upscaler = type("Upscaler", (), {"scale": 2})()
         self.upscaler_sha256 = "0" * 64
+        self.loads = 0
+
+    def load_all(self) -> None:
+        self.loads += 1
+
+    def loading_text(self) -> str:
+        return f"loading networks for {self.name}"
 
 
 class FakeStage:
@@ -238,3 +245,38 @@ def test_the_stage_clock_records_only_when_installed(tmp_path):
     assert clock.counts["decode"] == 3 and clock.counts["encode"] == 3
     assert clock.counts["write"] == 3 and clock.counts["fix"] == 3
     assert len(clock.finished_at) == 3
+
+
+class WaitRecorder(SilentEvents):
+    """Events in the order the caller's thread hears them."""
+
+    def __init__(self) -> None:
+        self.heard: list[str] = []
+
+    def waiting(self, what: str | None) -> None:
+        self.heard.append(f"waiting: {what}")
+
+    def file_started(self, job: Job) -> None:
+        self.heard.append("started")
+
+
+@pytest.mark.parametrize("executor", ["sequential", "pipelined"])
+def test_loading_is_announced_before_work_and_cleared_once_loaded(tmp_path, executor):
+    """A front end can say what the run waits for instead of sitting at 0/N (issue: waits)."""
+    jobs = make_jobs(tmp_path, [(8, 6)] * 3)
+    events, networks = WaitRecorder(), FakeNetworks("gpu")
+    if executor == "sequential":
+        results = list(run_sequential(jobs, options(tmp_path), networks, events))
+    else:
+        results = list(
+            run_pipelined(
+                jobs, options(tmp_path, workers=2, batch_size=1), networks, events,
+                fix_batch=FakeStage(),
+            )
+        )  # fmt: skip
+    assert len(results) == 3 and networks.loads == 1
+    assert events.heard[0] == "waiting: loading networks for gpu"
+    assert events.heard.count("waiting: None") == 1  # cleared once, when the load finished
+    assert events.heard.count("started") == 3
+    if executor == "sequential":  # nothing starts before the networks are in
+        assert events.heard[:2] == ["waiting: loading networks for gpu", "waiting: None"]
