@@ -54,14 +54,24 @@ def report_command(
     output: Path = typer.Option(
         ..., "--output", "-o", metavar="PATH.html", help="The report to write."
     ),
+    originals: list[Path] = typer.Option(
+        [],
+        "--originals",
+        metavar="DIR",
+        help="Where the originals are, when the outputs were written to --output-dir "
+        "(searched by name and SHA-256; repeatable). Default: beside each output.",
+    ),
 ) -> None:
     """Write an HTML before/after report of existing .fixed.png files (and their originals)."""
     from facefix import report
-    from facefix.report.build import check_destination, inputs_from_paths
+    from facefix.report.build import check_destination, index_originals, inputs_from_paths
 
     try:
         check_destination(output)
         inputs = inputs_from_paths(paths)
+        if originals:
+            with report.waiting(f"finding originals under {', '.join(map(str, originals))}"):
+                inputs.originals = index_originals(originals)
         if not inputs.outputs:
             found = "; ".join(f"{path}: {reason}" for path, reason in inputs.failed)
             report.print_error(found or "no .fixed.png files found in the paths given")

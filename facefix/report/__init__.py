@@ -7,6 +7,7 @@ from facefix.report.console import (
     is_terminal,
     print_error,
     printable,
+    waiting,
 )
 from facefix.report.download import (
     PlainDownloadProgress,
@@ -37,6 +38,7 @@ __all__ = [
     "print_model_table",
     "print_summary_table",
     "printable",
+    "waiting",
     "summary_line",
     "timestamp",
 ]

@@ -3,7 +3,8 @@ the thumbnails the page links to by relative URLs.
 
 Everything a card shows comes from the output file (its pixels, its generation metadata and its
 last `facefix` record, whose restoration lists each face's box and score) and from the
-original it names, found beside the output or given by the run. So a report can be built after a
+original it names, found beside the output, under `--originals` folders (outputs written to
+`--output-dir`), or given by the run. So a report can be built after a
 run (`facefix fix --report`, from the run's results) or any time later from `.fixed.png` files
 (`facefix report`), with the same result. Guarantees: nothing is printed; outputs and originals
 are only read; an output that cannot be read becomes a failed entry with a one-line reason
@@ -27,7 +28,7 @@ from PIL.Image import DecompressionBombError
 
 from facefix.errors import ImageError, ReportError
 from facefix.io.discover import OUTPUT_SUFFIX
-from facefix.io.hashing import sha256_bytes
+from facefix.io.hashing import sha256_bytes, sha256_file
 from facefix.io.pngchunks import PngFormatError
 from facefix.io.write import write_atomic
 from facefix.metadata import (
@@ -55,11 +56,15 @@ class OutputEntry:
     seconds: float | None = None
 
 
+OriginalsIndex = dict[str, list[Path]]  # file name -> the files of that name, in walk order
+
+
 @dataclass
 class ReportInputs:
     outputs: list[OutputEntry] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
     skipped: list[tuple[Path, str]] = field(default_factory=list)
+    originals: OriginalsIndex = field(default_factory=dict)  # where to look besides the outputs
 
 
 @dataclass(frozen=True)
@@ -141,6 +146,42 @@ def inputs_from_paths(paths: Sequence[Path]) -> ReportInputs:
     return inputs
 
 
+def index_originals(folders: Sequence[Path]) -> OriginalsIndex:
+    """Every file below `folders` by name (hidden files and folders, and facefix outputs, left
+    out), to find the originals of outputs that are not beside them (`fix --output-dir`).
+    ReportError if a folder does not exist."""
+    index: OriginalsIndex = {}
+    for folder in folders:
+        if not folder.is_dir():
+            raise ReportError(f"--originals: no such folder: {folder}")
+        for root, dirs, files in os.walk(folder):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(files):
+                if not name.startswith(".") and not name.endswith(OUTPUT_SUFFIX):
+                    index.setdefault(name, []).append(Path(root) / name)
+    return index
+
+
+def locate_original(output: Path, name: str, sha256: str | None, originals: OriginalsIndex) -> Path:
+    """The original of `output`, which its record names `name` (with the original's `sha256`):
+    the one file of that name under the originals folders; of several, the one with that
+    SHA-256; otherwise the file beside the output (where `fix` without --output-dir leaves it)."""
+    beside = output.with_name(name)
+    candidates = originals.get(name, [])
+    if len(candidates) == 1:
+        return candidates[0]
+    if sha256:
+        for candidate in candidates:
+            try:
+                if sha256_file(candidate) == sha256:
+                    return candidate
+            except OSError:
+                continue
+    if candidates and not beside.is_file():
+        return candidates[0]  # changed since: the card says so
+    return beside
+
+
 def run_info(summary: FixSummary, options: FixOptions, device: str | None) -> RunInfo:
     """The summary, options and model files of a `fix` run."""
     rows: list[tuple[str, str]] = []
@@ -205,7 +246,7 @@ def write_report(
     def build(job: tuple[int, OutputEntry]) -> tuple[html.Card | None, str, set[str], list]:
         index, entry = job
         try:
-            card, files, operations = _card(index, entry, html_path, folder)
+            card, files, operations = _card(index, entry, html_path, folder, inputs.originals)
             return card, "", files, operations
         except ReportError:
             raise
@@ -258,7 +299,7 @@ def write_report(
 
 
 def _card(
-    index: int, entry: OutputEntry, html_path: Path, folder: Path
+    index: int, entry: OutputEntry, html_path: Path, folder: Path, originals: OriginalsIndex
 ) -> tuple[html.Card, set[str], list[Operation]]:
     data = _read(entry.output)
     try:
@@ -280,7 +321,13 @@ def _card(
     source_info: dict[str, Any] = source if isinstance(source, dict) else {}
     original = entry.original
     if original is None and isinstance(source_info.get("file"), str):
-        original = entry.output.with_name(Path(source_info["file"]).name)
+        recorded = source_info.get("sha256")
+        original = locate_original(
+            entry.output,
+            Path(source_info["file"]).name,
+            recorded if isinstance(recorded, str) else None,
+            originals,
+        )
     before_image = None
     if original is None:
         notes.append("the record names no original")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from typing import NoReturn
 
 import typer
@@ -37,3 +39,16 @@ def printable(text: str) -> str:
 
 def is_terminal() -> bool:
     return sys.stderr.isatty()
+
+
+@contextlib.contextmanager
+def waiting(what: str) -> Iterator[None]:
+    """A spinner saying `what` on a terminal while the block runs (walking a big tree);
+    nothing elsewhere, where the result line follows soon enough."""
+    if not is_terminal():
+        yield
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status(printable(what)):
+        yield

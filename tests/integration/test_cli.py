@@ -450,3 +450,19 @@ def test_report_command_without_outputs_is_a_usage_error(inputs, tmp_path):
     result = run("report", inputs, "-o", tmp_path / "r.html")
     assert result.exit_code == 2 and "no .fixed.png files found" in result.output
     assert not (tmp_path / "r.html").exists()
+
+
+def test_report_of_an_output_dir_finds_the_originals_with_originals(inputs, weights_dir, tmp_path):
+    out = tmp_path / "out"
+    result = run("fix", inputs, "-U", "2", "--output-dir", out, "--weights-dir", weights_dir)
+    assert result.exit_code == 0, result.output
+    report = tmp_path / "r.html"
+    alone = run("report", out, "-o", report)
+    assert alone.exit_code == 0 and report.read_text().count("original not found") == 2
+    found = run("report", out, "--originals", inputs, "-o", report)
+    assert found.exit_code == 0, found.output
+    assert "report: " in found.output and "(2 images" in found.output
+    page = report.read_text()
+    assert "original not found" not in page and page.count('class="before"') == 2
+    missing = run("report", out, "--originals", tmp_path / "nowhere", "-o", report)
+    assert missing.exit_code == 2 and "--originals: no such folder" in missing.output

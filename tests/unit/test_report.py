@@ -14,11 +14,14 @@ from helpers import fixed_output_with_faces
 from PIL import Image
 
 from facefix.errors import ReportError
+from facefix.metadata import chunks_from_bytes, parse_generation
 from facefix.report import html, thumbnails
 from facefix.report.build import (
     OutputEntry,
     ReportInputs,
+    index_originals,
     inputs_from_paths,
+    locate_original,
     thumbnail_folder,
     write_report,
 )
@@ -206,3 +209,38 @@ def test_the_progress_bar_says_what_the_run_waits_for(tmp_path):
     quiet = PlainFixEvents(quiet=True, stream=lines)
     quiet.waiting("loading 4 networks on cpu")
     assert lines.getvalue().count("\n") == 1
+
+
+def test_originals_in_another_tree_are_found_by_name_and_sha256(tmp_path):
+    """`fix --output-dir` leaves outputs apart from their originals: `--originals` finds them."""
+    inputs, outputs = tmp_path / "renders", tmp_path / "fixed"
+    (inputs / "day1").mkdir(parents=True)
+    outputs.mkdir()
+    output = fixed_output_with_faces(outputs, "a", "a lighthouse", [(2, 2, 20, 20)])
+    original = outputs / "a.png"
+    moved = inputs / "day1" / "a.png"
+    original.rename(moved)
+    # Another file of the same name with other bytes, in a folder walked first.
+    (inputs / "day0").mkdir()
+    (inputs / "day0" / "a.png").write_bytes(b"another render called a.png")
+    (inputs / ".cache").mkdir()  # hidden folders are not searched
+    (inputs / ".cache" / "a.png").write_bytes(moved.read_bytes())
+
+    index = index_originals([inputs])
+    assert index["a.png"] == [inputs / "day0" / "a.png", moved]
+    record = parse_generation(chunks_from_bytes(output.read_bytes())).facefix[-1]["source"]
+    assert locate_original(output, "a.png", record["sha256"], index) == moved  # by SHA-256
+    assert locate_original(output, "a.png", None, {}) == outputs / "a.png"  # default: beside
+    assert locate_original(output, "a.png", None, {"a.png": [moved]}) == moved  # the only one
+
+    report = tmp_path / "r.html"
+    without = write_report(report, inputs_from_paths([outputs]))
+    assert without.images == 1 and "original not found" in report.read_text()
+    found = inputs_from_paths([outputs])
+    found.originals = index
+    write_report(report, found)
+    page = report.read_text()
+    assert "original not found" not in page and 'class="before"' in page
+    assert "has changed" not in page
+    with pytest.raises(ReportError, match="--originals: no such folder"):
+        index_originals([tmp_path / "nowhere"])
