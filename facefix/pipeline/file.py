@@ -14,7 +14,7 @@ Underneath, `failure_result(job, exc, options, started)` is the one place an exc
 a file's result: failed or crashed, or `EnvironmentFault` raised when the fault dooms every
 later file (disk full, read-only output, GPU gone): the executor then stops starting files.
 KeyboardInterrupt (Ctrl-C, and SIGTERM/SIGHUP as `errors.Interrupted`) and SetupError propagate;
-`stops_run(exc, options)` tells an executor which exceptions those are.
+`raise_if_run_ends(exc, options)` raises those (a fault as EnvironmentFault) for an executor.
 
 Guarantees: an original is never written; an output appears only whole, under its final name;
 every per-file problem, whatever raised it, is one line on that file's result; a claim taken in
@@ -105,11 +105,15 @@ def environment_fault(exc: BaseException, options: FixOptions) -> str | None:
     return None
 
 
-def stops_run(exc: BaseException, options: FixOptions) -> bool:
-    """Whether `exc` must end the run rather than fail one file."""
-    return isinstance(exc, KeyboardInterrupt | SetupError) or (
-        environment_fault(exc, options) is not None
-    )
+def raise_if_run_ends(exc: BaseException, options: FixOptions) -> None:
+    """Raise what ends the run for `exc`: KeyboardInterrupt and SetupError as they are, a fault
+    that dooms every later file (disk full, GPU gone) as EnvironmentFault. Returns when `exc`
+    is about one file only."""
+    if isinstance(exc, KeyboardInterrupt | SetupError):
+        raise exc
+    fault = environment_fault(exc, options)
+    if fault is not None:
+        raise EnvironmentFault(fault) from exc
 
 
 def failure_result(
@@ -119,11 +123,7 @@ def failure_result(
     one-line reason when it is about the file, crashed (with type and traceback) when it is
     unexpected. Raises EnvironmentFault when it dooms every later file; re-raises
     KeyboardInterrupt and SetupError."""
-    if isinstance(exc, KeyboardInterrupt | SetupError):
-        raise exc
-    fault = environment_fault(exc, options)
-    if fault is not None:
-        raise EnvironmentFault(fault) from exc
+    raise_if_run_ends(exc, options)
     result = FileResult(job.source, job.output, "failed")
     if started is not None:
         result.seconds = time.perf_counter() - started

@@ -40,7 +40,7 @@ from facefix.io.read import SourceImage
 from facefix.networks.cache import Networks
 from facefix.networks.device import default_batch_size
 from facefix.pipeline.clock import StageClock, current_clock
-from facefix.pipeline.file import OpenFile, abandon, read_job, stops_run, write_fixed
+from facefix.pipeline.file import OpenFile, abandon, raise_if_run_ends, read_job, write_fixed
 from facefix.pipeline.image import FixedImage, fix_images
 from facefix.pipeline.options import FixOptions
 from facefix.pipeline.results import FileResult, FixEvents
@@ -270,8 +270,7 @@ class _Pipeline:
                 fixed = self.fix_batch([f.source for f in batch], self.options, networks)
             return list(fixed)
         except Exception as exc:  # noqa: BLE001 - per-file problems only; others re-raised
-            if stops_run(exc, self.options):
-                raise
+            raise_if_run_ends(exc, self.options)  # as EnvironmentFault: exit 4, not a crash
             if len(batch) == 1:
                 return [abandon(batch[0], exc, self.options)]
         # One at a time, so that only the file that fails fails (and an out-of-memory batch
@@ -349,15 +348,21 @@ def run_pipelined(
     *,
     should_stop: Callable[[], bool] = lambda: False,
     extra_networks: Sequence[Networks] = (),
-    fix_batch: FixBatch = fix_images,
+    fix_batch: FixBatch | None = None,
 ) -> Generator[FileResult, None, None]:
     """Fix `jobs` with `options.workers` decode+encode threads and one GPU stage per network
     set (`networks`, then `extra_networks`: one per further device), yielding each file's
-    result as it finishes. `fix_batch` is the per-batch work (`fix_images`; tests pass fakes)."""
+    result as it finishes. `fix_batch` is the per-batch work (`fix_images`, looked up at call
+    time; tests pass fakes)."""
     if not jobs:
         return
     pipeline = _Pipeline(
-        jobs, options, [networks, *extra_networks], should_stop, fix_batch, current_clock()
+        jobs,
+        options,
+        [networks, *extra_networks],
+        should_stop,
+        fix_batch or fix_images,
+        current_clock(),
     )
     with contextlib.closing(pipeline.run(events)) as results:
         yield from results

@@ -35,13 +35,13 @@ def tiny_upscaler(tmp_path_factory) -> Path:
     return save_params_ema(realesrgan_state_dict(2, num_block=1), folder / "tiny_x2.pth")
 
 
-def fix(upscaler: Path, *args, env: dict | None = None):
-    # The sequential executor: these tests patch the per-file steps and count their calls;
-    # the pipelined executor's per-file rules are the same functions (tests/unit/test_scheduling).
+def fix(upscaler: Path, *args, env: dict | None = None, workers: int = 0):
+    # The sequential executor unless asked: most tests patch the per-file steps and count their
+    # calls; those marked for both executors also run the default, pipelined one.
     argv = [
         "fix",
         "--workers",
-        "0",
+        str(workers),
         *map(str, args),
         "--upscaler",
         str(upscaler),
@@ -86,8 +86,9 @@ def hidden_files(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.rglob(".*"))
 
 
+@pytest.mark.parametrize("workers", [0, 2], ids=["sequential", "pipelined"])
 def test_hostile_files_each_fail_alone_and_the_batch_completes(
-    tmp_path, tiny_upscaler, capfd, monkeypatch
+    tmp_path, tiny_upscaler, capfd, monkeypatch, workers
 ):
     folder = tmp_path / "in"
     folder.mkdir()
@@ -117,7 +118,7 @@ def test_hostile_files_each_fail_alone_and_the_batch_completes(
 
     monkeypatch.setattr(os, "scandir", scandir)
     before = originals(folder)
-    result = fix(tiny_upscaler, folder, "--json")
+    result = fix(tiny_upscaler, folder, "--json", workers=workers)
     assert result.exit_code == 1, result.output
     summary = json.loads(result.stdout)
     assert summary["processed"] == len(good)
@@ -167,6 +168,37 @@ def test_a_crash_is_counted_with_its_own_exit_code_and_the_batch_goes_on(
     assert (tmp_path / "a.fixed.png").exists() and (tmp_path / "c.fixed.png").exists()
     verbose = fix(tiny_upscaler, tmp_path, "-v")
     assert verbose.exit_code == 3 and "Traceback (most recent call last)" in verbose.stderr
+
+
+def test_a_crash_in_a_batch_of_the_pipelined_executor_is_that_file_s_alone(
+    tmp_path, tiny_upscaler, monkeypatch
+):
+    """A batch that raises is redone one image at a time: only the buggy file crashes."""
+    import facefix.pipeline.pipelined as pipelined
+
+    for name in ("a", "b", "c", "d"):
+        make_png(tmp_path / f"{name}.png")
+    real = pipelined.fix_images
+    batches: list[list[str]] = []
+
+    def buggy(sources, options, networks):
+        batches.append([s.path.name for s in sources])
+        if any(s.path.name == "b.png" for s in sources):
+            return {}["a bug"]
+        return real(sources, options, networks)
+
+    monkeypatch.setattr(pipelined, "fix_images", buggy)
+    result = fix(tiny_upscaler, tmp_path, "--batch-size", "4", "--json", workers=2)
+    assert result.exit_code == 3, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["processed"], summary["crashed"]) == (3, 1)
+    (crashed,) = [f for f in summary["files"] if f["status"] == "crashed"]
+    assert Path(crashed["source"]).name == "b.png" and "KeyError: 'a bug'" in crashed["reason"]
+    assert ["b.png"] in batches  # redone alone
+    assert sorted(p.name for p in tmp_path.glob("*.fixed.png")) == [
+        "a.fixed.png", "c.fixed.png", "d.fixed.png"
+    ]  # fmt: skip
+    assert hidden_files(tmp_path) == []
 
 
 def count_calls(monkeypatch) -> list[str]:
@@ -232,6 +264,60 @@ def test_environment_faults_stop_at_the_first_file_with_one_line_and_the_summary
     ) in errors[0]
     assert "processed 0, skipped 0, failed 0" in result.stderr and "not started 4" in result.stderr
     assert originals(folder) == before and hidden_files(tmp_path) == []
+
+
+@pytest.mark.parametrize("fault", ["disk full", "read-only output-dir", "gpu gone"])
+def test_environment_faults_stop_the_pipelined_executor_too(
+    tmp_path, tiny_upscaler, monkeypatch, fault
+):
+    """The default executor (decode/encode threads around the GPU stage): the same one line,
+    exit 4 and summary; files already decoded ahead are given back unwritten, claims and
+    temporary files removed, originals untouched."""
+    import builtins
+
+    import facefix.pipeline.pipelined as pipelined
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for index in range(8):
+        make_png(folder / f"{index}.png", seed=index)
+    before = originals(folder)
+    extra: list[str] = []
+    if fault == "disk full":
+
+        def full(fd):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(os, "fsync", full)
+    elif fault == "read-only output-dir":
+        real_open = builtins.open
+
+        def read_only(path, *args, **kwargs):
+            if str(path).endswith(".tmp"):
+                raise OSError(errno.EROFS, "Read-only file system", str(path))
+            return real_open(path, *args, **kwargs)
+
+        monkeypatch.setattr(builtins, "open", read_only)
+        extra = ["--output-dir", str(tmp_path / "out")]
+    else:
+
+        def gone(sources, options, networks):
+            raise RuntimeError("CUDA error: unspecified launch failure")
+
+        monkeypatch.setattr(pipelined, "fix_images", gone)
+    argv = ["fix", "--workers", "2", folder, *extra, "--upscaler", tiny_upscaler,
+            "--weights-dir", tiny_upscaler.parent]  # fmt: skip
+    result = runner.invoke(app, [str(a) for a in argv], catch_exceptions=False)
+    assert result.exit_code == 4, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and errors[0].startswith("error: stopped: ")
+    assert {"disk full": "disk full", "gpu gone": "GPU is unusable"}.get(
+        fault, "Read-only"
+    ) in errors[0]
+    summary = next(line for line in result.stderr.splitlines() if "processed" in line)
+    assert "processed 0," in summary and "failed 0" in summary  # a fault is no file's failure
+    assert originals(folder) == before and hidden_files(tmp_path) == []
+    assert not list(tmp_path.rglob("*.fixed.png"))
 
 
 def test_a_permission_error_beside_the_inputs_fails_that_file_only(
