@@ -208,6 +208,8 @@ def run_cli(inputs: Path, output: Path, weights: Path, args, workers: str) -> di
         command += ["--workers", workers]
     if args.batch_size:
         command += ["--batch-size", str(args.batch_size)]
+    if args.png_level is not None:
+        command += ["--png-level", str(args.png_level)]
     devices = resolve_devices(args.device)
     with Sampler(devices) as sampler, record_stages() as clock:
         for device in devices:
@@ -266,6 +268,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--workers", default="0,auto", help="comma-separated --workers values")
     parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--png-level", type=int, default=None, help="default: the CLI's")
     parser.add_argument("--weights", type=Path, default=ROOT / "benchmarks" / ".bench-weights",
                         help="random-weight checkpoints, built here if missing")  # fmt: skip
     parser.add_argument("--upstream", choices=("auto", "skip"), default="auto")

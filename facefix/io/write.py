@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from facefix.errors import ImageError, OutputWriteError
+from facefix.io.defaults import DEFAULT_PNG_LEVEL
 from facefix.io.names import display_path, temporary_path
 from facefix.io.pngchunks import Chunk, with_chunks
 
@@ -22,12 +23,18 @@ def quantize(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
 
 
 def encode_png(
-    rgb: np.ndarray, alpha: np.ndarray | None, bit_depth: int, chunks: list[Chunk]
+    rgb: np.ndarray,
+    alpha: np.ndarray | None,
+    bit_depth: int,
+    chunks: list[Chunk],
+    level: int = DEFAULT_PNG_LEVEL,
 ) -> bytes:
-    """PNG bytes of float RGB (and alpha) at `bit_depth`, carrying `chunks` after IHDR."""
+    """PNG bytes of float RGB (and alpha) at `bit_depth`, carrying `chunks` after IHDR,
+    compressed at zlib `level` (0-9)."""
+
     planes = rgb[:, :, ::-1] if alpha is None else np.dstack([rgb[:, :, ::-1], alpha])
     ok, encoded = cv2.imencode(
-        ".png", quantize(planes, bit_depth), [cv2.IMWRITE_PNG_COMPRESSION, 6]
+        ".png", quantize(planes, bit_depth), [cv2.IMWRITE_PNG_COMPRESSION, level]
     )
     if not ok:
         raise ImageError("PNG encoding failed")

@@ -191,7 +191,7 @@ def finish_file(
         # Resampling destroys settings hidden in the pixels' low bits: carry them as text.
         chunks = output_chunks(source.chunks, fixed.operations, record, stealth=stealth)
         alpha = stealth_written_back(fixed.alpha, stealth, source.bit_depth)
-        data = encode_png(fixed.rgb, alpha, source.bit_depth, chunks)
+        data = encode_png(fixed.rgb, alpha, source.bit_depth, chunks, options.png_level)
     with clock.stage("write"):
         write_atomic(job.output, data)
     result = FileResult(job.source, job.output, "fixed", faces=fixed.faces)

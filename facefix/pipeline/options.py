@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from facefix.errors import SetupError
+from facefix.io.defaults import DEFAULT_PNG_LEVEL
 from facefix.io.header import DEFAULT_MAX_PIXELS
 from facefix.networks.device import parse_devices
 from facefix.weights import registry
@@ -42,6 +43,7 @@ class FixOptions:
     max_pixels: int = DEFAULT_MAX_PIXELS  # refuse larger images from the header; 0 = no limit
     workers: int | None = None  # decode+encode threads; 0 = sequential; None = from the cores
     batch_size: int | None = None  # images per GPU pass; None = from the device and image size
+    png_level: int = DEFAULT_PNG_LEVEL  # zlib level of the outputs, 0-9; all lossless
 
     @property
     def upscales(self) -> bool:
@@ -75,6 +77,8 @@ class FixOptions:
             raise SetupError("--workers must be 0 (sequential) or a positive number of threads")
         if self.batch_size is not None and self.batch_size < 1:
             raise SetupError("--batch-size must be at least 1")
+        if not 0 <= self.png_level <= 9:
+            raise SetupError(f"--png-level must be 0 to 9, not {self.png_level}")
         parse_devices(self.device)  # the syntax; whether the devices exist is checked at the run
         if self.upscaler_path is not None and not self.upscaler_path.is_file():
             raise SetupError(f"--upscaler: no such model file: {self.upscaler_path}")

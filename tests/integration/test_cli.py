@@ -187,6 +187,7 @@ def test_missing_weights_offline_exit_2_naming_the_download_command(inputs, tmp_
         (["-U", "2", "--precision", "fp8"], "'fp8' is not one of"),
         (["-U", "2", "--half", "--precision", "bf16"], "--half means --precision fp16"),
         (["-U", "2", "--ext", "gif"], "unsupported extension"),
+        (["-U", "2", "--png-level", "10"], "Invalid value for '--png-level'"),
         (["--upscaler", "missing.pth"], "no such model file"),
     ],
 )

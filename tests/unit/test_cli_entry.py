@@ -57,11 +57,11 @@ def test_python_dash_m_runs_the_same_entry(tmp_path):
 
 def test_the_cli_and_the_summary_types_load_without_torch():
     """A refused command line answers in well under a second: nothing on its path imports torch
-    or spandrel (seconds); `facefix.pipeline` resolves its names on first use."""
+    or spandrel (seconds), OpenCV or numpy; `facefix.pipeline` resolves its names on first use."""
     code = (
         "import sys, facefix.cli, facefix.pipeline.results\n"
         "from facefix.pipeline import FixSummary\n"
-        "print(sorted(m for m in ('torch', 'spandrel', 'cv2') if m in sys.modules))"
+        "print(sorted(m for m in ('torch', 'spandrel', 'cv2', 'numpy') if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
