@@ -215,107 +215,72 @@ def count_calls(monkeypatch) -> list[str]:
     return calls
 
 
-@pytest.mark.parametrize("fault", ["disk full", "read-only output-dir", "gpu gone"])
-def test_environment_faults_stop_at_the_first_file_with_one_line_and_the_summary(
-    tmp_path, tiny_upscaler, monkeypatch, fault
-):
+FAULT_LINES = {"disk full": "disk full", "read-only output-dir": "Read-only", "gpu gone": "GPU is unusable"}  # fmt: skip
+
+
+def inject_environment_fault(fault: str, monkeypatch, tmp_path: Path, executor: str) -> list[str]:
+    """Make every write (or every GPU call) fail the way `fault` does; the extra CLI args."""
     import builtins
 
     import facefix.pipeline.file as file_module
+    import facefix.pipeline.pipelined as pipelined
 
+    if fault == "disk full":
+
+        def full(fd):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(os, "fsync", full)
+        return []
+    if fault == "read-only output-dir":
+        real_open = builtins.open
+
+        def read_only(path, *args, **kwargs):
+            if str(path).endswith(".tmp"):
+                raise OSError(errno.EROFS, "Read-only file system", str(path))
+            return real_open(path, *args, **kwargs)
+
+        monkeypatch.setattr(builtins, "open", read_only)
+        return ["--output-dir", str(tmp_path / "out")]
+    # gpu gone: the sequential executor calls fix_image per file, the pipelined fix_images
+    module, name = (file_module, "fix_image") if executor == "sequential" else (pipelined, "fix_images")  # fmt: skip
+    real = getattr(module, name)
+
+    def gone(sources, options, networks):
+        real(sources, options, networks)
+        raise RuntimeError("CUDA error: unspecified launch failure")
+
+    monkeypatch.setattr(module, name, gone)
+    return []
+
+
+@pytest.mark.parametrize("executor", ["sequential", "pipelined"])
+@pytest.mark.parametrize("fault", list(FAULT_LINES))
+def test_environment_faults_stop_the_run_with_one_line_and_the_summary(
+    tmp_path, tiny_upscaler, monkeypatch, fault, executor
+):
+    """Disk full, a read-only --output-dir or a lost GPU end the run (exit 4) with one error
+    line and the summary; no file counts as failed, nothing partial or hidden is left behind,
+    originals are untouched. Sequentially the run stops at the first file; the pipelined
+    executor gives back, unwritten, the files it had decoded ahead."""
     folder = tmp_path / "in"
     folder.mkdir()
-    for index in range(4):
+    count = 4 if executor == "sequential" else 8
+    for index in range(count):
         make_png(folder / f"{index}.png", seed=index)
     before = originals(folder)
     calls = count_calls(monkeypatch)
-    extra: list[str] = []
-    if fault == "disk full":
-
-        def full(fd):
-            raise OSError(errno.ENOSPC, "No space left on device")
-
-        monkeypatch.setattr(os, "fsync", full)
-    elif fault == "read-only output-dir":
-        real_open = builtins.open
-
-        def read_only(path, *args, **kwargs):
-            if str(path).endswith(".tmp"):
-                raise OSError(errno.EROFS, "Read-only file system", str(path))
-            return real_open(path, *args, **kwargs)
-
-        monkeypatch.setattr(builtins, "open", read_only)
-        extra = ["--output-dir", str(tmp_path / "out")]
-    else:
-        counted = file_module.fix_image
-
-        def gone(source, options, networks):
-            counted(source, options, networks)
-            raise RuntimeError("CUDA error: unspecified launch failure")
-
-        monkeypatch.setattr(file_module, "fix_image", gone)
-    result = fix(tiny_upscaler, folder, *extra)
-    assert result.exit_code == 4, result.output
-    assert len(calls) == 1  # stopped at the first write, not after upscaling everything
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1 and errors[0].startswith("error: stopped: ")
-    assert {"disk full": "disk full", "gpu gone": "GPU is unusable"}.get(
-        fault, "Read-only"
-    ) in errors[0]
-    assert "processed 0, skipped 0, failed 0" in result.stderr and "not started 4" in result.stderr
-    assert originals(folder) == before and hidden_files(tmp_path) == []
-
-
-@pytest.mark.parametrize("fault", ["disk full", "read-only output-dir", "gpu gone"])
-def test_environment_faults_stop_the_pipelined_executor_too(
-    tmp_path, tiny_upscaler, monkeypatch, fault
-):
-    """The default executor (decode/encode threads around the GPU stage): the same one line,
-    exit 4 and summary; files already decoded ahead are given back unwritten, claims and
-    temporary files removed, originals untouched."""
-    import builtins
-
-    import facefix.pipeline.pipelined as pipelined
-
-    folder = tmp_path / "in"
-    folder.mkdir()
-    for index in range(8):
-        make_png(folder / f"{index}.png", seed=index)
-    before = originals(folder)
-    extra: list[str] = []
-    if fault == "disk full":
-
-        def full(fd):
-            raise OSError(errno.ENOSPC, "No space left on device")
-
-        monkeypatch.setattr(os, "fsync", full)
-    elif fault == "read-only output-dir":
-        real_open = builtins.open
-
-        def read_only(path, *args, **kwargs):
-            if str(path).endswith(".tmp"):
-                raise OSError(errno.EROFS, "Read-only file system", str(path))
-            return real_open(path, *args, **kwargs)
-
-        monkeypatch.setattr(builtins, "open", read_only)
-        extra = ["--output-dir", str(tmp_path / "out")]
-    else:
-
-        def gone(sources, options, networks):
-            raise RuntimeError("CUDA error: unspecified launch failure")
-
-        monkeypatch.setattr(pipelined, "fix_images", gone)
-    argv = ["fix", "--workers", "2", folder, *extra, "--upscaler", tiny_upscaler,
-            "--weights-dir", tiny_upscaler.parent]  # fmt: skip
-    result = runner.invoke(app, [str(a) for a in argv], catch_exceptions=False)
+    extra = inject_environment_fault(fault, monkeypatch, tmp_path, executor)
+    workers = 0 if executor == "sequential" else 2
+    result = fix(tiny_upscaler, folder, *extra, workers=workers)
     assert result.exit_code == 4, result.output
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and errors[0].startswith("error: stopped: ")
-    assert {"disk full": "disk full", "gpu gone": "GPU is unusable"}.get(
-        fault, "Read-only"
-    ) in errors[0]
-    summary = next(line for line in result.stderr.splitlines() if "processed" in line)
-    assert "processed 0," in summary and "failed 0" in summary  # a fault is no file's failure
+    assert FAULT_LINES[fault] in errors[0]
+    assert "processed 0, skipped 0, failed 0" in result.stderr
+    if executor == "sequential":
+        assert len(calls) == 1  # stopped at the first write, not after upscaling everything
+        assert "not started 4" in result.stderr
     assert originals(folder) == before and hidden_files(tmp_path) == []
     assert not list(tmp_path.rglob("*.fixed.png"))
 
