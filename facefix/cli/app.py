@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-from typer.exceptions import TyperException
 
 from facefix import __version__
 from facefix.weights.registry import REGISTRY, Registry
@@ -82,22 +81,23 @@ def main(argv: list[str] | None = None) -> NoReturn:
     command = typer.main.get_command(app)
     try:
         code = command.main(args, prog_name="facefix", standalone_mode=False)
-    except TyperException as exc:  # typer's click: usage errors and bad parameters
-        show = getattr(exc, "show", None)
-        if show is not None:
-            show()  # usage line and `Error: ...` on stderr, as the standalone app prints
-        else:
-            print(f"Error: {exc.format_message()}", file=sys.stderr)
-        if "--json" in args:
-            print(json.dumps(usage_error_record(args, exc), indent=2), flush=True)
-        sys.exit(exc.exit_code)
     except typer.Abort:
         print("Aborted!", file=sys.stderr)
         sys.exit(1)
+    except Exception as exc:
+        # Click's usage errors, by shape: newer typer vendors click (typer._click), older typer
+        # uses the click package, and the two exception classes are unrelated.
+        show, exit_code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if not callable(show) or not isinstance(exit_code, int):
+            raise
+        show()  # usage line and `Error: ...` on stderr, as the standalone app prints
+        if "--json" in args:
+            print(json.dumps(usage_error_record(args, exc, exit_code), indent=2), flush=True)
+        sys.exit(exit_code)
     sys.exit(code if isinstance(code, int) else 0)
 
 
-def usage_error_record(args: list[str], exc: TyperException) -> dict[str, Any]:
+def usage_error_record(args: list[str], exc: Exception, exit_code: int) -> dict[str, Any]:
     """What `--json` prints for a refused command line: the error and exit code, with `fix`'s
     summary fields (all zero) so its readers find the keys they always find."""
     record: dict[str, Any] = {}
@@ -105,4 +105,6 @@ def usage_error_record(args: list[str], exc: TyperException) -> dict[str, Any]:
         from facefix.pipeline.results import FixSummary
 
         record = FixSummary().to_dict() | {"report": None}
-    return record | {"exit_code": exc.exit_code, "error": exc.format_message()}
+    format_message = getattr(exc, "format_message", None)
+    message = format_message() if callable(format_message) else str(exc)
+    return record | {"exit_code": exit_code, "error": message}
