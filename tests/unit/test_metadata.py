@@ -501,6 +501,53 @@ def test_comfyui_custom_sampler_graph_follows_links():
     assert (record.width, record.height, record.model) == (1024, 768, "flux1-dev.safetensors")
 
 
+def comfy_pair_graph(pair: dict) -> dict:
+    return {
+        "3": {
+            "class_type": "KSampler",
+            "inputs": {
+                "seed": 1,
+                "steps": 20,
+                "cfg": 7.0,
+                "sampler_name": "euler",
+                "positive": ["9", 0],
+                "negative": ["9", 1],
+                "latent_image": ["5", 0],
+            },
+        },
+        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 512, "height": 512}},
+        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a cat"}},
+        "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry"}},
+        "8": {
+            "class_type": "ConditioningSetTimestepRange",
+            "inputs": {"conditioning": ["6", 0], "start": 0.0, "end": 1.0},
+        },
+        "9": pair,
+    }
+
+
+@pytest.mark.parametrize(
+    "pair",
+    [
+        # the negative text is nearer than the positive one: a walk that follows both inputs of
+        # the pair node for either output found "blurry" as the prompt
+        {
+            "class_type": "ControlNetApplyAdvanced",
+            "inputs": {"positive": ["8", 0], "negative": ["7", 0], "strength": 1.0},
+        },
+        # lora-hooks graphs: the pair's prompts come in on positive_NEW / negative_NEW
+        {
+            "class_type": "PairConditioningSetProperties",
+            "inputs": {"positive_NEW": ["8", 0], "negative_NEW": ["7", 0], "strength": 1.0},
+        },
+    ],
+    ids=["controlnet", "pair_conditioning"],
+)
+def test_comfyui_pair_node_is_walked_by_the_output_the_link_leaves(pair):
+    record = parse_generation(chunks_of(text_chunk("prompt", json.dumps(comfy_pair_graph(pair)))))
+    assert (record.prompt, record.negative_prompt) == ("a cat", "blurry")
+
+
 def test_comfyui_malformed_json_is_kept_raw():
     chunks = chunks_of(text_chunk("prompt", '{"3": {"class_type": '), text_chunk("workflow", "{]"))
     record = parse_generation(chunks)

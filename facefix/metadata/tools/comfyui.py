@@ -34,6 +34,8 @@ _CONDITIONING_KEYS = (
     "conditioning_from",
     "positive",
     "negative",
+    "positive_NEW",  # PairConditioningSetProperties(AndCombine): hooked region prompts
+    "negative_NEW",
 )
 # Inputs that are not the latent image's path: never followed when looking for earlier passes.
 _NOT_LATENT = {"positive", "negative", "model", "clip", "vae", "guider", "sigmas", "sampler"}
@@ -81,25 +83,35 @@ class Graph:
         self, start: Any, keys: tuple[str, ...], through: tuple[str, ...], accept: Callable
     ) -> Any:
         """The first acceptable literal under one of `keys`, breadth first from `start` (a node
-        id or a link) along links held by `keys` and `through`."""
-        if _is_link(start):
-            start = start[0]
-        queue, seen = deque([str(start)]), set()
+        id or a link) along links held by `keys` and `through`.
+
+        A node that takes both a positive and a negative conditioning and gives them back as a
+        pair (ControlNetApplyAdvanced, PairConditioningSetProperties...) is walked by the output
+        the link leaves from: output 0 only along its positive inputs, output 1 only along its
+        negative ones, so the negative prompt is not found by a walk for the positive."""
+        first = (str(start[0]), start[1]) if _is_link(start) else (str(start), None)
+        queue: deque[tuple[str, int | None]] = deque([first])
+        seen: set[tuple[str, int | None]] = set()
         while queue:
-            node_id = queue.popleft()
-            if node_id in seen or node_id not in self.nodes:
+            node_id, slot = queue.popleft()
+            if (node_id, slot) in seen or node_id not in self.nodes:
                 continue
-            seen.add(node_id)
+            seen.add((node_id, slot))
             if "ZeroOut" in self.kind(node_id):
                 continue  # zeroed conditioning carries no text, whatever feeds it
             inputs = self.inputs(node_id)
             for key in keys:
                 value = inputs.get(key)
                 if _is_link(value):
-                    queue.append(str(value[0]))
+                    queue.append((str(value[0]), value[1]))
                 elif value is not None and accept(value):
                     return value
-            queue.extend(str(inputs[k][0]) for k in through if _is_link(inputs.get(k)))
+            links = [k for k in through if _is_link(inputs.get(k))]
+            sides = {side for side in ("positive", "negative") for k in links if k.startswith(side)}
+            if len(sides) == 2 and slot in (0, 1):
+                side = "positive" if slot == 0 else "negative"
+                links = [k for k in links if k.startswith(side)]
+            queue.extend((str(inputs[k][0]), inputs[k][1]) for k in links)
         return None
 
     def upstream_samplers(self, start: str, keys: Callable[[str], bool]) -> list[str]:
