@@ -61,6 +61,11 @@ class ImageError(FacefixError):
     """One input file cannot be processed (corrupt, unreadable, vanished); the batch goes on."""
 
 
+class AnimatedImage(ImageError):
+    """An animated PNG or WebP: facefix fixes still images, so the file is skipped, not failed
+    (a folder of animations must not fail every cron run)."""
+
+
 class PngFormatError(ValueError):
     """The bytes are not a well-formed PNG; the message says what is wrong."""
 

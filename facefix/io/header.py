@@ -1,6 +1,7 @@
-"""Image dimensions read from the file header, before any decoding: PNG IHDR, JPEG SOFn,
-WebP VP8/VP8L/VP8X. Lets a run refuse a hostile image (a 1 KB file that claims 100000x100000
-pixels) in microseconds instead of allocating gigabytes to find out."""
+"""What the file header declares, before any decoding: the image's dimensions (PNG IHDR, JPEG
+SOFn, WebP VP8/VP8L/VP8X) and whether it is animated (APNG acTL, WebP ANMF frames). Lets a run
+refuse a hostile image (a 1 KB file that claims 100000x100000 pixels) in microseconds instead of
+allocating gigabytes to find out, and skip an animation instead of writing its first frame."""
 
 from __future__ import annotations
 
@@ -65,3 +66,42 @@ def _webp_dimensions(data: bytes) -> tuple[int, int] | None:
         width, height = struct.unpack("<HH", body[6:10])
         return width & 0x3FFF, height & 0x3FFF
     return None
+
+
+def animation_frames(data: bytes) -> int | None:
+    """The frame count of an animated PNG (APNG) or WebP, or None for a still image. (Decoders
+    return the first frame of an animation: fixing that would quietly lose the rest.)"""
+    kind = sniff(data)
+    if kind == "PNG":
+        frames = _png_frames(data)
+    elif kind == "WebP":
+        frames = _webp_frames(data)
+    else:
+        return None
+    return frames if frames > 1 else None
+
+
+def _png_frames(data: bytes) -> int:
+    """acTL's frame count; it must come before the first IDAT, so the walk stops there."""
+    position = 8
+    while position + 12 <= len(data):
+        (length,) = struct.unpack(">I", data[position : position + 4])
+        kind = data[position + 4 : position + 8]
+        if kind == b"acTL" and length >= 8 and position + 12 <= len(data):
+            return struct.unpack(">I", data[position + 8 : position + 12])[0]
+        if kind in (b"IDAT", b"IEND"):
+            return 1
+        position += 12 + length
+    return 1
+
+
+def _webp_frames(data: bytes) -> int:
+    """The number of ANMF chunks of a WebP whose VP8X header sets the animation flag."""
+    if data[12:16] != b"VP8X" or len(data) < 21 or not data[20] & 0x02:
+        return 1
+    frames, position = 0, 12
+    while position + 8 <= len(data):
+        size = int.from_bytes(data[position + 4 : position + 8], "little")
+        frames += data[position : position + 4] == b"ANMF"
+        position += 8 + size + (size & 1)  # chunks are padded to an even size
+    return frames

@@ -19,10 +19,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facefix.errors import ImageError, UnsupportedImageError
+from facefix.errors import AnimatedImage, ImageError, UnsupportedImageError
 from facefix.io.files import read_bytes
 from facefix.io.hashing import sha256_bytes
-from facefix.io.header import DEFAULT_MAX_PIXELS, image_dimensions
+from facefix.io.header import DEFAULT_MAX_PIXELS, animation_frames, image_dimensions
 from facefix.io.pngchunks import Chunk, PngFormatError
 from facefix.metadata import chunks_from_bytes
 
@@ -118,12 +118,16 @@ def check_size(data: bytes, max_pixels: int) -> None:
 
 def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> SourceImage:
     """Decode `path`; every problem becomes an ImageError with a one-line reason. Images whose
-    header declares more than `max_pixels` (0: no limit) are refused before decoding."""
+    header declares more than `max_pixels` (0: no limit) are refused before decoding, and
+    animations (AnimatedImage) before decoding their first frame."""
     data = read_bytes(path)
     try:
         chunks = chunks_from_bytes(data)  # also rejects anything not PNG, JPEG or WebP
     except (PngFormatError, UnsupportedImageError) as exc:
         raise ImageError(str(exc)) from None
     check_size(data, max_pixels)
+    frames = animation_frames(data)
+    if frames is not None:
+        raise AnimatedImage(f"animated image ({frames} frames); facefix fixes still images")
     rgb, alpha, bit_depth = decode_pixels(data)
     return SourceImage(path, rgb, alpha, bit_depth, chunks, sha256_bytes(data))

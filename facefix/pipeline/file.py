@@ -35,6 +35,7 @@ import torch
 from PIL import Image
 
 from facefix.errors import (
+    AnimatedImage,
     EnvironmentFault,
     FacefixError,
     ImageError,
@@ -131,6 +132,8 @@ def failure_result(
         result.reason = "out of GPU memory; try a smaller --tile (e.g. --tile 256)"
     elif isinstance(exc, MemoryError):
         result.reason = "out of memory (try --max-pixels or a smaller --tile)"
+    elif isinstance(exc, AnimatedImage):  # not this tool's kind of file: no failure
+        result.status, result.reason = "skipped", str(exc)
     elif isinstance(exc, FacefixError):
         result.reason = str(exc)
     elif isinstance(exc, OSError):

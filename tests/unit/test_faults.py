@@ -33,7 +33,7 @@ from facefix.errors import (
 )
 from facefix.io import claims, read
 from facefix.io.discover import Job, discover
-from facefix.io.header import image_dimensions
+from facefix.io.header import animation_frames, image_dimensions
 from facefix.io.names import (
     NAME_MAX,
     claim_path,
@@ -42,7 +42,7 @@ from facefix.io.names import (
     temporary_path,
 )
 from facefix.io.write import write_atomic
-from facefix.pipeline.file import failure_result
+from facefix.pipeline.file import failure_result, read_job
 from facefix.pipeline.options import FixOptions
 from facefix.pipeline.results import FileResult, FixSummary
 
@@ -92,6 +92,32 @@ def test_header_dimensions_of_real_files(fmt, params):
 def test_header_dimensions_of_junk_is_none():
     for junk in (b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff\xda" + bytes(10), b"RIFF....WEBPVP8 "):
         assert image_dimensions(junk) is None
+
+
+def animation(fmt: str, frames: int, **params) -> bytes:
+    images = [Image.new("RGB", (12, 10), (40 * i, 20, 30)) for i in range(frames)]
+    buffer = io.BytesIO()
+    images[0].save(buffer, fmt, save_all=True, append_images=images[1:], duration=80, **params)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(("fmt", "params"), [("PNG", {}), ("WEBP", {"lossless": True})])
+def test_animations_are_told_from_stills_by_their_header(fmt, params):
+    assert animation_frames(animation(fmt, 3, **params)) == 3
+    assert animation_frames(animation(fmt, 1, **params)) is None  # one frame is a still
+    assert animation_frames(encoded(fmt, (12, 10), **params)) is None
+    assert animation_frames(encoded("JPEG", (12, 10))) is None
+    for junk in (b"", b"\x89PNG\r\n\x1a\n" + b"\xff" * 12, b"RIFF\x00\x00\x00\x00WEBPVP8X"):
+        assert animation_frames(junk) is None
+
+
+def test_an_animation_is_skipped_with_its_reason_and_no_output(tmp_path):
+    (tmp_path / "loop.png").write_bytes(animation("PNG", 4))
+    job = Job(tmp_path / "loop.png", tmp_path / "loop.fixed.png")
+    result = read_job(job, FixOptions(weights_dir=tmp_path, scale=2))
+    assert isinstance(result, FileResult) and result.status == "skipped"
+    assert result.reason == "animated image (4 frames); facefix fixes still images"
+    assert list(tmp_path.iterdir()) == [tmp_path / "loop.png"]  # no output, no claim left
 
 
 def test_a_one_bit_30000_square_png_is_refused_before_decoding(tmp_path, monkeypatch):
