@@ -394,8 +394,9 @@ def test_cron_logs_timestamps_run_start_line_and_no_skip_lines(tmp_path, tiny_up
     assert result.exit_code == 0 and all(ISO.match(line) for line in lines), lines
     assert "fix: upscaler tiny_x2.pth" in lines[0] and "device cpu" in lines[0]
     assert "found 2, to do 1, skipped 1, failed 0" in lines[0]
-    assert not any("skipped: " in line for line in lines) and "fixed: " in lines[1]
-    assert "processed 1, skipped 1" in lines[-1] and len(lines) == 3
+    assert lines[1].endswith(" loading 1 network on cpu")  # what the first seconds wait for
+    assert not any("skipped: " in line for line in lines) and "fixed: " in lines[2]
+    assert "processed 1, skipped 1" in lines[-1] and len(lines) == 4
     verbose = fix(tiny_upscaler, tmp_path, "-v")
     assert sum("skipped: " in line for line in verbose.stderr.splitlines()) == 2
 
