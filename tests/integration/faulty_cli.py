@@ -4,8 +4,11 @@ real process (SIGKILL, SIGTERM from outside, two runs at once). FACEFIX_FAULT pi
 - `kill-write:N`: SIGKILL itself once the N-th temporary file is written, before the rename;
 - `kill-release:N`: SIGKILL itself after the N-th output is in place, before its claim is released;
 - `hang:N:DIR`: at the N-th image, create DIR/ready and sleep (for a signal from outside);
-- `wait:DIR`: at each image, create DIR/ready.PID and wait for DIR/go, then sleep 0.1 s (so that
-  two runs overlap, or a signal from outside arrives mid-run).
+- `wait:DIR`: at each image (each batch, in the pipelined executor), create DIR/ready.PID and
+  wait for DIR/go, then sleep 0.1 s (so that two runs overlap, or a signal arrives mid-run).
+
+`kill-write`, `kill-release` and `wait` hook both executors; `hang` the sequential one only (a
+GPU stage is waited for at exit, so a hang there would hold the process).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 
 import facefix.io.claims as claims
 import facefix.pipeline.file as file_module
+import facefix.pipeline.pipelined as pipelined
 from facefix.cli import app
 
 kind, _, argument = os.environ.get("FACEFIX_FAULT", "").partition(":")
@@ -65,16 +69,25 @@ elif kind == "hang":
     file_module.fix_image = fix_image
 elif kind == "wait":
     real_fix = file_module.fix_image
+    real_fix_batch = pipelined.fix_images
     sync = Path(argument)
 
-    def fix_image(source, options, networks):
+    def wait_for_go() -> None:
         (sync / f"ready.{os.getpid()}").touch()
         deadline = time.monotonic() + 300
         while not (sync / "go").exists() and time.monotonic() < deadline:
             time.sleep(0.02)
         time.sleep(0.1)
+
+    def fix_image(source, options, networks):
+        wait_for_go()
         return real_fix(source, options, networks)
 
+    def fix_images(sources, options, networks):  # the pipelined executor's GPU stage
+        wait_for_go()
+        return real_fix_batch(sources, options, networks)
+
     file_module.fix_image = fix_image
+    pipelined.fix_images = fix_images
 
 app(prog_name="facefix")

@@ -38,12 +38,13 @@ def folder(tmp_path) -> Path:
     return inputs
 
 
-def start(folder: Path, upscaler: Path, fault: str = "", *extra: str) -> subprocess.Popen:
+def start(
+    folder: Path, upscaler: Path, fault: str = "", *extra: str, workers: int = 0
+) -> subprocess.Popen:
     env = {**os.environ, "FACEFIX_FAULT": fault, "OMP_NUM_THREADS": "1"}
     argv = [sys.executable, str(HERE / "faulty_cli.py"), "fix", str(folder), "--upscaler"]
-    # --workers 0: the faults hook the sequential executor's per-file steps (faulty_cli.py); the
-    # pipelined executor runs the same claim, write and release functions.
-    argv += [str(upscaler), "--weights-dir", str(upscaler.parent), "--workers", "0", *extra]
+    argv += [str(upscaler), "--weights-dir", str(upscaler.parent), "--workers", str(workers)]
+    argv += extra
     return subprocess.Popen(
         argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=HERE.parent
     )
@@ -103,10 +104,36 @@ def test_killed_and_terminated_runs_leave_nothing_a_rerun_cannot_finish(
     assert originals(folder) == before
 
 
-def test_two_runs_at_once_fix_each_file_exactly_once(folder, tiny_upscaler, tmp_path):
+def test_pipelined_runs_killed_at_any_write_are_finished_by_the_next_run(folder, tiny_upscaler):
+    """The default executor holds claims for the files it decoded ahead: a SIGKILL leaves them
+    (and a temporary file) behind, and the next run takes them over and finishes the work."""
+    before = originals(folder)
+    for fault, leaves in (("kill-write:1", ".tmp"), ("kill-release:2", ".claim")):
+        code, _, err = finish(start(folder, tiny_upscaler, fault, workers=2))
+        assert code == -signal.SIGKILL, err
+        assert any(name.endswith(leaves) for name in hidden(folder)), (fault, hidden(folder))
+    code, out, err = finish(start(folder, tiny_upscaler, "", "--json", workers=2))
+    assert code == 0, err
+    record = json.loads(out)
+    assert record["processed"] + record["skipped"] == FILES and record["failed"] == 0
+    for index in range(FILES):
+        assert Image.open(folder / f"{index}.fixed.png").size == (24, 24)
+    assert hidden(folder) == [] and originals(folder) == before
+
+
+@pytest.mark.parametrize("workers", [0, 2], ids=["sequential", "pipelined"])
+def test_two_runs_at_once_fix_each_file_exactly_once(folder, tiny_upscaler, tmp_path, workers):
+    # The pipelined executor claims the files it decodes ahead (a few per worker): with the
+    # four files alone the first run would hold them all before the second one started.
+    files = FILES if workers == 0 else 24
+    for index in range(FILES, files):
+        Image.fromarray(quantize(gradient_image(12, 12, index), 8)).save(folder / f"{index}.png")
     sync = tmp_path / "sync"
     sync.mkdir()
-    runs = [start(folder, tiny_upscaler, f"wait:{sync}", "--json", "-v") for _ in range(2)]
+    runs = [
+        start(folder, tiny_upscaler, f"wait:{sync}", "--json", "-v", workers=workers)
+        for _ in range(2)
+    ]
     wait_for(lambda: len(list(sync.glob("ready.*"))) == 2, "both runs to start an image")
     (sync / "go").touch()
     results = [finish(run) for run in runs]
@@ -115,7 +142,7 @@ def test_two_runs_at_once_fix_each_file_exactly_once(folder, tiny_upscaler, tmp_
     fixed = sorted(
         Path(f["source"]).name for r in records for f in r["files"] if f["status"] == "fixed"
     )
-    assert fixed == [f"{index}.png" for index in range(FILES)]  # each once, between them
+    assert fixed == sorted(f"{index}.png" for index in range(files))  # each once, between them
     assert all(r["processed"] >= 1 for r in records)  # both did work
     reasons = [f["reason"] for r in records for f in r["files"] if f["status"] == "skipped"]
     assert "being fixed by another run" in reasons
