@@ -305,7 +305,10 @@ class _Pipeline:
             )
             for n in self.stages
         ]
-        events.waiting(self.stages[0].loading_text())
+        # "loading 4 networks on cuda:0, cuda:1": every stage loads its own copy at once
+        events.waiting(
+            ", ".join([self.stages[0].loading_text(), *(str(n.device) for n in self.stages[1:])])
+        )
         for thread in (*gpu_stages, *workers):
             thread.start()
         loading = len(self.stages)
