@@ -25,6 +25,7 @@ from facefix.io.hashing import sha256_bytes
 from facefix.io.header import DEFAULT_MAX_PIXELS, animation_frames, image_dimensions
 from facefix.io.pngchunks import Chunk, PngFormatError
 from facefix.metadata import chunks_from_bytes
+from facefix.metadata.containers.orientation import orientation, turn_upright, upright
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,8 @@ def check_size(data: bytes, max_pixels: int) -> None:
 
 
 def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> SourceImage:
-    """Decode `path`; every problem becomes an ImageError with a one-line reason. Images whose
+    """Decode `path`, turned upright by its EXIF Orientation (the chunks then say 1); every
+    problem becomes an ImageError with a one-line reason. Images whose
     header declares more than `max_pixels` (0: no limit) are refused before decoding, and
     animations (AnimatedImage) before decoding their first frame."""
     data = read_bytes(path)
@@ -130,4 +132,20 @@ def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> SourceImage:
     if frames is not None:
         raise AnimatedImage(f"animated image ({frames} frames); facefix fixes still images")
     rgb, alpha, bit_depth = decode_pixels(data)
+    rgb, alpha, chunks = _upright(rgb, alpha, chunks)
     return SourceImage(path, rgb, alpha, bit_depth, chunks, sha256_bytes(data))
+
+
+def _upright(
+    rgb: np.ndarray, alpha: np.ndarray | None, chunks: list[Chunk]
+) -> tuple[np.ndarray, np.ndarray | None, list[Chunk]]:
+    """The pixels as a viewer shows them (EXIF Orientation applied: faces are found upright),
+    and the chunks with Orientation set to 1 to match. Decoders leave the tag to the viewer."""
+    for index, chunk in enumerate(chunks):
+        if chunk.type == b"eXIf" and (value := orientation(chunk.data)) != 1:
+            rgb = np.ascontiguousarray(turn_upright(rgb, value))
+            if alpha is not None:
+                alpha = np.ascontiguousarray(turn_upright(alpha, value))
+            fixed = Chunk(b"eXIf", upright(chunk.data))
+            return rgb, alpha, [*chunks[:index], fixed, *chunks[index + 1 :]]
+    return rgb, alpha, chunks

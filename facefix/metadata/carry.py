@@ -36,7 +36,8 @@ XMP_KEY = "XML:com.adobe.xmp"  # the iTXt keyword the XMP spec assigns to PNG
 
 def chunks_for_foreign_image(data: bytes) -> list[Chunk]:
     """The PNG chunks that carry a JPEG's or WebP's metadata into a PNG output, in this order:
-    iCCP (its ICC profile), eXIf (its EXIF, bytes unchanged), the text chunks the generating
+    iCCP (its ICC profile), eXIf (its EXIF, bytes unchanged but for an Orientation the reader
+    applied to the pixels and set to 1), the text chunks the generating
     tool writes to PNGs (A1111's `parameters` from the UserComment, ComfyUI's `prompt` and
     `workflow` from IFD0, Fooocus's `fooocus_scheme` from the MakerNote, NovelAI's entries...),
     the XMP packet as iTXt `XML:com.adobe.xmp`, and JPEG comments as tEXt `Comment`.

@@ -13,7 +13,7 @@ import io
 from collections.abc import Sequence
 
 import numpy as np
-from PIL import Image, features
+from PIL import Image, ImageOps, features
 
 COMPARE_SIDE = 640  # the before/after of a whole image: the longest side, in pixels
 FACE_SIDE = 192  # each face crop, before and after
@@ -33,6 +33,9 @@ def load(data: bytes) -> Image.Image:
     OSError (Pillow's UnidentifiedImageError included) when the bytes are not an image."""
     image: Image.Image = Image.open(io.BytesIO(data))
     image.load()
+    # As a viewer shows it, as `fix` reads it: an original photo stored sideways is turned
+    # upright (its output already is) so before and after line up.
+    image = ImageOps.exif_transpose(image)
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit greyscale: keep the top 8 bits
         grey = np.asarray(image, dtype=np.uint32) >> 8
         image = Image.fromarray(grey.astype(np.uint8), "L")

@@ -467,3 +467,19 @@ def test_report_of_an_output_dir_finds_the_originals_with_originals(inputs, weig
     assert "original not found" not in page and page.count('class="before"') == 2
     missing = run("report", out, "--originals", tmp_path / "nowhere", "-o", report)
     assert missing.exit_code == 2 and "--originals: no such folder" in missing.output
+
+
+def test_a_sideways_phone_jpeg_is_fixed_upright(tmp_path, weights_dir):
+    """A JPEG stored sideways with EXIF Orientation 6: faces are looked for upright, and the
+    output is upright with Orientation 1 (a viewer turning it again would show it sideways)."""
+    from facefix.metadata.containers.orientation import orientation
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.full((12, 16, 3), 90, np.uint8)).save(tmp_path / "phone.jpg", exif=exif)
+    result = run("fix", tmp_path, "-U", "2", "--ext", "jpg", "--weights-dir", weights_dir)
+    assert result.exit_code == 0, result.output
+    output = tmp_path / "phone.jpg.fixed.png"
+    with Image.open(output) as image:
+        assert image.size == (24, 32)  # 16 wide x 12 high stored; 12 x 16 upright; x2
+        assert orientation(image.info["exif"].removeprefix(b"Exif\x00\x00")) == 1
