@@ -56,6 +56,17 @@ def looks_like_json(text: str) -> bool:
     return text.lstrip()[:1] in ("{", "[")
 
 
+def json_object(text: str) -> dict[str, Any] | None:
+    """`text` parsed as a JSON object; None when it is not one (not JSON, a list, too deep)."""
+    if not looks_like_json(text):
+        return None
+    try:
+        value = json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def quote(text: str) -> str:
     if len(text) <= _PROBLEM_TEXT_CHARS:
         return text

@@ -9,11 +9,10 @@ and the tests use synthetic samples (see tests/fixtures/metadata/MANIFEST.md).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from facefix.metadata.generation import Generation, fill
-from facefix.metadata.tools.base import Texts, ToolFormat
+from facefix.metadata.tools.base import Texts, ToolFormat, json_object
 from facefix.metadata.tools.comfyui import read_graph
 
 _KEYWORDS = ("parameters", "prompt")
@@ -34,10 +33,7 @@ def detect(texts: Texts) -> bool:
 def _extra(data: dict) -> dict[str, Any]:
     extra = data.get("extraMetadata")
     if isinstance(extra, str):
-        try:
-            extra = json.loads(extra)
-        except (json.JSONDecodeError, RecursionError):
-            return {}
+        extra = json_object(extra)
     return extra if isinstance(extra, dict) else {}
 
 

@@ -22,7 +22,7 @@ from typing import Any, TypeGuard
 
 from facefix.metadata.containers.exif import ExifTags
 from facefix.metadata.generation import Generation, Pass, as_float, fill
-from facefix.metadata.tools.base import Texts, ToolFormat, looks_like_json
+from facefix.metadata.tools.base import Texts, ToolFormat, json_object, looks_like_json
 
 _SAMPLERS = {"KSampler", "KSamplerAdvanced", "SamplerCustom", "SamplerCustomAdvanced"}
 _TEXT_KEYS = ("text", "text_g", "prompt", "string", "value", "text_l", "t5xxl", "clip_l")
@@ -339,13 +339,8 @@ def from_exif(tags: ExifTags) -> dict[str, str]:
 def from_payload(text: str) -> dict[str, str] | None:
     """A UserComment holding ComfyUI's graphs as JSON: {"prompt": {...}, "workflow": {...}}
     (as some JPEG/WebP saver nodes write), or a bare API graph."""
-    if not looks_like_json(text):
-        return None
-    try:
-        data = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
-        return None
-    if not isinstance(data, dict) or "extraMetadata" in data:
+    data = json_object(text)
+    if data is None or "extraMetadata" in data:
         return None  # Civitai's generator: its own module reads it
     found = {}
     for key, check in (("prompt", _is_graph), ("workflow", _is_workflow)):

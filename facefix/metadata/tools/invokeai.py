@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from facefix.metadata.generation import Generation, as_int, fill
-from facefix.metadata.tools.base import Extension, Texts, ToolFormat
+from facefix.metadata.tools.base import Extension, Texts, ToolFormat, json_object
 from facefix.operations import Operation
 
 # Switches of InvokeAI 1.x/2.x's prompt syntax (ldm/dream/args.py) that facefix reads.
@@ -222,11 +222,8 @@ def extend_sd_metadata(
     entries = invokeai_postprocessing_entries(operations)
     if not entries:
         return None
-    try:
-        meta = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
-        return None
-    image = _image_entry(meta, seed) if isinstance(meta, dict) else None
+    meta = json_object(text)
+    image = _image_entry(meta, seed) if meta is not None else None
     if image is None:
         return None
     history = image.get("postprocessing")

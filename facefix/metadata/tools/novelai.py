@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 from facefix.metadata.generation import Generation, fill
-from facefix.metadata.tools.base import Texts, ToolFormat, looks_like_json
+from facefix.metadata.tools.base import Texts, ToolFormat, json_object, looks_like_json
 
 _NOVELAI_KEYS = {"uc", "request_type", "noise_schedule"}
 
@@ -53,13 +53,8 @@ def read(texts: Texts, record: Generation) -> None:
 
 def from_payload(text: str) -> dict[str, str] | None:
     """NovelAI's payload: a JSON object of its PNG text entries (Comment, Software, ...)."""
-    if not looks_like_json(text):
-        return None
-    try:
-        data = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
-        return None
-    if not isinstance(data, dict) or "Comment" not in data:
+    data = json_object(text)
+    if data is None or "Comment" not in data:
         return None
     if not (str(data.get("Software", "")).startswith("NovelAI") or "Source" in data):
         return None
