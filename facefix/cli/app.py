@@ -101,7 +101,8 @@ def usage_error_record(args: list[str], exc: Exception, exit_code: int) -> dict[
     """What `--json` prints for a refused command line: the error and exit code, with `fix`'s
     summary fields (all zero) so its readers find the keys they always find."""
     record: dict[str, Any] = {}
-    if "fix" in args:
+    command = next((arg for arg in args if not arg.startswith("-")), None)
+    if command == "fix":  # not a path or value that happens to be called "fix"
         from facefix.pipeline.results import FixSummary
 
         record = FixSummary().to_dict() | {"report": None}

@@ -170,18 +170,20 @@ def test_no_faces_means_upscaled_only(weights_dir):
     assert "restorer" not in vars(models)  # GFPGAN never loaded when no face needs it
 
 
+class TinyParser(torch.nn.Module):
+    """ParseNet's call and output form, as a 1x1 convolution: cheap on a CPU."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 19, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
+        return (self.conv(x),)
+
+
 def test_batched_face_masks_match_one_at_a_time():
-    # A 1x1-convolution stand-in for ParseNet (same call and output form) keeps this cheap;
-    # the real ParseNet runs in the test above.
-    class TinyParser(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            torch.manual_seed(0)
-            self.conv = torch.nn.Conv2d(3, 19, 1)
-
-        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
-            return (self.conv(x),)
-
+    # TinyParser stands in for ParseNet to keep this cheap; the real one runs in the test above.
     parser = TinyParser()
     faces = torch.from_numpy(np.stack([gradient_image(512, 512, seed=s) for s in range(6)]))
     faces = faces.permute(0, 3, 1, 2).contiguous()  # more than one batch
@@ -194,18 +196,6 @@ def test_batched_face_masks_match_one_at_a_time():
 
 
 # --- batches ----------------------------------------------------------------------------
-
-
-class TinyParser(torch.nn.Module):
-    """ParseNet's call and output form, as a 1x1 convolution: cheap on a CPU."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.conv = torch.nn.Conv2d(3, 19, 1)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
-        return (self.conv(x),)
 
 
 class TinyRestorer:

@@ -33,6 +33,8 @@ def test_other_commands_get_the_error_record_and_no_json_means_no_stdout(capsys)
     code, out, _err = run_main(capsys, "info", "--no-such-option", "--json")
     assert code == 2
     assert json.loads(out) == {"exit_code": 2, "error": "No such option: --no-such-option"}
+    code, out, _err = run_main(capsys, "info", "fix", "--no-such-option", "--json")
+    assert code == 2 and "processed" not in json.loads(out)  # a file named fix is not `fix`
     code, out, err = run_main(capsys, "fix", "--upscale", "9")
     assert code == 2 and out == "" and "Error:" in err
 
