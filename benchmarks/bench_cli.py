@@ -56,14 +56,14 @@ sys.path.insert(0, str(ROOT / "tests"))
 from checkpoints import build  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
-from facefix.cli import app  # noqa: E402
-from facefix.networks.cache import Networks  # noqa: E402
-from facefix.networks.device import resolve_devices  # noqa: E402
-from facefix.ops import align, detect  # noqa: E402
-from facefix.pipeline import FixOptions  # noqa: E402
-from facefix.pipeline import image as image_module  # noqa: E402
-from facefix.pipeline.clock import current_clock, record_stages  # noqa: E402
-from facefix.pipeline.pipelined import default_workers  # noqa: E402
+from facefix_cli.cli import app  # noqa: E402
+from facefix_cli.networks.cache import Networks  # noqa: E402
+from facefix_cli.networks.device import resolve_devices  # noqa: E402
+from facefix_cli.ops import align, detect  # noqa: E402
+from facefix_cli.pipeline import FixOptions  # noqa: E402
+from facefix_cli.pipeline import image as image_module  # noqa: E402
+from facefix_cli.pipeline.clock import current_clock, record_stages  # noqa: E402
+from facefix_cli.pipeline.pipelined import default_workers  # noqa: E402
 
 UPSTREAM = ROOT / "benchmarks" / "upstream" / "upstream_loop.py"
 UPSTREAM_PYTHON = ROOT / "benchmarks" / ".upstream-venv" / "bin" / "python"

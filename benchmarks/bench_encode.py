@@ -24,8 +24,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from facefix.io.read import read_image  # noqa: E402
-from facefix.io.write import encode_png  # noqa: E402
+from facefix_cli.io.read import read_image  # noqa: E402
+from facefix_cli.io.write import encode_png  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "invokeai"
 

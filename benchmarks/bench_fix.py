@@ -22,13 +22,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from checkpoints import build  # noqa: E402
 
-from facefix.io.read import SourceImage  # noqa: E402
-from facefix.networks.cache import Networks  # noqa: E402
-from facefix.networks.load import load_parsenet, load_retinaface, load_spandrel_model  # noqa: E402
-from facefix.ops import align, detect, paste  # noqa: E402
-from facefix.ops.restore import restore_faces  # noqa: E402
-from facefix.ops.upscale import super_resolve  # noqa: E402
-from facefix.pipeline import FixOptions, fix_image, fix_images  # noqa: E402
+from facefix_cli.io.read import SourceImage  # noqa: E402
+from facefix_cli.networks.cache import Networks  # noqa: E402
+from facefix_cli.networks.load import load_parsenet, load_retinaface, load_spandrel_model  # noqa: E402
+from facefix_cli.ops import align, detect, paste  # noqa: E402
+from facefix_cli.ops.restore import restore_faces  # noqa: E402
+from facefix_cli.ops.upscale import super_resolve  # noqa: E402
+from facefix_cli.pipeline import FixOptions, fix_image, fix_images  # noqa: E402
 
 
 def sync(device: torch.device) -> None:

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from helpers import fixed_output_with_faces  # noqa: E402
 
-from facefix.report.build import inputs_from_paths, write_report  # noqa: E402
+from facefix_cli.report.build import inputs_from_paths, write_report  # noqa: E402
 
 
 def main() -> None:

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from conftest import gradient_image
 
-from facefix.io.read import SourceImage
-from facefix.ops import align, detect
+from facefix_cli.io.read import SourceImage
+from facefix_cli.ops import align, detect
 
 EYE_SPACING = 0.12  # face scale relative to the 512 template: eyes ~15 px apart
 
@@ -57,10 +57,10 @@ def fixed_output_with_faces(
     from PIL import Image
     from PIL.PngImagePlugin import PngInfo
 
-    from facefix.io.read import read_image
-    from facefix.io.write import encode_png, quantize
-    from facefix.metadata import output_chunks
-    from facefix.operations import Detection, Operation, facefix_record
+    from facefix_cli.io.read import read_image
+    from facefix_cli.io.write import encode_png, quantize
+    from facefix_cli.metadata import output_chunks
+    from facefix_cli.operations import Detection, Operation, facefix_record
 
     width, height = size
     original = folder / f"{name}.png"

@@ -8,11 +8,11 @@ import torch
 from conftest import gradient_image
 from helpers import centred_face_detector, source_image
 
-from facefix.networks.cache import Networks
-from facefix.networks.load import load_retinaface, load_spandrel_model
-from facefix.ops import detect
-from facefix.ops.upscale import super_resolve_checked
-from facefix.pipeline import FixOptions, fix_image, fix_images
+from facefix_cli.networks.cache import Networks
+from facefix_cli.networks.load import load_retinaface, load_spandrel_model
+from facefix_cli.ops import detect
+from facefix_cli.ops.upscale import super_resolve_checked
+from facefix_cli.pipeline import FixOptions, fix_image, fix_images
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 CUDA = torch.device("cuda") if torch.cuda.is_available() else None
@@ -39,8 +39,8 @@ def test_cuda_upscale_agrees_with_cpu(weights_dir):
 
 
 def test_cuda_resize_warp_and_paste_agree_with_cpu():
-    from facefix.ops import align, paste
-    from facefix.ops.upscale import resize_bicubic
+    from facefix_cli.ops import align, paste
+    from facefix_cli.ops.upscale import resize_bicubic
 
     image = gradient_image(96, 80, seed=6)
     on = {d: batch_of(image, device=d) for d in (CPU, CUDA)}

@@ -14,8 +14,8 @@ import torch
 from conftest import gradient_image
 from typer.testing import CliRunner
 
-from facefix.cli import app
-from facefix.io.write import quantize
+from facefix_cli.cli import app
+from facefix_cli.io.write import quantize
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

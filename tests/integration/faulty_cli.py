@@ -19,10 +19,10 @@ import sys
 import time
 from pathlib import Path
 
-import facefix.io.claims as claims
-import facefix.pipeline.file as file_module
-import facefix.pipeline.pipelined as pipelined
-from facefix.cli import app
+import facefix_cli.io.claims as claims
+import facefix_cli.pipeline.file as file_module
+import facefix_cli.pipeline.pipelined as pipelined
+from facefix_cli.cli import app
 
 kind, _, argument = os.environ.get("FACEFIX_FAULT", "").partition(":")
 calls = {"n": 0}

@@ -14,10 +14,10 @@ from conftest import INVOKEAI_FIXTURES, SAMPLE_IMAGES, gradient_image, snapshot
 from PIL import Image
 from typer.testing import CliRunner
 
-from facefix import __version__
-from facefix.cli import app
-from facefix.io.pngchunks import parse_chunks
-from facefix.io.write import quantize
+from facefix_cli import __version__
+from facefix_cli.cli import app
+from facefix_cli.io.pngchunks import parse_chunks
+from facefix_cli.io.write import quantize
 
 runner = CliRunner()
 
@@ -255,7 +255,7 @@ def test_metadata_chunks_survive_and_a_facefix_record_is_added(tmp_path, weights
     for chunk in source_chunks:
         if chunk.type in (b"tEXt", b"iTXt", b"pHYs"):
             assert chunk in output_chunks
-    from facefix.metadata import parse_generation
+    from facefix_cli.metadata import parse_generation
 
     (record,) = parse_generation(output_chunks).facefix
     assert record["facefix_version"] == __version__
@@ -327,7 +327,7 @@ def test_quiet_and_verbose_logging(inputs, weights_dir):
 
 
 def test_models_load_once_per_run_and_only_when_needed(tmp_path, weights_dir, monkeypatch):
-    import facefix.networks.cache as cache
+    import facefix_cli.networks.cache as cache
 
     loads: list[str] = []
     real = cache.load_spandrel_model
@@ -346,7 +346,7 @@ def test_models_load_once_per_run_and_only_when_needed(tmp_path, weights_dir, mo
 
 
 def test_ctrl_c_exits_130_and_leaves_no_partial_file(inputs, weights_dir, monkeypatch):
-    import facefix.pipeline.file as fix_file
+    import facefix_cli.pipeline.file as fix_file
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -368,8 +368,8 @@ def test_checkpoints_with_pickled_code_are_refused(tmp_path, inputs):
 
 
 def test_rich_progress_reports_files(tmp_path):
-    from facefix.pipeline import FileResult
-    from facefix.report import RichFixEvents
+    from facefix_cli.cli.console import RichFixEvents
+    from facefix_cli.pipeline import FileResult
 
     with RichFixEvents() as events:
         events.started(2)
@@ -387,8 +387,8 @@ def test_fix_fetches_missing_weights_from_a_mirror_before_working(inputs, tmp_pa
     import dataclasses
     import hashlib
 
-    from facefix.cli.app import AppContext
-    from facefix.weights.registry import REGISTRY, Registry
+    from facefix_cli.cli.app import AppContext
+    from facefix_cli.weights.registry import REGISTRY, Registry
 
     mirror = tmp_path / "mirror"
     mirror.mkdir()
@@ -472,7 +472,7 @@ def test_report_of_an_output_dir_finds_the_originals_with_originals(inputs, weig
 def test_a_sideways_phone_jpeg_is_fixed_upright(tmp_path, weights_dir):
     """A JPEG stored sideways with EXIF Orientation 6: faces are looked for upright, and the
     output is upright with Orientation 1 (a viewer turning it again would show it sideways)."""
-    from facefix.metadata.containers.orientation import orientation
+    from facefix_cli.metadata.containers.orientation import orientation
 
     exif = Image.Exif()
     exif[0x0112] = 6

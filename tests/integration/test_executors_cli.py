@@ -12,8 +12,8 @@ import pytest
 from conftest import gradient_image
 from typer.testing import CliRunner
 
-from facefix.cli import app
-from facefix.io.write import quantize
+from facefix_cli.cli import app
+from facefix_cli.io.write import quantize
 
 runner = CliRunner()
 
@@ -64,7 +64,7 @@ def test_workers_0_and_2_give_the_same_bytes_and_the_same_failures(folder, tmp_p
 def test_an_interrupted_pipelined_run_exits_130_with_no_partial_output(
     folder, weights_dir, monkeypatch
 ):
-    from facefix.report import PlainFixEvents
+    from facefix_cli.cli.console import PlainFixEvents
 
     def interrupt(self, result):  # Ctrl-C arrives in the main thread after the first file
         raise KeyboardInterrupt

@@ -20,10 +20,10 @@ from conftest import gradient_image, snapshot
 from PIL import Image
 from typer.testing import CliRunner
 
-from facefix.cli import app
-from facefix.io import claims
-from facefix.io.names import claim_path
-from facefix.io.write import quantize
+from facefix_cli.cli import app
+from facefix_cli.io import claims
+from facefix_cli.io.names import claim_path
+from facefix_cli.io.write import quantize
 
 runner = CliRunner()
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d ")
@@ -147,7 +147,7 @@ def test_hostile_files_each_fail_alone_and_the_batch_completes(
 def test_a_crash_is_counted_with_its_own_exit_code_and_the_batch_goes_on(
     tmp_path, tiny_upscaler, monkeypatch
 ):
-    import facefix.pipeline.file as file_module
+    import facefix_cli.pipeline.file as file_module
 
     for name in ("a", "b", "c"):
         make_png(tmp_path / f"{name}.png")
@@ -174,7 +174,7 @@ def test_a_crash_in_a_batch_of_the_pipelined_executor_is_that_file_s_alone(
     tmp_path, tiny_upscaler, monkeypatch
 ):
     """A batch that raises is redone one image at a time: only the buggy file crashes."""
-    import facefix.pipeline.pipelined as pipelined
+    import facefix_cli.pipeline.pipelined as pipelined
 
     for name in ("a", "b", "c", "d"):
         make_png(tmp_path / f"{name}.png")
@@ -202,7 +202,7 @@ def test_a_crash_in_a_batch_of_the_pipelined_executor_is_that_file_s_alone(
 
 
 def count_calls(monkeypatch) -> list[str]:
-    import facefix.pipeline.file as file_module
+    import facefix_cli.pipeline.file as file_module
 
     calls: list[str] = []
     real = file_module.fix_image
@@ -222,8 +222,8 @@ def inject_environment_fault(fault: str, monkeypatch, tmp_path: Path, executor: 
     """Make every write (or every GPU call) fail the way `fault` does; the extra CLI args."""
     import builtins
 
-    import facefix.pipeline.file as file_module
-    import facefix.pipeline.pipelined as pipelined
+    import facefix_cli.pipeline.file as file_module
+    import facefix_cli.pipeline.pipelined as pipelined
 
     if fault == "disk full":
 
@@ -334,7 +334,7 @@ def test_sigterm_and_sighup_stop_like_ctrl_c_with_summary_json_and_exit_143(
 
 
 def test_max_time_stops_starting_files_and_exits_0(tmp_path, tiny_upscaler, monkeypatch):
-    import facefix.cli.fix as cli_fix
+    import facefix_cli.cli.fix as cli_fix
 
     for index in range(3):
         make_png(tmp_path / f"{index}.png", seed=index)
@@ -419,7 +419,7 @@ def test_a_run_with_nothing_to_do_still_removes_what_killed_runs_left(tmp_path, 
     import subprocess
     import sys
 
-    from facefix.io.names import temporary_path
+    from facefix_cli.io.names import temporary_path
 
     make_png(tmp_path / "a.png")
     make_png(tmp_path / "a.fixed.png")

@@ -12,12 +12,12 @@ import torch
 from conftest import gradient_image
 from helpers import centred_face_detector, centred_faces, source_image
 
-from facefix.io.write import quantize
-from facefix.networks.cache import Networks
-from facefix.networks.load import load_parsenet
-from facefix.ops import align, detect, paste
-from facefix.ops.upscale import upscale_alpha
-from facefix.pipeline import FixOptions, fix_image, fix_images
+from facefix_cli.io.write import quantize
+from facefix_cli.networks.cache import Networks
+from facefix_cli.networks.load import load_parsenet
+from facefix_cli.ops import align, detect, paste
+from facefix_cli.ops.upscale import upscale_alpha
+from facefix_cli.pipeline import FixOptions, fix_image, fix_images
 
 CPU = torch.device("cpu")
 
@@ -278,7 +278,7 @@ def test_upscale_batch_equals_one_at_a_time(weights_dir):
 
 
 def test_out_of_memory_on_a_batch_retries_its_images_one_at_a_time(weights_dir, monkeypatch):
-    from facefix.pipeline import image
+    from facefix_cli.pipeline import image
 
     options = FixOptions(weights_dir=weights_dir, scale=2, upscale_strength=0.0)
     models = Networks(options, CPU)

@@ -17,7 +17,7 @@ from checkpoints import realesrgan_state_dict, save_params_ema
 from conftest import gradient_image, snapshot
 from PIL import Image
 
-from facefix.io.write import quantize
+from facefix_cli.io.write import quantize
 
 HERE = Path(__file__).resolve().parent
 FILES = 4

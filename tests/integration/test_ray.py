@@ -16,11 +16,11 @@ from conftest import gradient_image
 from PIL import Image
 from typer.testing import CliRunner
 
-from facefix.cli import app
-from facefix.errors import SetupError
-from facefix.io.discover import discover
-from facefix.io.write import quantize
-from facefix.pipeline import FileResult, FixOptions, SilentEvents, fix, fix_file, ray_executor
+from facefix_cli.cli import app
+from facefix_cli.errors import SetupError
+from facefix_cli.io.discover import discover
+from facefix_cli.io.write import quantize
+from facefix_cli.pipeline import FileResult, FixOptions, SilentEvents, fix, fix_file, ray_executor
 
 pytestmark = [
     pytest.mark.ray,

@@ -14,8 +14,8 @@ import pytest
 from metadata_fixtures import FIELDS, IMAGES, METADATA_FIXTURES, a1111_reference
 from PIL import Image
 
-from facefix.io.pngchunks import parse_chunks
-from facefix.metadata import chunks_from_bytes, find_stealth, info, parse_generation
+from facefix_cli.io.pngchunks import parse_chunks
+from facefix_cli.metadata import chunks_from_bytes, find_stealth, info, parse_generation
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def fixed_fixtures(tmp_path_factory) -> dict[str, Path]:
     torch = pytest.importorskip("torch")
     from checkpoints import realesrgan_state_dict
 
-    from facefix import pipeline
+    from facefix_cli import pipeline
 
     folder = tmp_path_factory.mktemp("fixtures")
     for path in IMAGES:

@@ -14,8 +14,8 @@ from helpers import fixed_output_with_faces
 from PIL import Image
 from typer.testing import CliRunner
 
-from facefix.cli import app
-from facefix.io.write import quantize
+from facefix_cli.cli import app
+from facefix_cli.io.write import quantize
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is a dev dependency")
 

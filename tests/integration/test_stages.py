@@ -12,13 +12,13 @@ import torch
 from conftest import gradient_image
 from PIL import Image
 
-from facefix.errors import ImageError
-from facefix.io import pngchunks
-from facefix.io.discover import discover
-from facefix.io.read import read_image
-from facefix.io.write import encode_png, quantize, write_atomic
-from facefix.networks.load import load_retinaface, load_spandrel_model
-from facefix.ops import align, detect, paste, upscale
+from facefix_cli.errors import ImageError
+from facefix_cli.io import pngchunks
+from facefix_cli.io.discover import discover
+from facefix_cli.io.read import read_image
+from facefix_cli.io.write import encode_png, quantize, write_atomic
+from facefix_cli.networks.load import load_retinaface, load_spandrel_model
+from facefix_cli.ops import align, detect, paste, upscale
 
 CPU = torch.device("cpu")
 
@@ -292,7 +292,7 @@ def test_tile_choice_from_image_size_and_memory():
 
 
 def test_cpu_tiles_follow_available_memory(monkeypatch):
-    from facefix.networks import device
+    from facefix_cli.networks import device
 
     cpu = torch.device("cpu")
     assert device.available_host_memory() > 0

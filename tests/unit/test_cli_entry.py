@@ -1,4 +1,4 @@
-"""The `facefix` script's entry (`facefix.cli.main`): exit codes and the --json record on
+"""The `facefix` script's entry (`facefix_cli.cli.main`): exit codes and the --json record on
 command lines the option parser refuses."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from facefix.cli import main
+from facefix_cli.cli import main
 
 
 def run_main(capsys, *args: str) -> tuple[int, str, str]:
@@ -48,7 +48,7 @@ def test_successful_exits_keep_their_codes(capsys):
 
 def test_python_dash_m_runs_the_same_entry(tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "facefix", "fix", str(tmp_path), "--bogus", "--json"],
+        [sys.executable, "-m", "facefix_cli", "fix", str(tmp_path), "--bogus", "--json"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -59,10 +59,10 @@ def test_python_dash_m_runs_the_same_entry(tmp_path):
 
 def test_the_cli_and_the_summary_types_load_without_torch():
     """A refused command line answers in well under a second: nothing on its path imports torch
-    or spandrel (seconds), OpenCV or numpy; `facefix.pipeline` resolves its names on first use."""
+    or spandrel (seconds), OpenCV or numpy; `facefix_cli.pipeline` resolves its names on first use."""
     code = (
-        "import sys, facefix.cli, facefix.pipeline.results\n"
-        "from facefix.pipeline import FixSummary\n"
+        "import sys, facefix_cli.cli, facefix_cli.pipeline.results\n"
+        "from facefix_cli.pipeline import FixSummary\n"
         "print(sorted(m for m in ('torch', 'spandrel', 'cv2', 'numpy') if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -71,7 +71,7 @@ def test_the_cli_and_the_summary_types_load_without_torch():
 
 
 def test_every_pipeline_name_resolves():
-    import facefix.pipeline as pipeline
+    import facefix_cli.pipeline as pipeline
 
     assert sorted(pipeline.__all__) == sorted(pipeline._EXPORTS)
     for name in pipeline.__all__:

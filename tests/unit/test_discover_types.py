@@ -7,7 +7,7 @@ import shutil
 
 from metadata_fixtures import METADATA_FIXTURES
 
-from facefix.io.discover import Rejected, discover
+from facefix_cli.io.discover import Rejected, discover
 
 
 def test_jpg_means_jpeg_too_and_other_types_are_reported(tmp_path):

@@ -29,13 +29,13 @@ from urllib.parse import urlsplit
 import pytest
 from typer.testing import CliRunner
 
-from facefix.cli import app
-from facefix.cli.app import AppContext
-from facefix.errors import EXIT_SETUP, DownloadError, MissingWeightsError, SetupError
-from facefix.report import PlainDownloadProgress, RichDownloadProgress
-from facefix.weights import download as dl
-from facefix.weights import registry, sources, store
-from facefix.weights.registry import ModelInfo, Registry
+from facefix_cli.cli import app
+from facefix_cli.cli.app import AppContext
+from facefix_cli.cli.console import PlainDownloadProgress, RichDownloadProgress
+from facefix_cli.errors import EXIT_SETUP, DownloadError, MissingWeightsError, SetupError
+from facefix_cli.weights import download as dl
+from facefix_cli.weights import registry, sources, store
+from facefix_cli.weights.registry import ModelInfo, Registry
 
 SIZE = 48_000
 CUT_AT = 20_000  # bytes sent before a connection is cut or stalls
@@ -803,9 +803,9 @@ def test_second_download_waits_for_the_lock_then_finds_the_file(server, one, tmp
 CONCURRENT_SCRIPT = """
 import dataclasses, sys
 from pathlib import Path
-from facefix.weights.download import download
-from facefix.weights.registry import get_model
-from facefix.report import PlainDownloadProgress
+from facefix_cli.weights.download import download
+from facefix_cli.weights.registry import get_model
+from facefix_cli.cli.console import PlainDownloadProgress
 url, size, sha256, name, folder = sys.argv[1:]
 model = dataclasses.replace(
     get_model("gfpgan-1.4"), name=name, file=name + ".pth", urls=(url,), size=int(size),
@@ -893,9 +893,9 @@ def test_weights_folder_that_cannot_be_created(tmp_path, one):
 def test_the_store_and_the_models_command_load_no_http_code():
     """`fix`, `models` and workers read the weights folder without the HTTP stack."""
     probe = (
-        "import sys, facefix.weights.store, facefix.cli.weights\n"
+        "import sys, facefix_cli.weights.store, facefix_cli.cli.weights\n"
         "print(sorted(m for m in sys.modules if m.startswith(('http', 'urllib.request', "
-        "'facefix.weights.transfer', 'facefix.weights.download'))))"
+        "'facefix_cli.weights.transfer', 'facefix_cli.weights.download'))))"
     )
     loaded = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True

@@ -19,7 +19,7 @@ import pytest
 import torch
 from PIL import Image
 
-from facefix.errors import (
+from facefix_cli.errors import (
     EXIT_CRASHED,
     EXIT_ENVIRONMENT,
     EXIT_FAILED,
@@ -31,20 +31,20 @@ from facefix.errors import (
     OutputWriteError,
     SetupError,
 )
-from facefix.io import claims, read
-from facefix.io.discover import Job, discover
-from facefix.io.header import animation_frames, image_dimensions
-from facefix.io.names import (
+from facefix_cli.io import claims, read
+from facefix_cli.io.discover import Job, discover
+from facefix_cli.io.header import animation_frames, image_dimensions
+from facefix_cli.io.names import (
     NAME_MAX,
     claim_path,
     display_path,
     output_name,
     temporary_path,
 )
-from facefix.io.write import write_atomic
-from facefix.pipeline.file import failure_result, read_job
-from facefix.pipeline.options import FixOptions
-from facefix.pipeline.results import FileResult, FixSummary
+from facefix_cli.io.write import write_atomic
+from facefix_cli.pipeline.file import failure_result, read_job
+from facefix_cli.pipeline.options import FixOptions
+from facefix_cli.pipeline.results import FileResult, FixSummary
 
 
 def png_header_only(width: int, height: int, bit_depth: int = 1, colour: int = 0) -> bytes:
@@ -447,7 +447,7 @@ def test_interrupts_and_setup_errors_pass_through():
 
 
 def test_exit_codes_are_distinct_and_follow_the_worst_outcome():
-    from facefix.cli.fix import exit_code
+    from facefix_cli.cli.fix import exit_code
 
     def summary(*statuses: str, **fields) -> FixSummary:
         results = [FileResult(Path(s), None, s) for s in statuses]
@@ -467,14 +467,14 @@ def test_exit_codes_are_distinct_and_follow_the_worst_outcome():
     ("text", "seconds"), [("90", 90), ("90s", 90), ("15m", 900), ("2h", 7200), ("1.5h", 5400)]
 )
 def test_durations(text, seconds):
-    from facefix.cli.fix import parse_duration
+    from facefix_cli.cli.fix import parse_duration
 
     assert parse_duration(text) == seconds
 
 
 @pytest.mark.parametrize("text", ["", "0", "-5", "10d", "soon"])
 def test_bad_durations_are_setup_errors(text):
-    from facefix.cli.fix import parse_duration
+    from facefix_cli.cli.fix import parse_duration
 
     with pytest.raises(SetupError, match="--max-time"):
         parse_duration(text)

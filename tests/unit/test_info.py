@@ -13,11 +13,11 @@ from conftest import INVOKEAI_FIXTURES
 from PIL import Image
 from typer.testing import CliRunner
 
-from facefix.cli import app
-from facefix.io.pngchunks import itxt_chunk, parse_chunks, text_chunk, with_chunks
-from facefix.metadata import info, output_chunks, parse_generation
-from facefix.operations import Operation
-from facefix.report.info import chunk_rows
+from facefix_cli.cli import app
+from facefix_cli.cli.console.info import chunk_rows
+from facefix_cli.io.pngchunks import itxt_chunk, parse_chunks, text_chunk, with_chunks
+from facefix_cli.metadata import info, output_chunks, parse_generation
+from facefix_cli.operations import Operation
 
 FIXTURES = INVOKEAI_FIXTURES
 

@@ -14,7 +14,7 @@ import pytest
 from conftest import INVOKEAI_FIXTURES
 from PIL import Image, ImageCms
 
-from facefix.io.pngchunks import (
+from facefix_cli.io.pngchunks import (
     Chunk,
     carried_chunks,
     decode_text_chunk,
@@ -26,7 +26,7 @@ from facefix.io.pngchunks import (
     with_chunks,
     ztxt_chunk,
 )
-from facefix.metadata import (
+from facefix_cli.metadata import (
     FACEFIX_KEY,
     UnsupportedImageError,
     a1111_postprocessing_text,
@@ -40,7 +40,7 @@ from facefix.metadata import (
     parse_a1111_parameters,
     parse_generation,
 )
-from facefix.operations import Operation
+from facefix_cli.operations import Operation
 
 FIXTURES = INVOKEAI_FIXTURES
 
@@ -1033,7 +1033,7 @@ def tiny_upscaler(tmp_path_factory) -> Path:
 
 
 def run_fix(paths: list[Path], upscaler: Path, **options):
-    from facefix import pipeline
+    from facefix_cli import pipeline
 
     fix_options = pipeline.FixOptions(
         weights_dir=upscaler.parent / "weights",

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from facefix.io.pngchunks import itxt_chunk
-from facefix.metadata import FACEFIX_KEY, parse_generation
-from facefix.operations import Detection, Operation, facefix_record
+from facefix_cli.io.pngchunks import itxt_chunk
+from facefix_cli.metadata import FACEFIX_KEY, parse_generation
+from facefix_cli.operations import Detection, Operation, facefix_record
 
 
 def test_a_detection_is_plain_rounded_json():

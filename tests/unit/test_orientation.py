@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from facefix.io.read import read_image
-from facefix.metadata.containers.orientation import orientation, turn_upright, upright
+from facefix_cli.io.read import read_image
+from facefix_cli.metadata.containers.orientation import orientation, turn_upright, upright
 
 
 def exif_with(value: int, order: str = "<") -> bytes:

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facefix.errors import SetupError
-from facefix.io.defaults import DEFAULT_PNG_LEVEL
-from facefix.io.pngchunks import Chunk, parse_chunks
-from facefix.io.write import encode_png
-from facefix.pipeline import FixOptions
+from facefix_cli.errors import SetupError
+from facefix_cli.io.defaults import DEFAULT_PNG_LEVEL
+from facefix_cli.io.pngchunks import Chunk, parse_chunks
+from facefix_cli.io.write import encode_png
+from facefix_cli.pipeline import FixOptions
 
 
 def smooth_image(size: int = 96) -> np.ndarray:

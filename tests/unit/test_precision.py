@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from facefix.errors import SetupError
-from facefix.networks.device import face_dtype, upscaler_dtype
-from facefix.pipeline import FixOptions
+from facefix_cli.errors import SetupError
+from facefix_cli.networks.device import face_dtype, upscaler_dtype
+from facefix_cli.pipeline import FixOptions
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")  # a CUDA device object needs no GPU
 

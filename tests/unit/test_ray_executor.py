@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from facefix.cli import app
-from facefix.errors import EXIT_SETUP, SetupError
-from facefix.pipeline import FixOptions, ray_executor
-from facefix.weights import registry
+from facefix_cli.cli import app
+from facefix_cli.errors import EXIT_SETUP, SetupError
+from facefix_cli.pipeline import FixOptions, ray_executor
+from facefix_cli.weights import registry
 
 PACKAGE = Path(ray_executor.__file__).resolve().parents[1]
 

@@ -25,8 +25,9 @@ from metadata_fixtures import (
 )
 from PIL import Image
 
-from facefix.io.pngchunks import Chunk, decode_text_chunk, parse_chunks, text_chunk, with_chunks
-from facefix.metadata import (
+from facefix_cli.cli.console.info import record_rows
+from facefix_cli.io.pngchunks import Chunk, decode_text_chunk, parse_chunks, text_chunk, with_chunks
+from facefix_cli.metadata import (
     StealthPayload,
     a1111_settings,
     chunks_from_bytes,
@@ -36,9 +37,8 @@ from facefix.metadata import (
     output_chunks,
     parse_generation,
 )
-from facefix.metadata.containers.pngtext import MAX_TEXT_CHUNKS
-from facefix.operations import Operation
-from facefix.report.info import record_rows
+from facefix_cli.metadata.containers.pngtext import MAX_TEXT_CHUNKS
+from facefix_cli.operations import Operation
 
 
 def test_every_fixture_has_an_expected_record():
@@ -185,7 +185,7 @@ def test_compressed_text_that_inflates_to_1_gib_is_refused_not_inflated():
 def test_info_shows_the_text_of_json_that_does_not_parse(tmp_path):
     from typer.testing import CliRunner
 
-    from facefix.cli import app
+    from facefix_cli.cli import app
 
     path = tmp_path / "broken.png"
     path.write_bytes(tiny_png_with([text_chunk("parameters", '{"sui_image_params": {"seed": 1')]))
@@ -299,7 +299,7 @@ def test_info_cli_names_every_fixtures_settings():
     and model as the expected files say."""
     from typer.testing import CliRunner
 
-    from facefix.cli import app
+    from facefix_cli.cli import app
 
     result = CliRunner().invoke(app, ["info", "--json", *map(str, IMAGES)])
     assert result.exit_code == 0

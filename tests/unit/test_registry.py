@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from facefix.weights import registry
-from facefix.weights.registry import MODELS
+from facefix_cli.weights import registry
+from facefix_cli.weights.registry import MODELS
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.name)

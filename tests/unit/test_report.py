@@ -13,10 +13,10 @@ import pytest
 from helpers import fixed_output_with_faces
 from PIL import Image
 
-from facefix.errors import ReportError
-from facefix.metadata import chunks_from_bytes, parse_generation
-from facefix.report import html, thumbnails
-from facefix.report.build import (
+from facefix_cli.errors import ReportError
+from facefix_cli.metadata import chunks_from_bytes, parse_generation
+from facefix_cli.report import html, thumbnails
+from facefix_cli.report.build import (
     OutputEntry,
     ReportInputs,
     index_originals,
@@ -185,8 +185,8 @@ def test_a_report_into_a_missing_folder_is_a_setup_error(tmp_path):
 def test_the_progress_bar_says_what_the_run_waits_for(tmp_path):
     """Walking the tree, then loading networks (while files already decode ahead), then the
     current file: the bar never sits at 0/N with nothing said."""
-    from facefix.io.discover import Job
-    from facefix.report import PlainFixEvents, RichFixEvents
+    from facefix_cli.cli.console import PlainFixEvents, RichFixEvents
+    from facefix_cli.io.discover import Job
 
     events = RichFixEvents()
     current = lambda: events.progress.tasks[0].fields["current"]  # noqa: E731

@@ -13,16 +13,16 @@ import pytest
 import torch
 from conftest import gradient_image
 
-from facefix.errors import SetupError
-from facefix.io.discover import Job
-from facefix.io.write import quantize
-from facefix.networks.device import parse_devices, resolve_devices
-from facefix.operations import Operation
-from facefix.pipeline import FixOptions, SilentEvents
-from facefix.pipeline.clock import record_stages
-from facefix.pipeline.image import FixedImage
-from facefix.pipeline.pipelined import run_pipelined
-from facefix.pipeline.sequential import run_sequential
+from facefix_cli.errors import SetupError
+from facefix_cli.io.discover import Job
+from facefix_cli.io.write import quantize
+from facefix_cli.networks.device import parse_devices, resolve_devices
+from facefix_cli.operations import Operation
+from facefix_cli.pipeline import FixOptions, SilentEvents
+from facefix_cli.pipeline.clock import record_stages
+from facefix_cli.pipeline.image import FixedImage
+from facefix_cli.pipeline.pipelined import run_pipelined
+from facefix_cli.pipeline.sequential import run_sequential
 
 
 class FakeNetworks:
@@ -146,7 +146,7 @@ def test_both_executors_report_a_failing_file_alone_and_alike(tmp_path, monkeypa
     assert stage.batches[0][1] == ["00.png", "02.png", "03.png"]  # then redone one at a time
     for job in jobs:
         job.output.unlink(missing_ok=True)
-    import facefix.pipeline.file as file_steps
+    import facefix_cli.pipeline.file as file_steps
 
     single = FakeStage(fail_on="02.png")
     monkeypatch.setattr(file_steps, "fix_image", lambda s, o, n: single([s], o, n)[0])

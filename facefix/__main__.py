@@ -1,3 +1,0 @@
-from facefix.cli import main
-
-main()

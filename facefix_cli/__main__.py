@@ -1,0 +1,3 @@
+from facefix_cli.cli import main
+
+main()

@@ -1,0 +1,111 @@
+"""The `facefix` command: the typer app and the options several commands share. Each command
+lives in its own module of this package and calls the library function of the same name.
+
+What commands share beyond options (the model registry) comes from one `AppContext`, typer's
+context object: `CliRunner().invoke(app, args, obj=AppContext(registry=...))` runs any command
+against another registry, with no module global patched."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from facefix_cli import __version__
+from facefix_cli.weights.registry import REGISTRY, Registry
+
+app = typer.Typer(
+    name="facefix",
+    help="Upscale images and restore faces in folders of Stable Diffusion PNGs, keeping their metadata.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    # Plain click messages: usage errors end in one `Error: ...` line that logs and greps well.
+    rich_markup_mode=None,
+)
+
+
+@dataclass(frozen=True)
+class AppContext:
+    """What every command reads besides its options; the default is the released registry."""
+
+    registry: Registry = REGISTRY
+
+
+def app_context(ctx: typer.Context) -> AppContext:
+    """The invocation's AppContext: the one passed as `obj`, else the default."""
+    return ctx.ensure_object(AppContext)
+
+
+# Options every command that touches the weights folder shares.
+WeightsDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--weights-dir",
+        help="Model folder (default: $FACEFIX_WEIGHTS_DIR, facefix.toml, user cache).",
+    ),
+]
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", help="A facefix.toml to read weights_dir from.")
+]
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"facefix {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_version_callback,
+        is_eager=True,
+        help="Show the version and exit.",
+    ),
+) -> None:
+    """facefix: batch face restoration and upscaling for generated images."""
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """The `facefix` script: the app, plus, when the option parser refuses a command line that
+    asked for `--json`, a JSON record on stdout beside click's `Error:` line on stderr, so a cron
+    wrapper that parses stdout gets one record on every exit (2 here)."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args, prog_name="facefix", standalone_mode=False)
+    except typer.Abort:
+        print("Aborted!", file=sys.stderr)
+        sys.exit(1)
+    except Exception as exc:
+        # Click's usage errors, by shape: newer typer vendors click (typer._click), older typer
+        # uses the click package, and the two exception classes are unrelated.
+        show, exit_code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if not callable(show) or not isinstance(exit_code, int):
+            raise
+        show()  # usage line and `Error: ...` on stderr, as the standalone app prints
+        if "--json" in args:
+            print(json.dumps(usage_error_record(args, exc, exit_code), indent=2), flush=True)
+        sys.exit(exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def usage_error_record(args: list[str], exc: Exception, exit_code: int) -> dict[str, Any]:
+    """What `--json` prints for a refused command line: the error and exit code, with `fix`'s
+    summary fields (all zero) so its readers find the keys they always find."""
+    record: dict[str, Any] = {}
+    command = next((arg for arg in args if not arg.startswith("-")), None)
+    if command == "fix":  # not a path or value that happens to be called "fix"
+        from facefix_cli.pipeline.results import FixSummary
+
+        record = FixSummary().to_dict() | {"report": None}
+    format_message = getattr(exc, "format_message", None)
+    message = format_message() if callable(format_message) else str(exc)
+    return record | {"exit_code": exit_code, "error": message}

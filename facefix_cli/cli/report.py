@@ -1,0 +1,90 @@
+"""`facefix report`: an HTML before/after report of existing `.fixed.png` files; and the
+helper `fix --report` uses to write the report of its run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from facefix_cli.cli.app import app
+from facefix_cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, FacefixError
+
+if TYPE_CHECKING:
+    from facefix_cli.report.build import ReportInputs, ReportResult, RunInfo
+
+
+def write_report_with_progress(
+    html_path: Path, inputs: ReportInputs, run: RunInfo | None, *, show_progress: bool
+) -> ReportResult:
+    """`write_report`, with a transient progress bar on a terminal."""
+    from facefix_cli.report.build import write_report
+
+    if not show_progress or not inputs.outputs:
+        return write_report(html_path, inputs, run)
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with Progress(
+        TextColumn("[bold]report"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("report", total=len(inputs.outputs))
+        return write_report(
+            html_path, inputs, run, progress=lambda done, _total: bar.update(task, completed=done)
+        )
+
+
+def report_line(result: ReportResult) -> str:
+    failed = f", {result.failed} failed" if result.failed else ""
+    return (
+        f"report: {result.path} ({result.images} images{failed}; thumbnails in {result.thumbnails})"
+    )
+
+
+@app.command("report")
+def report_command(
+    paths: list[Path] = typer.Argument(
+        ..., metavar="PATH...", help=".fixed.png files, or folders to search for them."
+    ),
+    output: Path = typer.Option(
+        ..., "--output", "-o", metavar="PATH.html", help="The report to write."
+    ),
+    originals: list[Path] = typer.Option(
+        [],
+        "--originals",
+        metavar="DIR",
+        help="Where the originals are, when the outputs were written to --output-dir "
+        "(searched by name and SHA-256; repeatable). Default: beside each output.",
+    ),
+) -> None:
+    """Write an HTML before/after report of existing .fixed.png files (and their originals)."""
+    from facefix_cli.cli import console
+    from facefix_cli.report.build import check_destination, index_originals, inputs_from_paths
+
+    try:
+        check_destination(output)
+        inputs = inputs_from_paths(paths)
+        if originals:
+            with console.waiting(f"finding originals under {', '.join(map(str, originals))}"):
+                inputs.originals = index_originals(originals)
+        if not inputs.outputs:
+            found = "; ".join(f"{path}: {reason}" for path, reason in inputs.failed)
+            console.print_error(found or "no .fixed.png files found in the paths given")
+            raise typer.Exit(2)
+        result = write_report_with_progress(
+            output, inputs, None, show_progress=console.is_terminal()
+        )
+    except FacefixError as exc:
+        console.exit_with_error(exc)
+    except KeyboardInterrupt:
+        console.print_error("interrupted; no report was written")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    for failure in result.failures:
+        console.print_error(f"{failure.path}: {failure.reason}")
+    typer.echo(report_line(result))
+    raise typer.Exit(EXIT_FAILED if result.failed else EXIT_OK)

@@ -1,0 +1,219 @@
+"""Claims: how several runs over one tree (cron overlap, machines sharing NFS) fix each file once.
+
+A run claims an output before working on it by creating `.NAME.claim` beside it with
+O_CREAT|O_EXCL, which is atomic on local file systems and NFSv3+ (no flock, which NFS does not
+honour reliably). The claim holds the owner's host, pid and a random token; its mtime is the
+heartbeat, which a daemon thread (`ClaimKeeper`) renews every minute for every claim the process
+holds, so one image that takes hours in one stage keeps its claim. A claim is stale, and may be
+taken over, when its owner is on this host and its pid is gone, or when its heartbeat is older
+than `stale_after` seconds (the owner crashed elsewhere, or froze).
+Takeover renames the stale claim to a private name first, so of two runs racing for it exactly
+one wins. Releasing removes the claim only if it is still ours.
+
+Guarantees: `acquire` returns a `Claim` to at most one live run per output at a time (up to the
+clocks of machines sharing storage agreeing within `stale_after`); a run killed at any point
+leaves a claim that a later run takes over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from facefix_cli.io.names import TEMPORARY_RE, claim_path, temporary_path
+
+STALE_AFTER = 30 * 60.0  # seconds without a heartbeat before another host's claim is stale
+HEARTBEAT_EVERY = 60.0  # well under STALE_AFTER: a few missed beats (a stalled NFS) are harmless
+HOST = socket.gethostname()
+
+
+@dataclass(frozen=True)
+class Claim:
+    path: Path  # the claim file
+    output: Path
+    token: str
+
+    def heartbeat(self) -> None:
+        """Show the claim's owner is alive; harmless if the claim has gone."""
+        with contextlib.suppress(OSError):
+            os.utime(self.path)
+
+    def release(self) -> None:
+        """Remove the claim, unless another run took it over meanwhile."""
+        KEEPER.discard(self)
+        try:
+            ours = _parse(self.path.read_bytes()).get("token") == self.token
+        except OSError:
+            return
+        if ours:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+
+
+class ClaimKeeper:
+    """Renews the heartbeat of every claim this process holds, every `interval` seconds, from one
+    daemon thread that runs while any claim is held. The thread only touches mtimes: it never
+    blocks the work, and a claim released meanwhile is skipped (or its vanished file ignored)."""
+
+    def __init__(self, interval: float = HEARTBEAT_EVERY) -> None:
+        self.interval = interval
+        self._claims: set[Claim] = set()
+        self._lock = threading.Lock()
+        self._beating_in: int | None = None  # pid whose thread runs; a forked child has none
+
+    def add(self, claim: Claim) -> None:
+        with self._lock:
+            self._claims.add(claim)
+            if self._beating_in != os.getpid():
+                self._beating_in = os.getpid()
+                threading.Thread(target=self._beat, name="facefix-claims", daemon=True).start()
+
+    def discard(self, claim: Claim) -> None:
+        with self._lock:
+            self._claims.discard(claim)
+
+    def held(self) -> set[Claim]:
+        with self._lock:
+            return set(self._claims)
+
+    def _beat(self) -> None:
+        while True:
+            time.sleep(self.interval)
+            with self._lock:
+                claims = set(self._claims)
+                if not claims:  # idle: the next `add` starts a new thread
+                    self._beating_in = None
+                    return
+            for claim in claims:
+                claim.heartbeat()
+
+
+KEEPER = ClaimKeeper()
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
+def is_stale(path: Path, *, stale_after: float = STALE_AFTER, now: float | None = None) -> bool:
+    """True when the claim at `path` belongs to a dead process on this host or has had no
+    heartbeat for `stale_after` seconds. A claim being written right now (empty) is not stale."""
+    return _stale_content(path, stale_after, now) is not None
+
+
+def _stale_content(path: Path, stale_after: float, now: float | None = None) -> bytes | None:
+    """The bytes of the claim at `path` if it is stale, else None."""
+    try:
+        age = (time.time() if now is None else now) - path.stat().st_mtime
+        content = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    if age > stale_after:
+        return content
+    owner = _parse(content)
+    pid = owner.get("pid")
+    if owner.get("host") == HOST and isinstance(pid, int) and pid != os.getpid():
+        return None if pid_alive(pid) else content
+    return None
+
+
+def _parse(content: bytes) -> dict:
+    try:
+        owner = json.loads(content)
+    except ValueError:
+        return {}
+    return owner if isinstance(owner, dict) else {}
+
+
+def acquire(output: Path, *, stale_after: float = STALE_AFTER) -> Claim | None:
+    """Claim `output` for this process, taking over a stale claim; None if a live run holds it.
+    OSErrors other than "exists" (no such folder, read-only, disk full) propagate."""
+    path = claim_path(output)
+    token = secrets.token_hex(8)
+    body = json.dumps(
+        {"host": HOST, "pid": os.getpid(), "token": token, "started": time.time()}
+    ).encode()
+    for _attempt in range(3):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            judged = _stale_content(path, stale_after)
+            if judged is None or not _take_over(path, judged):
+                return None
+            dead = _parse(judged)
+            if dead.get("host") == HOST and isinstance(dead.get("pid"), int):
+                with contextlib.suppress(OSError):
+                    temporary_path(output, dead["pid"]).unlink()
+            continue
+        try:
+            os.write(fd, body)
+        except OSError:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                path.unlink()
+            raise
+        os.close(fd)
+        claim = Claim(path, output, token)
+        KEEPER.add(claim)
+        return claim
+    return None
+
+
+def _take_over(path: Path, judged: bytes) -> bool:
+    """Move the stale claim `judged` out of the way. Of several runs doing this at once one
+    wins; a loser that moved a claim made fresh meanwhile puts it back (link fails if the name
+    is taken again)."""
+    private = path.with_name(f"{path.name}.{HOST}.{os.getpid()}.stale")
+    try:
+        os.rename(path, private)
+    except FileNotFoundError:
+        return True  # someone else removed it: try creating again
+    try:
+        if private.read_bytes() != judged:  # we moved a fresh claim: give it back
+            with contextlib.suppress(OSError):
+                os.link(private, path)
+            return False
+        return True
+    finally:
+        with contextlib.suppress(OSError):
+            private.unlink()
+
+
+def sweep_folder(folder: Path, *, stale_after: float = STALE_AFTER) -> list[Path]:
+    """Remove what killed runs left in `folder`: temporary files (`.NAME.PID.tmp`) whose output
+    has no live claim (a writer always holds the claim while its temporary file exists), and
+    stale claims. Returns what it removed; unreadable folders and races are ignored."""
+    removed: list[Path] = []
+    try:
+        names = {entry.name for entry in os.scandir(folder) if entry.name.startswith(".")}
+    except OSError:
+        return removed
+    for name in sorted(names):
+        path = folder / name
+        temporary = TEMPORARY_RE.match(name)
+        if temporary:
+            claim = folder / f".{temporary['stem']}.claim"
+            if claim.name in names and not is_stale(claim, stale_after=stale_after):
+                continue
+        elif name.endswith(".claim"):
+            if not is_stale(path, stale_after=stale_after):
+                continue
+        else:
+            continue
+        with contextlib.suppress(OSError):
+            path.unlink()
+            removed.append(path)
+    return removed

@@ -1,0 +1,69 @@
+"""Encode the result as PNG with its metadata chunks, and put it in place atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from facefix_cli.errors import ImageError, OutputWriteError
+from facefix_cli.io.defaults import DEFAULT_PNG_LEVEL
+from facefix_cli.io.names import display_path, temporary_path
+from facefix_cli.io.pngchunks import Chunk, with_chunks
+
+
+def quantize(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
+    maximum = 65535 if bit_depth == 16 else 255
+    dtype = np.uint16 if bit_depth == 16 else np.uint8
+    return np.clip(np.rint(pixels * maximum), 0, maximum).astype(dtype)
+
+
+def encode_png(
+    rgb: np.ndarray,
+    alpha: np.ndarray | None,
+    bit_depth: int,
+    chunks: list[Chunk],
+    level: int = DEFAULT_PNG_LEVEL,
+) -> bytes:
+    """PNG bytes of float RGB (and alpha) at `bit_depth`, carrying `chunks` after IHDR,
+    compressed at zlib `level` (0-9)."""
+
+    planes = rgb[:, :, ::-1] if alpha is None else np.dstack([rgb[:, :, ::-1], alpha])
+    ok, encoded = cv2.imencode(
+        ".png", quantize(planes, bit_depth), [cv2.IMWRITE_PNG_COMPRESSION, level]
+    )
+    if not ok:
+        raise ImageError("PNG encoding failed")
+    return with_chunks(encoded.tobytes(), chunks)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same folder, flush it to disk, then rename into place,
+    so a crash, a full disk or Ctrl-C never leaves a half-written file under the final name.
+    Errors are OutputWriteError with the OS errno, so callers can tell a full disk from a bad
+    name; the temporary file is removed on every path out."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputWriteError(
+            f"cannot create output folder {display_path(path.parent)}: {exc.strerror}", exc.errno
+        ) from None
+    temporary = temporary_path(path)
+    try:
+        with open(temporary, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(temporary, path)
+    except OSError as exc:
+        reason = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+        raise OutputWriteError(f"cannot write {display_path(path)}: {reason}", exc.errno) from None
+    finally:
+        # Never raise from here: a failed open leaves nothing, and a second error would hide
+        # the first (a read-only folder refuses the unlink too).
+        with contextlib.suppress(OSError):
+            temporary.unlink()

@@ -1,0 +1,85 @@
+"""The metadata of a JPEG or WebP file, as raw bytes: EXIF, XMP, ICC profile and comments.
+
+Segments and RIFF chunks are walked by their lengths, so the cost is linear in the file size and
+a damaged file gives what was found before the damage.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+from facefix_cli.errors import UnsupportedImageError
+from facefix_cli.io.formats import sniff
+from facefix_cli.metadata.containers.exif import EXIF_HEADER
+
+_XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
+_ICC_HEADER = b"ICC_PROFILE\x00"
+
+
+@dataclass
+class ForeignMetadata:
+    format: str  # "JPEG" or "WebP"
+    exif: bytes | None = None  # the TIFF structure, without the `Exif\0\0` header
+    xmp: bytes | None = None
+    icc: bytes | None = None
+    comments: list[bytes] = field(default_factory=list)
+
+
+def foreign_metadata(data: bytes) -> ForeignMetadata:
+    """The metadata of a JPEG or WebP file; UnsupportedImageError for anything else."""
+    kind = sniff(data)
+    if kind == "JPEG":
+        return _jpeg_metadata(data)
+    if kind == "WebP":
+        return _webp_metadata(data)
+    raise UnsupportedImageError("not a PNG, JPEG or WebP file")
+
+
+def _jpeg_metadata(data: bytes) -> ForeignMetadata:
+    found = ForeignMetadata("JPEG")
+    icc_parts: dict[int, bytes] = {}
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            break  # not a marker: a damaged file; keep what was found so far
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:  # markers without a length
+            pos += 2
+            continue
+        if marker in (0xD9, 0xDA):  # end of image, start of scan: no metadata after this
+            break
+        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+        segment = data[pos + 4 : pos + 2 + length]
+        pos += 2 + length
+        if marker == 0xE1 and segment.startswith(EXIF_HEADER) and found.exif is None:
+            found.exif = segment[len(EXIF_HEADER) :]
+        elif marker == 0xE1 and segment.startswith(_XMP_HEADER) and found.xmp is None:
+            found.xmp = segment[len(_XMP_HEADER) :]
+        elif marker == 0xE2 and segment.startswith(_ICC_HEADER) and len(segment) > 14:
+            icc_parts[segment[12]] = segment[14:]  # sequence number, count, then the data
+        elif marker == 0xFE and segment:
+            found.comments.append(segment)
+    if icc_parts:
+        found.icc = b"".join(icc_parts[n] for n in sorted(icc_parts))
+    return found
+
+
+def _webp_metadata(data: bytes) -> ForeignMetadata:
+    found = ForeignMetadata("WebP")
+    pos = 12
+    while pos + 8 <= len(data):
+        fourcc = data[pos : pos + 4]
+        (size,) = struct.unpack("<I", data[pos + 4 : pos + 8])
+        body = data[pos + 8 : pos + 8 + size]
+        pos += 8 + size + (size & 1)  # chunks are padded to even length
+        if fourcc == b"EXIF":
+            found.exif = body.removeprefix(EXIF_HEADER)
+        elif fourcc == b"XMP ":
+            found.xmp = body
+        elif fourcc == b"ICCP":
+            found.icc = body
+    return found

@@ -1,0 +1,160 @@
+"""Pick the torch device(s) and the settings that follow from them: `--device` parsing (one
+device or a comma-separated list, one GPU stage each), tiles and batch sizes from memory."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import torch
+
+from facefix_cli.errors import SetupError
+from facefix_cli.ops.upscale import choose_tile
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """auto: CUDA if present, else Apple MPS, else CPU. An explicit device must exist."""
+    name = name.strip().lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "mps":
+        if not torch.backends.mps.is_available():
+            raise SetupError(
+                "--device mps: Apple MPS is not available on this machine; use --device cpu"
+            )
+        return torch.device("mps")
+    match = re.fullmatch(r"cuda(?::(\d+))?", name)
+    if match:
+        if not torch.cuda.is_available():
+            raise SetupError(
+                f"--device {name}: no CUDA GPU is available here; use --device cpu or auto"
+            )
+        index = int(match.group(1) or 0)
+        if index >= torch.cuda.device_count():
+            raise SetupError(
+                f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) present"
+            )
+        return torch.device("cuda", index)
+    raise SetupError(f"--device {name!r}: expected auto, cpu, cuda, cuda:N or mps")
+
+
+DEVICE_SYNTAX = "auto, cpu, cuda, cuda:N or mps, or a comma-separated list such as cuda:0,cuda:1"
+_ONE_DEVICE = re.compile(r"auto|cpu|mps|cuda(?::\d+)?")
+
+
+def parse_devices(text: str) -> list[str]:
+    """The device names of a --device value, checked for syntax only (no torch query): one of
+    auto, cpu, mps, cuda, cuda:N, or several of them joined by commas (auto only alone)."""
+    names = [part.strip().lower() for part in text.split(",")]
+    for name in names:
+        if not _ONE_DEVICE.fullmatch(name):
+            raise SetupError(f"--device {text!r}: expected {DEVICE_SYNTAX}")
+    if len(names) > 1 and "auto" in names:
+        raise SetupError(f"--device {text!r}: auto cannot be part of a list")
+    return names
+
+
+def resolve_devices(text: str = "auto") -> list[torch.device]:
+    """Every device a --device value names, each checked to exist. `cuda` (and `auto` on a
+    machine with CUDA) means every visible GPU, so a multi-GPU machine gets one GPU stage per
+    GPU; list them (`cuda:0,cuda:1`) or set CUDA_VISIBLE_DEVICES to use fewer."""
+    devices: list[torch.device] = []
+    for name in parse_devices(text):
+        if name in ("auto", "cuda") and torch.cuda.is_available():
+            devices.extend(torch.device("cuda", i) for i in range(torch.cuda.device_count()))
+        else:
+            devices.append(resolve_device(name))
+    return devices
+
+
+def default_batch_size(device: torch.device, size: tuple[int, int], scale: int) -> int:
+    """Images per GPU pass when --batch-size is not given: 1 off CUDA (a CPU gains nothing from
+    batching); on CUDA, as many as fit in half of the free memory at an estimated 3 KiB per
+    output pixel (three 64-channel fp32 feature maps of the upscaler at output resolution, the
+    largest live set), at most 16. E.g. 512x512 inputs at x2 on an H100 with 79 GiB free: 13;
+    at x4: 3. A first estimate, to be tuned by measurement on the GPU."""
+    if device.type != "cuda":
+        return 1
+    free, _total = torch.cuda.mem_get_info(device)
+    width, height = size
+    per_image = width * height * scale * scale * 3 * 1024
+    return max(1, min(16, int(free * 0.5 // per_image)))
+
+
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def upscaler_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """auto: fp16 on CUDA, as Real-ESRGAN's own inference script runs by default (with a fp32
+    retry for an image whose fp16 output is not finite), fp32 elsewhere: CPUs gain nothing
+    from it and MPS is unmeasured."""
+    if precision == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    return DTYPES[precision]
+
+
+def face_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """The face restorer's dtype. auto keeps fp32: GFPGAN and CodeFormer in reduced precision
+    have not been measured on a GPU against the output tolerances yet. RetinaFace and ParseNet
+    always run in fp32 (detection thresholds and mask argmax are the sensitive steps, and they
+    are cheap)."""
+    return torch.float32 if precision == "auto" else DTYPES[precision]
+
+
+# Share of the free memory one upscaler pass may use, and the most it may use on a CPU: the
+# rest is for the full-size images around it (and, on a CPU, other processes).
+MEMORY_SHARE = 0.25
+CPU_BUDGET_CAP = 2 * 2**30
+CPU_FALLBACK_AVAILABLE = 4 * 2**30  # when the OS does not say
+
+
+def available_host_memory() -> int:
+    """Bytes of host memory available to a new allocation: MemAvailable from /proc/meminfo,
+    else the free physical pages, else a modest guess (psutil is not a dependency)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return CPU_FALLBACK_AVAILABLE
+
+
+def upscale_memory_budget(device: torch.device) -> int | None:
+    """Bytes one upscaler pass may use on `device`; None where tiles are fixed (MPS)."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        return int((free + cached) * 0.7)  # out of memory still retries with smaller tiles
+    if device.type == "cpu":
+        return int(min(available_host_memory() * MEMORY_SHARE, CPU_BUDGET_CAP))
+    return None
+
+
+def auto_tile(
+    device: torch.device, height: int, width: int, *, scale: int, batch: int, element_size: int
+) -> int:
+    """Tile size for upscaling a batch when --tile is not given: whole images when the batch
+    fits in the device's memory budget, else tiles that do (MPS: 512, its old default)."""
+    budget = upscale_memory_budget(device)
+    if budget is None:
+        return 512
+    return choose_tile(
+        height, width, scale=scale, batch=batch, budget_bytes=budget, element_size=element_size
+    )
+
+
+def make_deterministic() -> None:
+    # Same input, options, weights and device must give the same bytes.
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True

@@ -1,0 +1,93 @@
+"""Load checkpoints into networks: spandrel for upscalers and face restorers, facexlib for the
+face detector and parser. Only tensors are unpickled (`weights_only=True`) or safetensors."""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from pathlib import Path
+
+import torch
+
+from facefix_cli.errors import SetupError
+
+
+@functools.cache
+def _install_extra_arches() -> None:
+    # CodeFormer lives in spandrel-extra-arches; registering it once per process is enough.
+    with warnings.catch_warnings():
+        # CodeFormer's module applies torch.jit.script at import; its deprecation notice would
+        # land in every cron log.
+        warnings.simplefilter("ignore", FutureWarning)
+        import spandrel_extra_arches
+
+    spandrel_extra_arches.install()
+
+
+def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """A checkpoint's tensors, without running any pickled code."""
+    try:
+        if path.suffix.lower() == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path), device="cpu")
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise SetupError(f"model file not found: {path}") from None
+    except Exception as exc:  # torch raises many types for bad files; all mean the same to a user
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SetupError(f"cannot load model file {path}: {first_line[:200]}") from None
+
+
+def load_spandrel_model(path: Path, device: torch.device):
+    """A spandrel ImageModelDescriptor (ESRGAN, GFPGAN, CodeFormer and the rest), in eval mode."""
+    import spandrel
+
+    _install_extra_arches()
+    state_dict = spandrel.canonicalize_state_dict(load_state_dict(path))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            descriptor = spandrel.ModelLoader(device).load_from_state_dict(state_dict)
+    except spandrel.UnsupportedModelError:
+        raise SetupError(f"{path} is not a model architecture facefix can load") from None
+    except (RuntimeError, KeyError, ValueError) as exc:
+        raise SetupError(
+            f"cannot build a model from {path}: {str(exc).splitlines()[0][:200]}"
+        ) from None
+    descriptor.eval()
+    return descriptor
+
+
+def _strip_prefix(state_dict: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k.removeprefix(prefix): v for k, v in state_dict.items()}
+
+
+def load_retinaface(path: Path, network_name: str, device: torch.device) -> torch.nn.Module:
+    """facexlib's RetinaFace ('resnet50' or 'mobile0.25') with the checkpoint's weights."""
+    from facexlib.detection.retinaface import RetinaFace
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torchvision's deprecation notice for `pretrained=`
+        net = RetinaFace(network_name=network_name, half=False, device=device)
+    # The released file was saved from DataParallel, so its keys start with "module.".
+    state_dict = _strip_prefix(load_state_dict(path), "module.")
+    _load_strict(net, state_dict, path)
+    return net.to(device).eval()
+
+
+def load_parsenet(path: Path, device: torch.device) -> torch.nn.Module:
+    from facexlib.parsing.parsenet import ParseNet
+
+    net = ParseNet(in_size=512, out_size=512, parsing_ch=19)
+    _load_strict(net, load_state_dict(path), path)
+    return net.to(device).eval()
+
+
+def _load_strict(net: torch.nn.Module, state_dict: dict, path: Path) -> None:
+    try:
+        net.load_state_dict(state_dict, strict=True)
+    except RuntimeError as exc:
+        raise SetupError(
+            f"{path} does not match the expected network: {str(exc).splitlines()[0]}"
+        ) from None

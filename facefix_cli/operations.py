@@ -1,0 +1,108 @@
+"""What facefix did to an image: the operations it ran, in the form every writer shares.
+
+An `Operation` is written three ways: into facefix's own JSON record (`facefix_record`), as
+InvokeAI post-processing entries and as A1111's extras text (both in `metadata`). This module
+is the one definition of its fields, so those writers cannot drift apart.
+
+A restoration also records each restored face (`Detection`: box, score, landmarks, in the
+output's pixels, rounded to 0.01 px), so a report can crop the same face before and after from
+the output and its original alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from facefix_cli import __version__
+
+OperationType = Literal["esrgan", "gfpgan", "codeformer"]
+
+_PIXEL_DECIMALS = 2  # 0.01 px: finer than any crop needs, and keeps the record short
+_SCORE_DECIMALS = 4
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One restored face, in the output image's pixels (faces are found after upscaling)."""
+
+    box: tuple[float, float, float, float]  # x0, y0, x1, y1
+    score: float
+    landmarks: tuple[tuple[float, float], ...] = ()  # eyes, nose, mouth corners
+
+    @classmethod
+    def rounded(
+        cls,
+        box: Sequence[float],
+        score: float,
+        landmarks: Iterable[Sequence[float]] = (),
+    ) -> Detection:
+        """A detection with plain, rounded floats (detectors hand out numpy values)."""
+        return cls(
+            box=tuple(round(float(v), _PIXEL_DECIMALS) for v in box),  # type: ignore[arg-type]
+            score=round(float(score), _SCORE_DECIMALS),
+            landmarks=tuple(
+                (round(float(x), _PIXEL_DECIMALS), round(float(y), _PIXEL_DECIMALS))
+                for x, y in landmarks
+            ),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"box": list(self.box), "score": self.score}
+        if self.landmarks:
+            data["landmarks"] = [list(point) for point in self.landmarks]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Detection:
+        """Raises ValueError (or TypeError, KeyError) on a malformed entry."""
+        box = tuple(float(v) for v in data["box"])
+        if len(box) != 4:
+            raise ValueError(f"a face box has 4 numbers, not {len(box)}")
+        return cls.rounded(box, float(data["score"]), data.get("landmarks") or ())
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One step of a fix: an upscale (`esrgan`, whatever the upscaler) or a face restoration."""
+
+    type: OperationType
+    strength: float
+    model: str | None = None  # weight file name
+    sha256: str | None = None  # of the weight file
+    scale: int | None = None  # upscales only
+    version: str | None = None  # GFPGAN's version
+    fidelity: float | None = None  # CodeFormer's w
+    faces: int | None = None  # restorations only: faces restored
+    detections: tuple[Detection, ...] | None = None  # restorations only: each restored face
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object of facefix's record: every field that is set."""
+        data = {
+            key: value
+            for key, value in asdict(self).items()
+            if value is not None and key != "detections"
+        }
+        if self.detections is not None:
+            data["detections"] = [detection.to_json() for detection in self.detections]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Operation:
+        """Raises ValueError (or TypeError, KeyError) on a malformed record."""
+        known = {key: data[key] for key in cls.__dataclass_fields__ if key in data}
+        if known.get("detections") is not None:
+            known["detections"] = tuple(Detection.from_json(d) for d in known["detections"])
+        return cls(**known)
+
+
+def facefix_record(
+    operations: list[Operation], source_name: str, source_sha256: str
+) -> dict[str, Any]:
+    """The JSON facefix writes into every output: what it did, with which files, to what."""
+    return {
+        "facefix_version": __version__,
+        "operations": [operation.to_json() for operation in operations],
+        "source": {"file": source_name, "sha256": source_sha256},
+    }

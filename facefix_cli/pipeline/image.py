@@ -1,0 +1,190 @@
+"""`fix_images` and `fix_image`: the per-image work, arrays in and arrays out. Upscale, then
+restore the faces found in the upscaled image. No files, no events: executors call these.
+
+Batch-first: images of one size go through the upscaler and the detector as one
+N x 3 x H x W batch; the faces of every image in the batch are aligned, restored and parsed
+together (in bounded face batches), pasted back and blended where the images are, and each
+image comes back to the host once, at the end. The CPU runs the same code.
+
+Guarantees: one result per source, in order; a batch's results equal `fix_image` of each
+source within 1/255 (8-bit) per channel (convolutions may sum in another order for another
+batch size); the same input, options, weights, device and batch give the same bytes; pixels
+outside the pasted faces' masks are the upscaled image's, exactly. An out-of-memory error on a
+batch of several images retries them one at a time (the upscaler itself first retries with
+smaller tiles).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from facefix_cli.io.read import SourceImage
+from facefix_cli.networks.cache import Networks
+from facefix_cli.operations import Detection, Operation
+from facefix_cli.ops.align import alignment_matrix, warp_faces
+from facefix_cli.ops.detect import Face, select_faces
+from facefix_cli.ops.paste import blend_restored, face_masks, paste_faces
+from facefix_cli.ops.restore import restore_faces
+from facefix_cli.ops.upscale import upscale, upscale_alpha
+from facefix_cli.pipeline.options import FixOptions
+
+
+@dataclass(frozen=True)
+class FixedImage:
+    rgb: np.ndarray  # float32, H x W x 3, [0, 1]
+    alpha: np.ndarray | None
+    faces: int
+    operations: list[Operation]
+    # The faces restored: box, score and landmarks in the output image's pixel coordinates.
+    detections: tuple[Face, ...] = field(default=())
+
+
+def fix_image(source: SourceImage, options: FixOptions, networks: Networks) -> FixedImage:
+    """Upscale, then restore the faces of the upscaled image. Pure arrays in, arrays out."""
+    return fix_images([source], options, networks)[0]
+
+
+def fix_images(
+    sources: list[SourceImage], options: FixOptions, networks: Networks
+) -> list[FixedImage]:
+    """The batch form of `fix_image`, the seam executors call: one result per source, in
+    order. Sources of one size share network passes."""
+    results: list[FixedImage | None] = [None] * len(sources)
+    groups: dict[tuple[int, int], list[int]] = {}
+    for index, source in enumerate(sources):
+        groups.setdefault(source.rgb.shape[:2], []).append(index)
+    for indices in groups.values():
+        batch = [sources[i] for i in indices]
+        for index, fixed in zip(indices, _fix_same_size(batch, options, networks), strict=True):
+            results[index] = fixed
+    return results  # type: ignore[return-value]
+
+
+def _fix_same_size(
+    batch: list[SourceImage], options: FixOptions, networks: Networks
+) -> list[FixedImage]:
+    try:
+        return _fix_batch(batch, options, networks)
+    except torch.OutOfMemoryError:
+        if len(batch) == 1:
+            raise
+    # Outside the except block, so the failed batch's tensors are already released.
+    if networks.device.type == "cuda":
+        torch.cuda.empty_cache()
+    return [fixed for source in batch for fixed in _fix_batch([source], options, networks)]
+
+
+def _to_device(planes: list[np.ndarray], device: torch.device) -> torch.Tensor:
+    """N x C x H x W float32 on `device` from N host arrays (H x W x C or H x W): one copy."""
+    stacked = torch.from_numpy(np.stack(planes))
+    if stacked.ndim == 3:
+        stacked = stacked[..., None]
+    return stacked.to(device).permute(0, 3, 1, 2).contiguous()
+
+
+@torch.inference_mode()
+def _fix_batch(
+    batch: list[SourceImage], options: FixOptions, networks: Networks
+) -> list[FixedImage]:
+    device = networks.device
+    images = _to_device([source.rgb for source in batch], device)
+    with_alpha = [i for i, source in enumerate(batch) if source.alpha is not None]
+    alpha_planes = [source.alpha for source in batch if source.alpha is not None]
+    alphas = _to_device(alpha_planes, device) if alpha_planes else None
+    operations: list[Operation] = []
+    if options.upscales:
+        model = networks.upscaler
+        height, width = images.shape[2:]
+        images = upscale(
+            images,
+            model,
+            strength=options.upscale_strength,
+            tile=networks.tile_for(height, width, len(batch)),
+            fallback=networks.upscaler_fallback,
+        )
+        if alphas is not None:
+            alphas = upscale_alpha(alphas, images.shape[2], images.shape[3])
+        operations.append(
+            Operation(
+                type="esrgan",
+                scale=model.scale,
+                strength=options.upscale_strength,
+                model=networks.upscaler_path.name,
+                sha256=networks.upscaler_sha256,
+            )
+        )
+    detections: list[tuple[Face, ...]] = [()] * len(batch)
+    if options.restore_with is not None:
+        detections = _restore_faces(images, options, networks)
+    results = []
+    for index in range(len(batch)):
+        restore = _restore_operation(options, networks, detections[index])
+        planes = images[index]
+        if alphas is not None and index in with_alpha:
+            planes = torch.cat([planes, alphas[with_alpha.index(index)]])
+        host = planes.permute(1, 2, 0).contiguous().cpu().numpy()  # the one copy back
+        rgb, alpha = host, None
+        if index in with_alpha:
+            rgb, alpha = np.ascontiguousarray(host[:, :, :3]), np.ascontiguousarray(host[:, :, 3])
+        results.append(
+            FixedImage(
+                rgb,
+                alpha,
+                len(detections[index]),
+                operations + ([restore] if restore else []),
+                detections[index],
+            )
+        )
+    return results
+
+
+def _restore_faces(
+    images: torch.Tensor, options: FixOptions, networks: Networks
+) -> list[tuple[Face, ...]]:
+    """Restore the faces of every image in place (N x 3 x H x W); the faces restored, per
+    image. Faces of all images are gathered, so the restorer and parser see full batches."""
+    height, width = images.shape[2:]
+    selected = [
+        tuple(select_faces(found, (width, height), only_center_face=options.only_center_face))
+        for found in networks.detector(images)
+    ]
+    matrices = [[alignment_matrix(face.landmarks) for face in faces] for faces in selected]
+    if not any(matrices):
+        return selected
+    crops = torch.cat(
+        [warp_faces(image, mats) for image, mats in zip(images, matrices, strict=True)]
+    )
+    restored = restore_faces(networks.restorer, crops, fidelity=options.fidelity)
+    masks = face_masks(networks.parser, restored)
+    start = 0
+    for index, mats in enumerate(matrices):
+        if not mats:
+            continue
+        end = start + len(mats)
+        pasted = images[index].clone()
+        paste_faces(pasted, restored[start:end], masks[start:end], mats)
+        images[index] = blend_restored(images[index], pasted, options.restore_strength)
+        start = end
+    return selected
+
+
+def _restore_operation(
+    options: FixOptions, networks: Networks, faces: tuple[Face, ...]
+) -> Operation | None:
+    if options.restore_with is None:
+        return None
+    info = networks.restorer_info
+    codeformer = options.restore_with == "codeformer"
+    return Operation(
+        type=options.restore_with,
+        strength=options.restore_strength,
+        fidelity=options.fidelity if codeformer else None,
+        version=None if codeformer else options.gfpgan_version,
+        model=info.file,
+        sha256=info.sha256,
+        faces=len(faces),
+        detections=tuple(Detection.rounded(face.box, face.score, face.landmarks) for face in faces),
+    )

@@ -1,0 +1,482 @@
+"""Build a run's HTML report: `write_report` writes PATH.html and, beside it, PATH_files/ with
+the thumbnails the page links to by relative URLs.
+
+Everything a card shows comes from the output file (its pixels, its generation metadata and its
+last `facefix` record, whose restoration lists each face's box and score) and from the
+original it names, found beside the output, under `--originals` folders (outputs written to
+`--output-dir`), or given by the run. So a report can be built after a
+run (`facefix fix --report`, from the run's results) or any time later from `.fixed.png` files
+(`facefix report`), with the same result. Guarantees: nothing is printed; outputs and originals
+are only read; an output that cannot be read becomes a failed entry with a one-line reason
+rather than an exception; the page is written atomically; thumbnails are made on the CPU after
+the run, in a few threads (Pillow releases the GIL while it decodes, resizes and encodes).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from PIL.Image import DecompressionBombError
+
+from facefix_cli.errors import ImageError, ReportError
+from facefix_cli.io.discover import OUTPUT_SUFFIX
+from facefix_cli.io.hashing import sha256_bytes, sha256_file
+from facefix_cli.io.pngchunks import PngFormatError
+from facefix_cli.io.write import write_atomic
+from facefix_cli.metadata import (
+    Generation,
+    UnsupportedImageError,
+    chunks_from_bytes,
+    parse_generation,
+)
+from facefix_cli.operations import Detection, Operation
+from facefix_cli.report import html, thumbnails
+
+if TYPE_CHECKING:
+    from facefix_cli.pipeline.options import FixOptions
+    from facefix_cli.pipeline.results import FixSummary
+
+ReportProgress = Callable[[int, int], None]  # (cards done, cards in all)
+
+
+@dataclass(frozen=True)
+class OutputEntry:
+    """One `.fixed.png` to show, with its original when the caller knows where it is."""
+
+    output: Path
+    original: Path | None = None  # None: the file the record names, beside the output
+    seconds: float | None = None
+
+
+OriginalsIndex = dict[str, list[Path]]  # file name -> the files of that name, in walk order
+
+
+@dataclass
+class ReportInputs:
+    outputs: list[OutputEntry] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+    originals: OriginalsIndex = field(default_factory=dict)  # where to look besides the outputs
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What the run knew that the outputs do not: its time, device, options and models."""
+
+    seconds: float | None = None
+    images_per_second: float | None = None
+    device: str | None = None
+    options: tuple[tuple[str, str], ...] = ()
+    models: tuple[tuple[str, str], ...] = ()  # (file, sha256)
+    fixed: int | None = None  # counts from the run; None: counted from the inputs
+    skipped: int | None = None
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    path: Path
+    thumbnails: Path
+    images: int
+    failures: tuple[html.Failure, ...]  # inputs the run or the report could not use, and why
+    seconds: float  # building the report
+
+    @property
+    def failed(self) -> int:
+        return len(self.failures)
+
+
+def thumbnail_folder(html_path: Path) -> Path:
+    """`report.html` -> `report_files/`, as browsers save a page with its resources."""
+    return html_path.with_name(html_path.stem + "_files")
+
+
+def check_destination(html_path: Path) -> None:
+    """Raise ReportError now if the report could not be written later (run before the work)."""
+    folder = html_path.parent if str(html_path.parent) else Path(".")
+    if html_path.is_dir():
+        raise ReportError(
+            f"--report: {html_path} is a folder; give a file name such as report.html"
+        )
+    if not folder.is_dir():
+        raise ReportError(f"--report: no such folder: {folder}")
+    if not os.access(folder, os.W_OK):
+        raise ReportError(f"--report: cannot write to {folder}")
+
+
+# --- what to show ------------------------------------------------------------------------------
+
+
+def inputs_from_summary(summary: FixSummary) -> ReportInputs:
+    """A run's results: a card per fixed file, then the failed and skipped files."""
+    inputs = ReportInputs()
+    for result in summary.results:
+        if result.status == "fixed" and result.output is not None:
+            inputs.outputs.append(OutputEntry(result.output, result.source, result.seconds))
+        elif result.status == "failed":
+            inputs.failed.append((result.source, result.reason))
+        else:
+            inputs.skipped.append((result.source, result.reason or result.status))
+    return inputs
+
+
+def inputs_from_paths(paths: Sequence[Path]) -> ReportInputs:
+    """`.fixed.png` files named, or found below the folders named (recursively, sorted)."""
+    inputs = ReportInputs()
+    for path in paths:
+        if path.is_dir():
+            found = sorted(
+                p
+                for p in path.rglob("*" + OUTPUT_SUFFIX)
+                if p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+            inputs.outputs += [OutputEntry(p) for p in found]
+        elif path.is_file():
+            inputs.outputs.append(OutputEntry(path))
+        else:
+            inputs.failed.append((path, "no such file or folder"))
+    return inputs
+
+
+def index_originals(folders: Sequence[Path]) -> OriginalsIndex:
+    """Every file below `folders` by name (hidden files and folders, and facefix outputs, left
+    out), to find the originals of outputs that are not beside them (`fix --output-dir`).
+    ReportError if a folder does not exist."""
+    index: OriginalsIndex = {}
+    for folder in folders:
+        if not folder.is_dir():
+            raise ReportError(f"--originals: no such folder: {folder}")
+        for root, dirs, files in os.walk(folder):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(files):
+                if not name.startswith(".") and not name.endswith(OUTPUT_SUFFIX):
+                    index.setdefault(name, []).append(Path(root) / name)
+    return index
+
+
+def locate_original(output: Path, name: str, sha256: str | None, originals: OriginalsIndex) -> Path:
+    """The original of `output`, which its record names `name` (with the original's `sha256`):
+    the one file of that name under the originals folders; of several, the one with that
+    SHA-256; otherwise the file beside the output (where `fix` without --output-dir leaves it)."""
+    beside = output.with_name(name)
+    candidates = originals.get(name, [])
+    if len(candidates) == 1:
+        return candidates[0]
+    if sha256:
+        for candidate in candidates:
+            try:
+                if sha256_file(candidate) == sha256:
+                    return candidate
+            except OSError:
+                continue
+    if candidates and not beside.is_file():
+        return candidates[0]  # changed since: the card says so
+    return beside
+
+
+def run_info(summary: FixSummary, options: FixOptions, device: str | None) -> RunInfo:
+    """The summary, options and model files of a `fix` run."""
+    rows: list[tuple[str, str]] = []
+    if options.upscales:
+        upscaler = options.upscaler_path.name if options.upscaler_path else f"x{options.scale}"
+        rows += [("upscale", upscaler), ("upscale strength", f"{options.upscale_strength:g}")]
+    if options.restore_with is not None:
+        rows.append((options.restore_with, f"{options.restore_strength:g}"))
+        if options.restore_with == "codeformer":
+            rows.append(("fidelity", f"{options.fidelity:g}"))
+        else:
+            rows.append(("GFPGAN version", options.gfpgan_version))
+        rows.append(("detector", options.detector))
+        if options.only_center_face:
+            rows.append(("only centre face", "yes"))
+    rows.append(("tile", "auto" if options.tile is None else str(options.tile)))
+    rows.append(("precision", options.precision))
+    if options.output_dir is not None:
+        rows.append(("output folder", str(options.output_dir)))
+    rows.append(("weights", str(options.weights_dir)))
+    models = [(model.file, model.sha256) for model in options.required_weights()]
+    return RunInfo(
+        seconds=summary.seconds,
+        images_per_second=summary.images_per_second,
+        device=device,
+        options=tuple(rows),
+        models=tuple(models),
+        fixed=summary.count("fixed"),
+        skipped=summary.count("skipped") + summary.count("planned"),
+    )
+
+
+# --- building ----------------------------------------------------------------------------------
+
+
+def write_report(
+    html_path: Path,
+    inputs: ReportInputs,
+    run: RunInfo | None = None,
+    *,
+    progress: ReportProgress | None = None,
+    workers: int | None = None,
+    clock: Callable[[], str] = lambda: time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+) -> ReportResult:
+    """Write the page and its thumbnails; ReportError if they cannot be written."""
+    started = time.perf_counter()
+    run = run or RunInfo()
+    check_destination(html_path)
+    folder = thumbnail_folder(html_path)
+    try:
+        folder.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise ReportError(f"cannot create {folder}: {exc.strerror or exc}") from None
+    workers = workers or min(4, os.cpu_count() or 1)
+    total = len(inputs.outputs)
+    cards: list[html.Card] = []
+    failed = [html.Failure(str(path), reason) for path, reason in inputs.failed]
+    models: dict[str, str] = dict(run.models)
+    faces = 0
+    written: set[str] = set()
+
+    def build(job: tuple[int, OutputEntry]) -> tuple[html.Card | None, str, set[str], list]:
+        index, entry = job
+        try:
+            card, files, operations = _card(index, entry, html_path, folder, inputs.originals)
+            return card, "", files, operations
+        except ReportError:
+            raise
+        except (ImageError, OSError, ValueError, DecompressionBombError) as exc:
+            return None, _one_line(exc), set(), []
+
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        jobs = pool.map(build, enumerate(inputs.outputs))
+        for done, (entry, (card, reason, files, operations)) in enumerate(
+            zip(inputs.outputs, jobs, strict=True), 1
+        ):
+            if card is None:
+                failed.append(html.Failure(str(entry.output), reason))
+            else:
+                cards.append(card)
+                faces += len(card.faces)
+                written |= files
+                for operation in operations:
+                    if operation.model and operation.sha256:
+                        models.setdefault(operation.model, operation.sha256)
+            if progress is not None:
+                progress(done, total)
+    finally:  # on Ctrl-C, drop the images not started rather than finish thousands
+        pool.shutdown(wait=True, cancel_futures=True)
+    _remove_stale(folder, written)
+    summary = html.Summary(
+        created=clock(),
+        fixed=len(cards) if run.fixed is None else run.fixed,
+        skipped=len(inputs.skipped) if run.skipped is None else run.skipped,
+        failed=len(failed),
+        faces=faces,
+        seconds=run.seconds,
+        images_per_second=run.images_per_second,
+        device=run.device,
+        options=run.options or _options_from_cards(cards),
+        models=tuple(models.items()),
+    )
+    page = html.Page(
+        summary,
+        tuple(cards),
+        tuple(failed),
+        tuple(html.Failure(str(path), reason) for path, reason in inputs.skipped),
+    )
+    try:
+        write_atomic(html_path, html.render(page).encode("utf-8"))
+    except ImageError as exc:
+        raise ReportError(str(exc)) from None
+    return ReportResult(html_path, folder, len(cards), tuple(failed), time.perf_counter() - started)
+
+
+def _card(
+    index: int, entry: OutputEntry, html_path: Path, folder: Path, originals: OriginalsIndex
+) -> tuple[html.Card, set[str], list[Operation]]:
+    data = _read(entry.output)
+    try:
+        generation = parse_generation(chunks_from_bytes(data))
+    except (PngFormatError, UnsupportedImageError) as exc:
+        raise ImageError(str(exc)) from None
+    if not generation.facefix:
+        raise ImageError("not a facefix output (no facefix record)")
+    record = generation.facefix[-1]
+    notes: list[str] = []
+    try:
+        operations = [Operation.from_json(op) for op in record.get("operations", [])]
+    except (TypeError, ValueError, KeyError, AttributeError):
+        operations, notes = [], ["the facefix record's operations could not be read"]
+    after_image = thumbnails.load(data)
+    output_size = after_image.size
+
+    source = record.get("source")
+    source_info: dict[str, Any] = source if isinstance(source, dict) else {}
+    original = entry.original
+    if original is None and isinstance(source_info.get("file"), str):
+        recorded = source_info.get("sha256")
+        original = locate_original(
+            entry.output,
+            Path(source_info["file"]).name,
+            recorded if isinstance(recorded, str) else None,
+            originals,
+        )
+    before_image = None
+    if original is None:
+        notes.append("the record names no original")
+    elif not original.is_file():
+        notes.append(f"original not found: {original}")
+    else:
+        original_data = original.read_bytes()
+        if source_info.get("sha256") and sha256_bytes(original_data) != source_info["sha256"]:
+            notes.append("the original has changed since it was fixed (SHA-256 differs)")
+        before_image = thumbnails.load(original_data)
+
+    stem = f"{index:05d}-{_slug(entry.output.name.removesuffix(OUTPUT_SUFFIX))}"
+    files: set[str] = set()
+
+    def save(image, name: str) -> html.Thumb:
+        file_name = f"{stem}-{name}{thumbnails.EXTENSION}"
+        (folder / file_name).write_bytes(thumbnails.encode(image))
+        files.add(file_name)
+        url = quote(f"{folder.name}/{file_name}")
+        return html.Thumb(url, image.width, image.height)
+
+    size = thumbnails.fit_within(output_size, thumbnails.COMPARE_SIDE)
+    after = save(thumbnails.resized(after_image, size), "after")
+    before = None
+    if before_image is not None:
+        before = save(thumbnails.resized(before_image, size), "before")
+
+    faces: list[html.FaceView] = []
+    for number, detection in enumerate(_detections(operations), 1):
+        try:
+            box = thumbnails.face_box(detection.box, output_size)
+        except ValueError as exc:
+            notes.append(f"face {number}: {exc}")
+            continue
+        face_size = thumbnails.fit(
+            (round(box[2] - box[0]), round(box[3] - box[1])), thumbnails.FACE_SIDE
+        )
+        face_after = save(thumbnails.resized(after_image, face_size, box), f"face{number}-after")
+        face_before = None
+        if before_image is not None:
+            source_box = thumbnails.scale_box(box, output_size, before_image.size)
+            face_before = save(
+                thumbnails.resized(before_image, face_size, source_box), f"face{number}-before"
+            )
+        x0, y0, x1, y1 = (round(v) for v in detection.box)
+        faces.append(html.FaceView(face_after, face_before, detection.score, (x0, y0, x1, y1)))
+
+    card = html.Card(
+        name=_shown_path(entry.output),
+        output_url=_relative_url(entry.output, html_path.parent),
+        source=_shown_path(original) if original is not None else "?",
+        after=after,
+        before=before,
+        output_size=output_size,
+        source_size=before_image.size if before_image is not None else None,
+        faces=tuple(faces),
+        generation=_generation_rows(generation),
+        prompt=" ".join(p for p in (generation.prompt, generation.negative_prompt) if p),
+        operations=tuple(_describe(op) for op in operations),
+        seconds=entry.seconds,
+        notes=tuple(notes),
+    )
+    return card, files, operations
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ImageError("file not found") from None
+    except OSError as exc:
+        raise ImageError(f"cannot read: {exc.strerror or exc}") from None
+
+
+def _detections(operations: Iterable[Operation]) -> list[Detection]:
+    """The faces of the last restoration: those are the ones in the output."""
+    restorations = [op for op in operations if op.type in ("gfpgan", "codeformer")]
+    return list(restorations[-1].detections or ()) if restorations else []
+
+
+def _generation_rows(generation: Generation) -> tuple[tuple[str, str], ...]:
+    tool = generation.tool or "no generation metadata"
+    if generation.tool_version:
+        tool += f" {generation.tool_version}"
+    rows = [("tool", tool)]
+    for label, value in (
+        ("prompt", generation.prompt),
+        ("negative", generation.negative_prompt),
+        ("seed", generation.seed),
+        ("steps", generation.steps),
+        ("sampler", generation.sampler),
+        ("CFG", f"{generation.cfg:g}" if generation.cfg is not None else None),
+        ("model", generation.model),
+    ):
+        if value is not None and value != "":
+            rows.append((label, str(value)))
+    return tuple(rows)
+
+
+def _describe(operation: Operation) -> str:
+    """One line per operation, e.g. `gfpgan 1.4: strength 0.8, 2 faces (GFPGANv1.4.pth)`."""
+    name: str = operation.type
+    if operation.type == "esrgan" and operation.scale:
+        name = f"upscale x{operation.scale}"
+    elif operation.version:
+        name += f" {operation.version}"
+    settings = [f"strength {operation.strength:g}"]
+    if operation.fidelity is not None:
+        settings.append(f"fidelity {operation.fidelity:g}")
+    if operation.faces is not None:
+        settings.append(f"{operation.faces} face{'s' if operation.faces != 1 else ''}")
+    model = f" ({operation.model})" if operation.model else ""
+    return f"{name}: {', '.join(settings)}{model}"
+
+
+def _options_from_cards(cards: Sequence[html.Card]) -> tuple[tuple[str, str], ...]:
+    """For a report built from files: the distinct operations and how many images had each."""
+    counts: dict[str, int] = {}
+    for card in cards:
+        for operation in card.operations:
+            key = re.sub(r", \d+ faces?", "", operation)  # the same settings, any face count
+            counts[key] = counts.get(key, 0) + 1
+    return tuple((f"{count} image{'s' if count != 1 else ''}", op) for op, count in counts.items())
+
+
+def _remove_stale(folder: Path, keep: set[str]) -> None:
+    """Thumbnails of an earlier report at the same path that this one does not use."""
+    pattern = re.compile(r"^\d{5}-.*\.(webp|jpg)$")
+    for path in folder.iterdir():
+        if path.is_file() and pattern.match(path.name) and path.name not in keep:
+            path.unlink(missing_ok=True)
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:60] or "image"
+
+
+def _shown_path(path: Path) -> str:
+    return str(path)
+
+
+def _relative_url(path: Path, base: Path) -> str:
+    try:
+        relative = Path(os.path.relpath(path.resolve(), base.resolve()))
+    except ValueError:  # another drive on Windows: no relative path exists
+        return path.resolve().as_uri()
+    return quote(relative.as_posix())
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text if isinstance(exc, ImageError) else f"{type(exc).__name__}: {text}"

@@ -1,0 +1,55 @@
+"""Where settings come from: command line, then environment, then facefix.toml, then defaults."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+from platformdirs import user_cache_dir
+
+from facefix_cli.errors import SetupError
+
+CONFIG_NAME = "facefix.toml"
+
+
+def load_config(config_path: Path | None = None) -> tuple[dict, Path | None]:
+    """The `[facefix]`-less flat table of facefix.toml and the file it came from.
+
+    `config_path` must exist when given; otherwise ./facefix.toml is used if present.
+    """
+    if config_path is None:
+        candidate = Path.cwd() / CONFIG_NAME
+        if not candidate.is_file():
+            return {}, None
+        config_path = candidate
+    try:
+        with open(config_path, "rb") as fh:
+            return tomllib.load(fh), config_path
+    except FileNotFoundError:
+        raise SetupError(f"config file not found: {config_path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SetupError(f"config file {config_path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise SetupError(f"cannot read config file {config_path}: {exc.strerror}") from None
+
+
+def default_weights_dir() -> Path:
+    # platformdirs honours XDG_CACHE_HOME on Linux.
+    return Path(user_cache_dir("facefix", appauthor=False)) / "weights"
+
+
+def resolve_weights_dir(cli_value: Path | None = None, config_path: Path | None = None) -> Path:
+    """--weights-dir, else $FACEFIX_WEIGHTS_DIR, else facefix.toml's weights_dir, else the cache."""
+    if cli_value is not None:
+        return Path(cli_value).expanduser()
+    env = os.environ.get("FACEFIX_WEIGHTS_DIR")
+    if env:
+        return Path(env).expanduser()
+    config, source = load_config(config_path)
+    value = config.get("weights_dir")
+    if value:
+        path = Path(str(value)).expanduser()
+        # A relative path in a config file means relative to that file, not to the cwd.
+        return path if path.is_absolute() or source is None else source.parent / path
+    return default_weights_dir()

@@ -1,0 +1,195 @@
+"""The local weights folder: where each model's file lives and what state it is in.
+
+Guarantees, with no network code involved (`fix`, `models` and workers import only this):
+
+* A file under its final name got there by `install`, an atomic rename of a verified `.part`
+  (or was put there by a person); bytes in flight live only in `<file>.part`.
+* `is_present` trusts a file with the pinned size without hashing it; `model_states(verify=True)`
+  and `check` hash every byte.
+* `file_lock` serialises processes working on one file (flock on `<file>.lock`).
+* OS errors writing the folder become one-line SetupErrors (`disk_error`).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from facefix_cli.errors import SetupError
+from facefix_cli.io.hashing import sha256_file
+from facefix_cli.weights.registry import ModelInfo
+
+try:
+    import fcntl
+except ImportError:  # not on Windows; there we go without the cross-process lock
+    fcntl = None  # type: ignore[assignment]
+
+PART_SUFFIX = ".part"
+LOCK_SUFFIX = ".lock"
+
+State = Literal["missing", "present", "verified", "corrupt"]
+
+
+@dataclass(frozen=True)
+class ModelState:
+    model: ModelInfo
+    path: Path
+    # missing; present (right size, not hashed); verified (size and SHA-256 match); corrupt.
+    state: State
+    detail: str = ""  # why it is corrupt
+
+
+def weights_path(model: ModelInfo, weights_dir: Path) -> Path:
+    return Path(weights_dir) / model.file
+
+
+def part_path(final: Path) -> Path:
+    """Where the bytes of `final` collect until they are verified."""
+    return _sibling(final, PART_SUFFIX)
+
+
+def lock_path(final: Path) -> Path:
+    return _sibling(final, LOCK_SUFFIX)
+
+
+def is_present(model: ModelInfo, weights_dir: Path) -> bool:
+    """The file is in place with the pinned size. Not hashed: the atomic rename after
+    verification is what makes a file under the final name trustworthy."""
+    try:
+        st = weights_path(model, weights_dir).stat()
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_size == model.size
+
+
+def model_states(
+    models: Sequence[ModelInfo], weights_dir: Path, *, verify: bool = False
+) -> list[ModelState]:
+    """The state of each model's file. Without `verify` a right-sized file is "present";
+    with it, the file is hashed and comes out "verified" or "corrupt"."""
+    states = []
+    for model in models:
+        path = weights_path(model, weights_dir)
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            states.append(ModelState(model, path, "missing"))
+            continue
+        except OSError as exc:
+            states.append(ModelState(model, path, "corrupt", f"cannot read: {exc.strerror}"))
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            states.append(ModelState(model, path, "corrupt", "not a regular file"))
+        elif st.st_size != model.size:
+            detail = f"{st.st_size} bytes, expected {model.size}"
+            states.append(ModelState(model, path, "corrupt", detail))
+        elif not verify:
+            states.append(ModelState(model, path, "present"))
+        else:
+            try:
+                digest = sha256_file(path)
+            except OSError as exc:
+                states.append(ModelState(model, path, "corrupt", f"cannot read: {exc.strerror}"))
+                continue
+            if digest == model.sha256:
+                states.append(ModelState(model, path, "verified"))
+            else:
+                detail = f"SHA-256 {digest}, expected {model.sha256}"
+                states.append(ModelState(model, path, "corrupt", detail))
+    return states
+
+
+def check(models: Sequence[ModelInfo], weights_dir: Path) -> list[ModelState]:
+    """Re-hash every file: each comes out missing, verified or corrupt."""
+    return model_states(models, weights_dir, verify=True)
+
+
+def make_weights_dir(weights_dir: Path) -> None:
+    try:
+        weights_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SetupError(f"cannot create weights folder {weights_dir}: {exc.strerror}") from None
+
+
+@contextmanager
+def file_lock(lock: Path, model: ModelInfo, on_wait: Callable[[], None]) -> Iterator[None]:
+    """Hold an exclusive flock on `lock`; call `on_wait` once if another process has it, then
+    wait for it.
+
+    The lock file stays on disk: removing it would let a third process lock a new inode while
+    the second still waits on the old one."""
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise disk_error(exc, lock, model) from None
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                on_wait()
+                fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def resumable_size(model: ModelInfo, part: Path) -> int:
+    """Bytes of `part` worth resuming from; 0 (and the part removed) when it cannot be used."""
+    try:
+        st = part.stat()
+    except OSError:
+        return 0
+    if not stat.S_ISREG(st.st_mode):
+        return 0
+    if st.st_size > model.size:
+        unlink_quietly(part)
+        return 0
+    return st.st_size
+
+
+def install(part: Path, final: Path, model: ModelInfo) -> None:
+    """Rename the verified .part into place and make the rename durable."""
+    try:
+        os.replace(part, final)
+    except OSError as exc:
+        unlink_quietly(part)
+        raise disk_error(exc, final, model) from None
+    try:
+        dir_fd = os.open(final.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass  # some filesystems cannot fsync a directory; the rename itself is atomic
+    finally:
+        os.close(dir_fd)
+
+
+def disk_error(exc: OSError, path: Path, model: ModelInfo) -> SetupError:
+    """The one-line error for an OS error writing `path` in the weights folder."""
+    folder = path.parent
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return SetupError(
+            f"no space left in {folder} for {model.file} ({model.size} bytes needed); "
+            "nothing was kept, free some space and run again"
+        )
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return SetupError(f"cannot write to weights folder {folder}: {exc.strerror}")
+    return SetupError(f"cannot write {path}: {exc.strerror or exc}")
+
+
+def unlink_quietly(path: Path) -> None:
+    with suppress(OSError):
+        path.unlink(missing_ok=True)
+
+
+def _sibling(path: Path, suffix: str) -> Path:
+    return path.with_name(path.name + suffix)
