@@ -60,10 +60,10 @@ from facefix_cli.cli import app  # noqa: E402
 from facefix_cli.networks.cache import Networks  # noqa: E402
 from facefix_cli.networks.device import resolve_devices  # noqa: E402
 from facefix_cli.ops import align, detect  # noqa: E402
-from facefix_cli.pipeline import FixOptions  # noqa: E402
 from facefix_cli.pipeline import image as image_module  # noqa: E402
 from facefix_cli.pipeline.clock import current_clock, record_stages  # noqa: E402
 from facefix_cli.pipeline.pipelined import default_workers  # noqa: E402
+from facefix_cli.recipe import Recipe  # noqa: E402
 
 UPSTREAM = ROOT / "benchmarks" / "upstream" / "upstream_loop.py"
 UPSTREAM_PYTHON = ROOT / "benchmarks" / ".upstream-venv" / "bin" / "python"
@@ -312,11 +312,10 @@ def main() -> None:
         faces_json = work / "faces.json"
         faces_json.write_text(json.dumps({p.name: faces for p in sorted(inputs.glob("*.png"))}))
 
-        options = FixOptions(weights_dir=args.weights, scale=args.scale,
-                             restore_with="gfpgan" if args.gfpgan else None,
-                             restore_strength=args.gfpgan or 0.0, device=args.device)  # fmt: skip
+        recipe = Recipe(scale=args.scale, restore_with="gfpgan" if args.gfpgan else None,
+                        restore_strength=args.gfpgan or 0.0)  # fmt: skip
         start = time.perf_counter()
-        Networks(options, devices[0]).load_all()
+        Networks(recipe, args.weights, devices[0]).load_all()
         if devices[0].type == "cuda":
             torch.cuda.synchronize(devices[0])
         report["model_load_s"] = time.perf_counter() - start

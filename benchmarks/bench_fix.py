@@ -28,7 +28,8 @@ from facefix_cli.networks.load import load_parsenet, load_retinaface, load_spand
 from facefix_cli.ops import align, detect, paste  # noqa: E402
 from facefix_cli.ops.restore import restore_faces  # noqa: E402
 from facefix_cli.ops.upscale import super_resolve  # noqa: E402
-from facefix_cli.pipeline import FixOptions, fix_image, fix_images  # noqa: E402
+from facefix_cli.pipeline import fix_image, fix_images  # noqa: E402
+from facefix_cli.recipe import Recipe  # noqa: E402
 
 
 def sync(device: torch.device) -> None:
@@ -151,15 +152,10 @@ def main() -> None:
                     row(f"restore {name} batch {batch}", seconds / batch, "per face")
                 del restorer
 
-        options = FixOptions(
-            weights_dir=weights,
-            scale=2,
-            restore_with="gfpgan",
-            restore_strength=0.8,
-            device=args.device,
-            precision=args.precision,
+        options = Recipe(
+            scale=2, restore_with="gfpgan", restore_strength=0.8, precision=args.precision
         )
-        models = Networks(options, device)
+        models = Networks(options, weights, device)
         models.detector = fixed_faces_detector(args.faces, 0.3)
         sources = [
             SourceImage(

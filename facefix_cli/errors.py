@@ -13,10 +13,6 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from facefix_cli.weights.registry import ModelInfo
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # some files failed; the others were processed
@@ -25,6 +21,15 @@ EXIT_CRASHED = 3  # an unexpected exception on some file: a bug to report; the b
 EXIT_ENVIRONMENT = 4  # a fault that dooms every later file stopped the run early
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
 EXIT_TERMINATED = 143  # 128 + SIGTERM; SIGHUP exits the same way (cron, systemd, `timeout`)
+
+# Said of an unexpected exception (a crashed file, a failed report), so it reaches us.
+BUG_REPORT_HINT = "a bug in facefix: please report it (-v shows the traceback)"
+
+
+def first_line(exc: BaseException, empty: str = "(no message)") -> str:
+    """The first line of an exception's message: what a one-line error shows of it."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else empty
 
 
 class FacefixError(Exception):
@@ -50,11 +55,12 @@ class MissingWeightsError(SetupError):
 
 
 class DownloadError(FacefixError):
-    """Every source for one or more model files failed (network, server, wrong bytes). Exit 1."""
+    """Every source for one or more model files failed (network, server, wrong bytes). Exit 1.
+    `files` names them."""
 
-    def __init__(self, message: str, failed: Sequence[ModelInfo] = ()) -> None:
+    def __init__(self, message: str, files: Sequence[str] = ()) -> None:
         super().__init__(message)
-        self.failed = list(failed)
+        self.files = list(files)
 
 
 class ImageError(FacefixError):

@@ -1,13 +1,14 @@
-"""`facefix fix`: options in, `facefix_cli.pipeline.fix` called, progress and summary out."""
+"""`facefix fix`: the command line in, `facefix_cli.pipeline.fix` called, progress and summary
+out. The run's tally and exit code are the library's (`FixSummary`); this module only prints."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import signal
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
@@ -17,22 +18,15 @@ from typing import TYPE_CHECKING, NoReturn
 import typer
 
 from facefix_cli.cli.app import ConfigOption, WeightsDirOption, app, app_context
-from facefix_cli.errors import (
-    EXIT_CRASHED,
-    EXIT_ENVIRONMENT,
-    EXIT_FAILED,
-    EXIT_OK,
-    FacefixError,
-    Interrupted,
-    SetupError,
-)
+from facefix_cli.errors import FacefixError, Interrupted, SetupError
 from facefix_cli.io.defaults import DEFAULT_PNG_LEVEL
 from facefix_cli.io.header import DEFAULT_MAX_PIXELS
 from facefix_cli.weights import registry
 
 if TYPE_CHECKING:
-    from facefix_cli.pipeline.options import RestorerName
     from facefix_cli.pipeline.results import FixSummary
+    from facefix_cli.pipeline.settings import RunSettings
+    from facefix_cli.recipe import RestorerName
 
 
 class Precision(StrEnum):
@@ -205,28 +199,26 @@ def fix(
     """Upscale images and restore their faces, writing NAME.fixed.png beside each NAME.png."""
     from facefix_cli.cli import console
     from facefix_cli.cli.report import report_line, write_report_with_progress
-    from facefix_cli.pipeline import FixOptions, FixSummary
+    from facefix_cli.config import resolve_weights_dir
+    from facefix_cli.pipeline import FixSummary, RunSettings, TimeLimit
     from facefix_cli.pipeline import fix as run_fix
-    from facefix_cli.report.build import check_destination, inputs_from_summary, run_info
-    from facefix_cli.settings import resolve_weights_dir
+    from facefix_cli.recipe import Recipe
+    from facefix_cli.report.build import check_destination, inputs_from_summary, run_details
 
     summary = FixSummary()
-    limit = None
-    if half and precision not in (Precision.auto, Precision.fp16):
-        console.print_error(
-            f"--half means --precision fp16; it contradicts --precision {precision}"
-        )
-        raise typer.Exit(2)
+    settings: RunSettings | None = None
     try:
-        if max_time is not None:
-            limit = parse_duration(max_time)
+        # 1. the command line as a recipe and run settings (SetupError: exit 2)
+        if half and precision not in (Precision.auto, Precision.fp16):
+            raise SetupError(
+                f"--half means --precision fp16; it contradicts --precision {precision}"
+            )
         if gfpgan is not None and codeformer is not None:
             raise SetupError("--gfpgan and --codeformer are mutually exclusive; choose one")
         restore_with: RestorerName | None = (
             "gfpgan" if gfpgan is not None else "codeformer" if codeformer is not None else None
         )
-        options = FixOptions(
-            weights_dir=resolve_weights_dir(weights_dir, config),
+        recipe = Recipe(
             scale=int(upscale.value),
             upscale_strength=upscale_strength,
             restore_with=restore_with,
@@ -234,11 +226,14 @@ def fix(
             fidelity=fidelity,
             gfpgan_version=gfpgan_model.value,
             upscaler_path=upscaler,
-            device=device,
             tile=tile,
             precision="fp16" if half else precision.value,
             only_center_face=only_center_face,
             detector=detector.value,
+        )
+        settings = RunSettings(
+            weights_dir=resolve_weights_dir(weights_dir, config),
+            device=device,
             output_dir=output_dir,
             overwrite=overwrite,
             dry_run=dry_run,
@@ -250,93 +245,71 @@ def fix(
             workers=workers,
             batch_size=batch_size,
             png_level=png_level,
+            time_limit=(
+                None
+                if max_time is None
+                else TimeLimit(parse_duration(max_time), f"--max-time {max_time}")
+            ),
+            # --ray alone starts Ray on this machine; --ray-address names a cluster to join.
+            ray_address=ray_address or ("local" if ray else None),
         )
         if report_path is not None:
             check_destination(report_path)  # before the run, not after hours of work
-        weights_registry = app_context(ctx).registry
-        # --ray alone starts Ray on this machine; --ray-address names a cluster to join.
-        address = ray_address or ("local" if ray else None)
-        deadline = None if limit is None else time.monotonic() + limit
-
-        def should_stop() -> bool:
-            return deadline is not None and time.monotonic() >= deadline
-
-        with signals_as_interrupts(), console.download_progress() as download_progress:
-            if console.is_terminal() and not as_json:
-                with console.RichFixEvents(verbose=verbose, quiet=quiet) as events:
-                    summary = run_fix(
-                        paths,
-                        options,
-                        events=events,
-                        download_progress=download_progress,
-                        registry=weights_registry,
-                        should_stop=should_stop,
-                        ray_address=address,
-                    )
-            else:
-                plain_events = console.PlainFixEvents(verbose=verbose, quiet=quiet)
-                summary = run_fix(
-                    paths,
-                    options,
-                    events=plain_events,
-                    download_progress=download_progress,
-                    registry=weights_registry,
-                    should_stop=should_stop,
-                    ray_address=address,
-                )
+        # 2. the run, with a bar on a terminal and plain lines elsewhere
+        bar = console.is_terminal() and not as_json
+        with (
+            signals_as_interrupts(),
+            console.download_progress() as download_progress,
+            (
+                console.RichFixEvents(verbose=verbose, quiet=quiet)
+                if bar
+                else contextlib.nullcontext(console.PlainFixEvents(verbose=verbose, quiet=quiet))
+            ) as events,
+        ):
+            summary = run_fix(
+                paths,
+                recipe,
+                settings,
+                events=events,
+                download_progress=download_progress,
+                registry=app_context(ctx).registry,
+            )
     except FacefixError as exc:
         console.print_error(str(exc))
         _finish(summary, as_json, exc.exit_code, error=str(exc), show_summary=False)
     except KeyboardInterrupt as exc:  # before the run started or after it returned
-        summary.signal = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
-        summary.stopped = f"interrupted by {signal.Signals(summary.signal).name}"
-    if summary.stopped == "stop requested" and limit is not None:
-        summary.stopped = f"--max-time {max_time} reached"
-    code = exit_code(summary)
+        summary.interrupted(exc.signum if isinstance(exc, Interrupted) else signal.SIGINT)
+    # 3. what happened
     if summary.signal is not None:
         console.print_error(
-            f"{summary.stopped}; finished outputs are kept, no original was changed"
+            f"{summary.stop_text}; finished outputs are kept, no original was changed"
         )
     elif summary.fault is not None:
         console.print_error(f"stopped: {summary.fault}")
     elif summary.stopped is not None:
-        _log(f"stopped: {summary.stopped}; {summary.not_started} files left for the next run")
+        _log(f"stopped: {summary.stop_text}; {summary.not_started} files left for the next run")
     built = None
-    if report_path is not None and summary.signal is None:
+    if report_path is not None and settings is not None and summary.signal is None:
         # After the run: thumbnails never compete with the GPU work.
         try:
             built = write_report_with_progress(
                 report_path,
                 inputs_from_summary(summary),
-                run_info(summary, options, None if dry_run else _device_name(device)),
+                run_details(summary, settings),
                 show_progress=console.is_terminal() and not as_json,
             )
         except FacefixError as exc:
             console.print_error(str(exc))
         except KeyboardInterrupt:
             console.print_error("interrupted while writing the report; the outputs are complete")
-            summary.signal = signal.SIGINT
-            code = exit_code(summary)
+            summary.interrupted(signal.SIGINT)
     _finish(
         summary,
         as_json,
-        code,
+        summary.exit_code,
         report_path=built.path if built is not None else None,
         report_text=report_line(built) if built is not None else None,
     )
-
-
-def exit_code(summary: FixSummary) -> int:
-    """The exit status a finished (or stopped) run reports; see facefix_cli.errors."""
-    if summary.signal is not None:
-        return Interrupted(summary.signal).exit_code
-    if summary.fault is not None:
-        return EXIT_ENVIRONMENT
-    if summary.count("crashed"):
-        return EXIT_CRASHED
-    if summary.count("failed"):
-        return EXIT_FAILED
-    return EXIT_OK
 
 
 def parse_duration(text: str) -> float:
@@ -407,19 +380,3 @@ def _finish(
         if report_text is not None:  # where the person reading the summary finds the page
             _log(report_text)
     raise typer.Exit(code)
-
-
-def _device_name(requested: str) -> str:
-    """The device the run used, with the GPU's name: `cuda:0 (NVIDIA H100 80GB HBM3)`."""
-    import torch
-
-    from facefix_cli.networks.device import resolve_devices
-
-    names = []
-    for device in resolve_devices(requested):
-        if device.type == "cuda":
-            index = device.index if device.index is not None else torch.cuda.current_device()
-            names.append(f"cuda:{index} ({torch.cuda.get_device_name(index)})")
-        else:
-            names.append(str(device))
-    return ", ".join(names)

@@ -12,11 +12,11 @@ from facefix_cli.cli.app import app
 from facefix_cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, FacefixError
 
 if TYPE_CHECKING:
-    from facefix_cli.report.build import ReportInputs, ReportResult, RunInfo
+    from facefix_cli.report.build import ReportInputs, ReportResult, RunDetails
 
 
 def write_report_with_progress(
-    html_path: Path, inputs: ReportInputs, run: RunInfo | None, *, show_progress: bool
+    html_path: Path, inputs: ReportInputs, run: RunDetails | None, *, show_progress: bool
 ) -> ReportResult:
     """`write_report`, with a transient progress bar on a terminal."""
     from facefix_cli.report.build import write_report

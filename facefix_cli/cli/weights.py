@@ -46,8 +46,8 @@ def download_weights(
 ) -> None:
     """Fetch model weights, verified by size and SHA-256, into the weights folder."""
     from facefix_cli.cli import console
+    from facefix_cli.config import resolve_weights_dir
     from facefix_cli.errors import SetupError
-    from facefix_cli.settings import resolve_weights_dir
     from facefix_cli.weights import download, sources, store
 
     registry = app_context(ctx).registry
@@ -102,7 +102,7 @@ def list_models(
 ) -> None:
     """List every model: file, size, licence, and state (missing, present, verified, corrupt)."""
     from facefix_cli.cli import console
-    from facefix_cli.settings import resolve_weights_dir
+    from facefix_cli.config import resolve_weights_dir
     from facefix_cli.weights import store
 
     try:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import copy
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from spandrel import ImageModelDescriptor
@@ -18,41 +17,40 @@ from facefix_cli.io.hashing import sha256_file
 from facefix_cli.networks.device import auto_tile, face_dtype, upscaler_dtype
 from facefix_cli.networks.load import load_parsenet, load_retinaface, load_spandrel_model
 from facefix_cli.ops.detect import FaceDetector, retinaface_detector
+from facefix_cli.recipe import Recipe
 from facefix_cli.weights import registry
-
-if TYPE_CHECKING:
-    from facefix_cli.pipeline.options import FixOptions
 
 
 class Networks:
     """Upscaler, face restorer, face detector and face parser for one recipe on one device."""
 
-    def __init__(self, options: FixOptions, device: torch.device) -> None:
-        self.options = options
+    def __init__(self, recipe: Recipe, weights_dir: Path, device: torch.device) -> None:
+        self.recipe = recipe
+        self.weights_dir = weights_dir
         self.device = device
 
     def load_all(self) -> None:
         """Load every network the recipe needs now, so the first file does not pay for it (and
         the load can be announced and timed on its own)."""
-        if self.options.upscales:
+        if self.recipe.upscales:
             _ = self.upscaler, self.upscaler_sha256
-        if self.options.restore_with is not None:
+        if self.recipe.restore_with is not None:
             _ = self.restorer, self.restorer_info, self.detector, self.parser
 
     def loading_text(self) -> str:
         """What a front end shows while `load_all` runs: `loading 4 networks on cuda:0`."""
-        count = int(self.options.upscales) + (3 if self.options.restore_with is not None else 0)
+        count = int(self.recipe.upscales) + (3 if self.recipe.restore_with is not None else 0)
         return f"loading {count} network{'s' if count != 1 else ''} on {self.device}"
 
     def _path(self, name: str) -> Path:
-        return self.options.weights_dir / registry.get_model(name).file
+        return self.weights_dir / registry.get_model(name).file
 
     @property
     def upscaler_path(self) -> Path:
         """--upscaler's file, else the registry's Real-ESRGAN for --upscale."""
-        if self.options.upscaler_path is not None:
-            return self.options.upscaler_path
-        return self._path(registry.upscaler_for_scale(self.options.scale).name)
+        if self.recipe.upscaler_path is not None:
+            return self.recipe.upscaler_path
+        return self._path(registry.upscaler_for_scale(self.recipe.scale).name)
 
     @cached_property
     def upscaler_fp32(self) -> ImageModelDescriptor:
@@ -68,7 +66,7 @@ class Networks:
     @cached_property
     def upscaler(self) -> ImageModelDescriptor:
         """The upscaler in the precision asked for, where the architecture supports it."""
-        dtype = upscaler_dtype(self.options.precision, self.device)
+        dtype = upscaler_dtype(self.recipe.precision, self.device)
         model = self.upscaler_fp32
         if _supports(model, dtype):
             model = copy.deepcopy(model).to(dtype)
@@ -81,30 +79,30 @@ class Networks:
 
     @cached_property
     def upscaler_sha256(self) -> str:
-        if self.options.upscaler_path is None:
-            return registry.upscaler_for_scale(self.options.scale).sha256
-        return sha256_file(self.options.upscaler_path)
+        if self.recipe.upscaler_path is None:
+            return registry.upscaler_for_scale(self.recipe.scale).sha256
+        return sha256_file(self.recipe.upscaler_path)
 
     @cached_property
     def restorer(self) -> ImageModelDescriptor:
         model = load_spandrel_model(self._path(self.restorer_info.name), self.device)
         if model.purpose != "FaceSR":
             raise SetupError(f"{self.restorer_info.file} is not a face restoration model")
-        dtype = face_dtype(self.options.precision, self.device)
+        dtype = face_dtype(self.recipe.precision, self.device)
         if _supports(model, dtype):  # GFPGAN and CodeFormer: bf16 yes, fp16 no (spandrel)
             model.to(dtype)
         return model
 
     @cached_property
     def restorer_info(self) -> registry.ModelInfo:
-        if self.options.restore_with == "codeformer":
+        if self.recipe.restore_with == "codeformer":
             return registry.get_model("codeformer")
-        return registry.get_model(registry.GFPGAN_VERSIONS[self.options.gfpgan_version])
+        return registry.get_model(registry.GFPGAN_VERSIONS[self.recipe.gfpgan_version])
 
     @cached_property
     def detector(self) -> FaceDetector:
-        name = registry.DETECTORS[self.options.detector]
-        network = self.options.detector.removeprefix("retinaface_")
+        name = registry.DETECTORS[self.recipe.detector]
+        network = self.recipe.detector.removeprefix("retinaface_")
         return retinaface_detector(load_retinaface(self._path(name), network, self.device))
 
     @cached_property
@@ -114,8 +112,8 @@ class Networks:
     def tile_for(self, height: int, width: int, batch: int) -> int:
         """--tile if given, else tiles chosen from the device's free memory for a batch of
         `batch` images of this size (0 = whole images)."""
-        if self.options.tile is not None:
-            return self.options.tile
+        if self.recipe.tile is not None:
+            return self.recipe.tile
         return auto_tile(
             self.device,
             height,

@@ -9,6 +9,7 @@ import re
 import torch
 
 from facefix_cli.errors import SetupError
+from facefix_cli.networks.names import parse_devices
 from facefix_cli.ops.upscale import choose_tile
 
 
@@ -44,22 +45,6 @@ def resolve_device(name: str = "auto") -> torch.device:
     raise SetupError(f"--device {name!r}: expected auto, cpu, cuda, cuda:N or mps")
 
 
-DEVICE_SYNTAX = "auto, cpu, cuda, cuda:N or mps, or a comma-separated list such as cuda:0,cuda:1"
-_ONE_DEVICE = re.compile(r"auto|cpu|mps|cuda(?::\d+)?")
-
-
-def parse_devices(text: str) -> list[str]:
-    """The device names of a --device value, checked for syntax only (no torch query): one of
-    auto, cpu, mps, cuda, cuda:N, or several of them joined by commas (auto only alone)."""
-    names = [part.strip().lower() for part in text.split(",")]
-    for name in names:
-        if not _ONE_DEVICE.fullmatch(name):
-            raise SetupError(f"--device {text!r}: expected {DEVICE_SYNTAX}")
-    if len(names) > 1 and "auto" in names:
-        raise SetupError(f"--device {text!r}: auto cannot be part of a list")
-    return names
-
-
 def resolve_devices(text: str = "auto") -> list[torch.device]:
     """Every device a --device value names, each checked to exist. `cuda` (and `auto` on a
     machine with CUDA) means every visible GPU, so a multi-GPU machine gets one GPU stage per
@@ -71,6 +56,18 @@ def resolve_devices(text: str = "auto") -> list[torch.device]:
         else:
             devices.append(resolve_device(name))
     return devices
+
+
+def describe_devices(devices: list[torch.device]) -> str:
+    """The devices in words, with each GPU's name: `cuda:0 (NVIDIA H100 80GB HBM3), cuda:1 (...)`."""
+    names = []
+    for device in devices:
+        if device.type == "cuda":
+            index = device.index if device.index is not None else torch.cuda.current_device()
+            names.append(f"cuda:{index} ({torch.cuda.get_device_name(index)})")
+        else:
+            names.append(str(device))
+    return ", ".join(names)
 
 
 def default_batch_size(device: torch.device, size: tuple[int, int], scale: int) -> int:

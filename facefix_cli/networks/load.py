@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from facefix_cli.errors import SetupError
+from facefix_cli.errors import SetupError, first_line
 
 
 @functools.cache
@@ -35,8 +35,9 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     except FileNotFoundError:
         raise SetupError(f"model file not found: {path}") from None
     except Exception as exc:  # torch raises many types for bad files; all mean the same to a user
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SetupError(f"cannot load model file {path}: {first_line[:200]}") from None
+        raise SetupError(
+            f"cannot load model file {path}: {first_line(exc, type(exc).__name__)[:200]}"
+        ) from None
 
 
 def load_spandrel_model(path: Path, device: torch.device):
@@ -52,9 +53,7 @@ def load_spandrel_model(path: Path, device: torch.device):
     except spandrel.UnsupportedModelError:
         raise SetupError(f"{path} is not a model architecture facefix can load") from None
     except (RuntimeError, KeyError, ValueError) as exc:
-        raise SetupError(
-            f"cannot build a model from {path}: {str(exc).splitlines()[0][:200]}"
-        ) from None
+        raise SetupError(f"cannot build a model from {path}: {first_line(exc)[:200]}") from None
     descriptor.eval()
     return descriptor
 
@@ -88,6 +87,4 @@ def _load_strict(net: torch.nn.Module, state_dict: dict, path: Path) -> None:
     try:
         net.load_state_dict(state_dict, strict=True)
     except RuntimeError as exc:
-        raise SetupError(
-            f"{path} does not match the expected network: {str(exc).splitlines()[0]}"
-        ) from None
+        raise SetupError(f"{path} does not match the expected network: {first_line(exc)}") from None

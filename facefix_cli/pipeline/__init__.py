@@ -1,7 +1,8 @@
-"""The `fix` job: the recipe (`FixOptions`), the per-image work (`fix_image`), one file
-(`fix_file`), the executors that schedule many files, and the run around them (`fix`).
+"""The `fix` job: the run's settings (`RunSettings`; the recipe is `facefix_cli.recipe.Recipe`),
+the per-image work (`fix_image(s)`), the per-file steps every executor calls (`read_job`,
+`write_fixed`, `abandon`, `fix_file`), the executors, and the run around them (`fix`).
 
-Names are imported on first use: `FixOptions` or `FixSummary` alone must not pull in torch and
+Names are imported on first use: `RunSettings` or `FixSummary` alone must not pull in torch and
 every spandrel architecture (seconds), which the CLI's option checks and error paths need not."""
 
 from __future__ import annotations
@@ -11,41 +12,51 @@ from typing import TYPE_CHECKING, Any
 
 # name -> the module of this package that defines it
 _EXPORTS = {
-    "begin_file": "file",
+    "Executor": "executors",
+    "Work": "executors",
+    "choose_executor": "executors",
+    "OpenFile": "file",
+    "abandon": "file",
     "failure_result": "file",
-    "finish_file": "file",
     "fix_file": "file",
-    "read_source": "file",
+    "read_job": "file",
+    "write_fixed": "file",
     "FixedImage": "image",
     "fix_image": "image",
     "fix_images": "image",
-    "FixOptions": "options",
     "FileResult": "results",
     "FixEvents": "results",
     "FixSummary": "results",
-    "RunInfo": "results",
-    "SilentEvents": "results",
+    "RunStart": "results",
     "Status": "results",
+    "StopReason": "results",
     "fix": "run",
+    "RunSettings": "settings",
+    "TimeLimit": "settings",
 }
 
 __all__ = [
-    "begin_file",
-    "failure_result",
-    "finish_file",
-    "fix_file",
-    "read_source",
-    "FixedImage",
-    "fix_image",
-    "fix_images",
-    "FixOptions",
+    "Executor",
     "FileResult",
     "FixEvents",
     "FixSummary",
-    "RunInfo",
-    "SilentEvents",
+    "FixedImage",
+    "OpenFile",
+    "RunSettings",
+    "RunStart",
     "Status",
+    "StopReason",
+    "TimeLimit",
+    "Work",
+    "abandon",
+    "choose_executor",
+    "failure_result",
     "fix",
+    "fix_file",
+    "fix_image",
+    "fix_images",
+    "read_job",
+    "write_fixed",
 ]
 
 
@@ -60,25 +71,23 @@ def __getattr__(name: str) -> Any:
 
 if TYPE_CHECKING:
     # Explicit re-exports (`x`) for type checkers; at run time `__getattr__` imports them.
+    from facefix_cli.pipeline.executors import Executor, Work, choose_executor
     from facefix_cli.pipeline.file import (
-        begin_file,
+        OpenFile,
+        abandon,
         failure_result,
-        finish_file,
         fix_file,
-        read_source,
+        read_job,
+        write_fixed,
     )
-    from facefix_cli.pipeline.image import (
-        FixedImage,
-        fix_image,
-        fix_images,
-    )
-    from facefix_cli.pipeline.options import FixOptions
+    from facefix_cli.pipeline.image import FixedImage, fix_image, fix_images
     from facefix_cli.pipeline.results import (
         FileResult,
         FixEvents,
         FixSummary,
-        RunInfo,
-        SilentEvents,
+        RunStart,
         Status,
+        StopReason,
     )
     from facefix_cli.pipeline.run import fix
+    from facefix_cli.pipeline.settings import RunSettings, TimeLimit

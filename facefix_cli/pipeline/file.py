@@ -3,18 +3,18 @@
 `fix_file` is the whole of it for the sequential executor. Executors that split the work
 (batching, pipelining, other machines) call the same steps in the same order:
 
-1. `read_job(job, options)` -> an `OpenFile` (the output claimed for this run, the input read
+1. `read_job(job, settings)` -> an `OpenFile` (the output claimed for this run, the input read
    and decoded), or the file's finished `FileResult` (skipped: another run holds it, it was
    finished meanwhile, or it is itself a facefix output; failed: unreadable, corrupt...);
 2. `fix_image`/`fix_images` on `OpenFile.source`;
-3. `write_fixed(file, fixed, options)`: encode, write atomically, release the claim: the result;
-   or `abandon(file, exc, options)` when step 2 raised for this file.
+3. `write_fixed(file, fixed, settings)`: encode, write atomically, release the claim: the result;
+   or `abandon(file, exc, settings)` when step 2 raised for this file.
 
-Underneath, `failure_result(job, exc, options, started)` is the one place an exception becomes
+Underneath, `failure_result(job, exc, settings, started)` is the one place an exception becomes
 a file's result: failed or crashed, or `EnvironmentFault` raised when the fault dooms every
 later file (disk full, read-only output, GPU gone): the executor then stops starting files.
 KeyboardInterrupt (Ctrl-C, and SIGTERM/SIGHUP as `errors.Interrupted`) and SetupError propagate;
-`raise_if_run_ends(exc, options)` raises those (a fault as EnvironmentFault) for an executor.
+`raise_if_run_ends(exc, settings)` raises those (a fault as EnvironmentFault) for an executor.
 
 Guarantees: an original is never written; an output appears only whole, under its final name;
 every per-file problem, whatever raised it, is one line on that file's result; a claim taken in
@@ -35,12 +35,14 @@ import torch
 from PIL import Image
 
 from facefix_cli.errors import (
+    BUG_REPORT_HINT,
     AnimatedImage,
     EnvironmentFault,
     FacefixError,
     ImageError,
     OutputWriteError,
     SetupError,
+    first_line,
 )
 from facefix_cli.io import claims
 from facefix_cli.io.claims import Claim
@@ -60,8 +62,9 @@ from facefix_cli.networks.cache import Networks
 from facefix_cli.operations import facefix_record
 from facefix_cli.pipeline.clock import NO_CLOCK, StageClock
 from facefix_cli.pipeline.image import FixedImage, fix_image
-from facefix_cli.pipeline.options import FixOptions
-from facefix_cli.pipeline.results import FileResult
+from facefix_cli.pipeline.results import FileResult, Status
+from facefix_cli.pipeline.settings import RunSettings
+from facefix_cli.recipe import Recipe
 
 # Write errors that no later file can escape: the storage itself is full, failing or read-only.
 ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO}
@@ -85,47 +88,46 @@ PER_FILE_ERRORS: tuple[type[BaseException], ...] = (
     Image.DecompressionBombError,
     Image.UnidentifiedImageError,
 )
-REPORT_HINT = "a bug in facefix: please report it (-v shows the traceback)"
 
 
-def environment_fault(exc: BaseException, options: FixOptions) -> str | None:
+def environment_fault(exc: BaseException, settings: RunSettings) -> str | None:
     """The one line that stops the run if `exc` dooms every later file, else None."""
     if isinstance(exc, EnvironmentFault):
         return str(exc)
     if isinstance(exc, OutputWriteError | OSError):
         code = exc.errno
         if code in ENVIRONMENT_ERRNOS or (
-            options.output_dir is not None and code in OUTPUT_TREE_ERRNOS
+            settings.output_dir is not None and code in OUTPUT_TREE_ERRNOS
         ):
             return str(exc) if isinstance(exc, OutputWriteError) else _os_reason(exc)
         return None
     if isinstance(exc, torch.OutOfMemoryError):
         return None
     if isinstance(exc, RuntimeError) and any(marker in str(exc) for marker in GPU_GONE):
-        return f"the GPU is unusable: {_first_line(exc)}"
+        return f"the GPU is unusable: {first_line(exc)}"
     return None
 
 
-def raise_if_run_ends(exc: BaseException, options: FixOptions) -> None:
+def raise_if_run_ends(exc: BaseException, settings: RunSettings) -> None:
     """Raise what ends the run for `exc`: KeyboardInterrupt and SetupError as they are, a fault
     that dooms every later file (disk full, GPU gone) as EnvironmentFault. Returns when `exc`
     is about one file only."""
     if isinstance(exc, KeyboardInterrupt | SetupError):
         raise exc
-    fault = environment_fault(exc, options)
+    fault = environment_fault(exc, settings)
     if fault is not None:
         raise EnvironmentFault(fault) from exc
 
 
 def failure_result(
-    job: Job, exc: BaseException, options: FixOptions, started: float | None = None
+    job: Job, exc: BaseException, settings: RunSettings, started: float | None = None
 ) -> FileResult:
     """The one place an exception from working on a file becomes its result: failed with a
     one-line reason when it is about the file, crashed (with type and traceback) when it is
     unexpected. Raises EnvironmentFault when it dooms every later file; re-raises
     KeyboardInterrupt and SetupError."""
-    raise_if_run_ends(exc, options)
-    result = FileResult(job.source, job.output, "failed")
+    raise_if_run_ends(exc, settings)
+    result = FileResult(job.source, job.output, Status.FAILED)
     if started is not None:
         result.seconds = time.perf_counter() - started
     if isinstance(exc, torch.OutOfMemoryError):
@@ -133,21 +135,21 @@ def failure_result(
     elif isinstance(exc, MemoryError):
         result.reason = "out of memory (try --max-pixels or a smaller --tile)"
     elif isinstance(exc, AnimatedImage):  # not this tool's kind of file: no failure
-        result.status, result.reason = "skipped", str(exc)
+        result.status, result.reason = Status.SKIPPED, str(exc)
     elif isinstance(exc, FacefixError):
         result.reason = str(exc)
     elif isinstance(exc, OSError):
         result.reason = _os_reason(exc)
     elif isinstance(exc, PER_FILE_ERRORS):
-        result.reason = f"{_type_name(exc)}: {_first_line(exc)}"
+        result.reason = f"{_type_name(exc)}: {first_line(exc)}"
     else:
-        result.status = "crashed"
-        result.reason = f"{_type_name(exc)}: {_first_line(exc)} ({REPORT_HINT})"
+        result.status = Status.CRASHED
+        result.reason = f"{_type_name(exc)}: {first_line(exc)} ({BUG_REPORT_HINT})"
         result.traceback = "".join(traceback.format_exception(exc))
     return result
 
 
-def begin_file(job: Job, options: FixOptions) -> Claim | FileResult:
+def begin_file(job: Job, settings: RunSettings) -> Claim | FileResult:
     """Claim the job's output for this run. A FileResult instead when there is nothing to do:
     another live run holds the claim, or the output appeared since planning."""
     if job.output.resolve() == job.source.resolve():
@@ -160,15 +162,15 @@ def begin_file(job: Job, options: FixOptions) -> Claim | FileResult:
             f"cannot claim {display_path(job.output)}: {exc.strerror or exc}", exc.errno
         ) from None
     if claim is None:
-        return FileResult(job.source, job.output, "skipped", "being fixed by another run")
-    if not options.overwrite and _exists(job.output):
+        return FileResult(job.source, job.output, Status.SKIPPED, "being fixed by another run")
+    if not settings.overwrite and _exists(job.output):
         claim.release()
-        return FileResult(job.source, job.output, "skipped", "output exists (use --overwrite)")
+        return FileResult(job.source, job.output, Status.SKIPPED, "output exists (use --overwrite)")
     return claim
 
 
-def read_source(job: Job, options: FixOptions) -> SourceImage:
-    return read_image(job.source, options.max_pixels)
+def read_source(job: Job, settings: RunSettings) -> SourceImage:
+    return read_image(job.source, settings.max_pixels)
 
 
 @dataclass
@@ -185,7 +187,7 @@ class OpenFile:
 
 
 def finish_file(
-    file: OpenFile, fixed: FixedImage, options: FixOptions, clock: StageClock = NO_CLOCK
+    file: OpenFile, fixed: FixedImage, settings: RunSettings, clock: StageClock = NO_CLOCK
 ) -> FileResult:
     """Write the fixed image with its metadata atomically; the file's `fixed` result."""
     job, source, generation, stealth = file.job, file.source, file.generation, file.stealth
@@ -194,14 +196,14 @@ def finish_file(
         # Resampling destroys settings hidden in the pixels' low bits: carry them as text.
         chunks = output_chunks(source.chunks, fixed.operations, record, stealth=stealth)
         alpha = stealth_written_back(fixed.alpha, stealth, source.bit_depth)
-        data = encode_png(fixed.rgb, alpha, source.bit_depth, chunks, options.png_level)
+        data = encode_png(fixed.rgb, alpha, source.bit_depth, chunks, settings.png_level)
     with clock.stage("write"):
         write_atomic(job.output, data)
-    result = FileResult(job.source, job.output, "fixed", faces=fixed.faces)
+    result = FileResult(job.source, job.output, Status.FIXED, faces=fixed.faces)
     result.tool, result.seed = generation.tool, generation.seed
     notes = []
-    if options.restore_with is not None and fixed.faces == 0:
-        notes.append("no faces found; upscaled only" if options.upscales else "no faces found")
+    if fixed.looked_for_faces and fixed.faces == 0:
+        notes.append("no faces found; upscaled only" if fixed.upscaled else "no faces found")
     if generation.stealth:  # the only copy of the settings may have been in the pixels
         notes.append(f"settings hidden in the pixels ({generation.stealth}) kept as text")
     result.reason = "; ".join(notes)
@@ -209,26 +211,28 @@ def finish_file(
     return result
 
 
-def read_job(job: Job, options: FixOptions, clock: StageClock = NO_CLOCK) -> OpenFile | FileResult:
+def read_job(
+    job: Job, settings: RunSettings, clock: StageClock = NO_CLOCK
+) -> OpenFile | FileResult:
     """Step 1: claim `job`'s output and read its input. A FileResult back means the file is
     finished (skipped or failed) and holds no claim."""
     started = time.perf_counter()
     claim: Claim | None = None
     try:
-        begun = begin_file(job, options)
+        begun = begin_file(job, settings)
         if isinstance(begun, FileResult):
             return begun
         claim = begun
         with clock.stage("decode"):
-            source = read_source(job, options)
+            source = read_source(job, settings)
             stealth = stealth_in_pixels(source.rgb, source.alpha, source.bit_depth)
             generation = parse_generation(source.chunks, stealth=stealth)
-        if generation.facefix and not options.overwrite:  # a renamed .fixed.png
+        if generation.facefix and not settings.overwrite:  # a renamed .fixed.png
             claim.release()
             return FileResult(
                 job.source,
                 job.output,
-                "skipped",
+                Status.SKIPPED,
                 "already a facefix output (use --overwrite to redo)",
                 tool=generation.tool,
                 seed=generation.seed,
@@ -239,45 +243,49 @@ def read_job(job: Job, options: FixOptions, clock: StageClock = NO_CLOCK) -> Ope
             claim.release()
         if not isinstance(exc, Exception):
             raise
-        return failure_result(job, exc, options, started)
+        return failure_result(job, exc, settings, started)
 
 
 def write_fixed(
-    file: OpenFile, fixed: FixedImage, options: FixOptions, clock: StageClock = NO_CLOCK
+    file: OpenFile, fixed: FixedImage, settings: RunSettings, clock: StageClock = NO_CLOCK
 ) -> FileResult:
     """Step 3: write `fixed` with `file`'s metadata extended, atomically; release the claim."""
     try:
-        return finish_file(file, fixed, options, clock)
+        return finish_file(file, fixed, settings, clock)
     except Exception as exc:
-        return failure_result(file.job, exc, options, file.started)
+        return failure_result(file.job, exc, settings, file.started)
     finally:
         file.claim.release()
 
 
-def abandon(file: OpenFile, exc: BaseException, options: FixOptions) -> FileResult:
+def abandon(file: OpenFile, exc: BaseException, settings: RunSettings) -> FileResult:
     """The result of a file whose fixing raised `exc`; releases its claim (and re-raises what
     ends the run, as `failure_result` does)."""
     file.claim.release()
-    return failure_result(file.job, exc, options, file.started)
+    return failure_result(file.job, exc, settings, file.started)
 
 
 def fix_file(
-    job: Job, options: FixOptions, networks: Networks, clock: StageClock = NO_CLOCK
+    job: Job,
+    recipe: Recipe,
+    settings: RunSettings,
+    networks: Networks,
+    clock: StageClock = NO_CLOCK,
 ) -> FileResult:
     """Fix one file under a claim; every per-file problem comes back as a failed (or crashed)
     result. Raises EnvironmentFault, SetupError and KeyboardInterrupt only."""
-    opened = read_job(job, options, clock)
+    opened = read_job(job, settings, clock)
     if isinstance(opened, FileResult):
         return opened
     try:
         with clock.stage("fix"):
-            fixed = fix_image(opened.source, options, networks)
+            fixed = fix_image(opened.source, recipe, networks)
     except BaseException as exc:
         if not isinstance(exc, Exception):
             opened.claim.release()
             raise
-        return abandon(opened, exc, options)
-    return write_fixed(opened, fixed, options, clock)
+        return abandon(opened, exc, settings)
+    return write_fixed(opened, fixed, settings, clock)
 
 
 def _exists(path: Path) -> bool:
@@ -297,13 +305,8 @@ def _type_name(exc: BaseException) -> str:
     )
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else "(no message)"
-
-
 def _os_reason(exc: OSError) -> str:
-    reason = exc.strerror or _first_line(exc)
+    reason = exc.strerror or first_line(exc)
     if exc.errno == errno.ENOSPC:
         reason = "disk full"
     where = f" {display_path(exc.filename)}" if exc.filename else ""

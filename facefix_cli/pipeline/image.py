@@ -8,7 +8,7 @@ image comes back to the host once, at the end. The CPU runs the same code.
 
 Guarantees: one result per source, in order; a batch's results equal `fix_image` of each
 source within 1/255 (8-bit) per channel (convolutions may sum in another order for another
-batch size); the same input, options, weights, device and batch give the same bytes; pixels
+batch size); the same input, recipe, weights, device and batch give the same bytes; pixels
 outside the pasted faces' masks are the upscaled image's, exactly. An out-of-memory error on a
 batch of several images retries them one at a time (the upscaler itself first retries with
 smaller tiles).
@@ -29,7 +29,7 @@ from facefix_cli.ops.detect import Face, select_faces
 from facefix_cli.ops.paste import blend_restored, face_masks, paste_faces
 from facefix_cli.ops.restore import restore_faces
 from facefix_cli.ops.upscale import upscale, upscale_alpha
-from facefix_cli.pipeline.options import FixOptions
+from facefix_cli.recipe import Recipe
 
 
 @dataclass(frozen=True)
@@ -41,15 +41,22 @@ class FixedImage:
     # The faces restored: box, score and landmarks in the output image's pixel coordinates.
     detections: tuple[Face, ...] = field(default=())
 
+    @property
+    def upscaled(self) -> bool:
+        return any(op.type == "esrgan" for op in self.operations)
 
-def fix_image(source: SourceImage, options: FixOptions, networks: Networks) -> FixedImage:
+    @property
+    def looked_for_faces(self) -> bool:
+        """A restoration ran (whether or not it found faces)."""
+        return any(op.type != "esrgan" for op in self.operations)
+
+
+def fix_image(source: SourceImage, recipe: Recipe, networks: Networks) -> FixedImage:
     """Upscale, then restore the faces of the upscaled image. Pure arrays in, arrays out."""
-    return fix_images([source], options, networks)[0]
+    return fix_images([source], recipe, networks)[0]
 
 
-def fix_images(
-    sources: list[SourceImage], options: FixOptions, networks: Networks
-) -> list[FixedImage]:
+def fix_images(sources: list[SourceImage], recipe: Recipe, networks: Networks) -> list[FixedImage]:
     """The batch form of `fix_image`, the seam executors call: one result per source, in
     order. Sources of one size share network passes."""
     results: list[FixedImage | None] = [None] * len(sources)
@@ -58,23 +65,23 @@ def fix_images(
         groups.setdefault(source.rgb.shape[:2], []).append(index)
     for indices in groups.values():
         batch = [sources[i] for i in indices]
-        for index, fixed in zip(indices, _fix_same_size(batch, options, networks), strict=True):
+        for index, fixed in zip(indices, _fix_same_size(batch, recipe, networks), strict=True):
             results[index] = fixed
     return results  # type: ignore[return-value]
 
 
 def _fix_same_size(
-    batch: list[SourceImage], options: FixOptions, networks: Networks
+    batch: list[SourceImage], recipe: Recipe, networks: Networks
 ) -> list[FixedImage]:
     try:
-        return _fix_batch(batch, options, networks)
+        return _fix_batch(batch, recipe, networks)
     except torch.OutOfMemoryError:
         if len(batch) == 1:
             raise
     # Outside the except block, so the failed batch's tensors are already released.
     if networks.device.type == "cuda":
         torch.cuda.empty_cache()
-    return [fixed for source in batch for fixed in _fix_batch([source], options, networks)]
+    return [fixed for source in batch for fixed in _fix_batch([source], recipe, networks)]
 
 
 def _to_device(planes: list[np.ndarray], device: torch.device) -> torch.Tensor:
@@ -86,22 +93,20 @@ def _to_device(planes: list[np.ndarray], device: torch.device) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def _fix_batch(
-    batch: list[SourceImage], options: FixOptions, networks: Networks
-) -> list[FixedImage]:
+def _fix_batch(batch: list[SourceImage], recipe: Recipe, networks: Networks) -> list[FixedImage]:
     device = networks.device
     images = _to_device([source.rgb for source in batch], device)
     with_alpha = [i for i, source in enumerate(batch) if source.alpha is not None]
     alpha_planes = [source.alpha for source in batch if source.alpha is not None]
     alphas = _to_device(alpha_planes, device) if alpha_planes else None
     operations: list[Operation] = []
-    if options.upscales:
+    if recipe.upscales:
         model = networks.upscaler
         height, width = images.shape[2:]
         images = upscale(
             images,
             model,
-            strength=options.upscale_strength,
+            strength=recipe.upscale_strength,
             tile=networks.tile_for(height, width, len(batch)),
             fallback=networks.upscaler_fallback,
         )
@@ -111,17 +116,17 @@ def _fix_batch(
             Operation(
                 type="esrgan",
                 scale=model.scale,
-                strength=options.upscale_strength,
+                strength=recipe.upscale_strength,
                 model=networks.upscaler_path.name,
                 sha256=networks.upscaler_sha256,
             )
         )
     detections: list[tuple[Face, ...]] = [()] * len(batch)
-    if options.restore_with is not None:
-        detections = _restore_faces(images, options, networks)
+    if recipe.restore_with is not None:
+        detections = _restore_faces(images, recipe, networks)
     results = []
     for index in range(len(batch)):
-        restore = _restore_operation(options, networks, detections[index])
+        restore = _restore_operation(recipe, networks, detections[index])
         planes = images[index]
         if alphas is not None and index in with_alpha:
             planes = torch.cat([planes, alphas[with_alpha.index(index)]])
@@ -142,13 +147,13 @@ def _fix_batch(
 
 
 def _restore_faces(
-    images: torch.Tensor, options: FixOptions, networks: Networks
+    images: torch.Tensor, recipe: Recipe, networks: Networks
 ) -> list[tuple[Face, ...]]:
     """Restore the faces of every image in place (N x 3 x H x W); the faces restored, per
     image. Faces of all images are gathered, so the restorer and parser see full batches."""
     height, width = images.shape[2:]
     selected = [
-        tuple(select_faces(found, (width, height), only_center_face=options.only_center_face))
+        tuple(select_faces(found, (width, height), only_center_face=recipe.only_center_face))
         for found in networks.detector(images)
     ]
     matrices = [[alignment_matrix(face.landmarks) for face in faces] for faces in selected]
@@ -157,7 +162,7 @@ def _restore_faces(
     crops = torch.cat(
         [warp_faces(image, mats) for image, mats in zip(images, matrices, strict=True)]
     )
-    restored = restore_faces(networks.restorer, crops, fidelity=options.fidelity)
+    restored = restore_faces(networks.restorer, crops, fidelity=recipe.fidelity)
     masks = face_masks(networks.parser, restored)
     start = 0
     for index, mats in enumerate(matrices):
@@ -166,23 +171,23 @@ def _restore_faces(
         end = start + len(mats)
         pasted = images[index].clone()
         paste_faces(pasted, restored[start:end], masks[start:end], mats)
-        images[index] = blend_restored(images[index], pasted, options.restore_strength)
+        images[index] = blend_restored(images[index], pasted, recipe.restore_strength)
         start = end
     return selected
 
 
 def _restore_operation(
-    options: FixOptions, networks: Networks, faces: tuple[Face, ...]
+    recipe: Recipe, networks: Networks, faces: tuple[Face, ...]
 ) -> Operation | None:
-    if options.restore_with is None:
+    if recipe.restore_with is None:
         return None
     info = networks.restorer_info
-    codeformer = options.restore_with == "codeformer"
+    codeformer = recipe.restore_with == "codeformer"
     return Operation(
-        type=options.restore_with,
-        strength=options.restore_strength,
-        fidelity=options.fidelity if codeformer else None,
-        version=None if codeformer else options.gfpgan_version,
+        type=recipe.restore_with,
+        strength=recipe.restore_strength,
+        fidelity=recipe.fidelity if codeformer else None,
+        version=None if codeformer else recipe.gfpgan_version,
         model=info.file,
         sha256=info.sha256,
         faces=len(faces),

@@ -35,17 +35,17 @@ from collections.abc import Callable, Generator, Sequence
 
 import torch
 
-from facefix_cli.io.discover import Job
 from facefix_cli.io.read import SourceImage
 from facefix_cli.networks.cache import Networks
-from facefix_cli.networks.device import default_batch_size
+from facefix_cli.networks.device import default_batch_size, make_deterministic, resolve_devices
 from facefix_cli.pipeline.clock import StageClock, current_clock
+from facefix_cli.pipeline.executors import Work
 from facefix_cli.pipeline.file import OpenFile, abandon, raise_if_run_ends, read_job, write_fixed
 from facefix_cli.pipeline.image import FixedImage, fix_images
-from facefix_cli.pipeline.options import FixOptions
 from facefix_cli.pipeline.results import FileResult, FixEvents
+from facefix_cli.recipe import Recipe
 
-FixBatch = Callable[[list[SourceImage], FixOptions, Networks], list[FixedImage]]
+FixBatch = Callable[[list[SourceImage], Recipe, Networks], list[FixedImage]]
 BatchKey = tuple[int, int, bool]  # height, width, has alpha: what one network pass can share
 
 MAX_AUTO_BATCH = 16  # default_batch_size's ceiling, for sizing the decoded queue
@@ -69,17 +69,16 @@ class _Pipeline:
 
     def __init__(
         self,
-        jobs: Sequence[Job],
-        options: FixOptions,
+        work: Work,
         stages: Sequence[Networks],
-        should_stop: Callable[[], bool],
         fix_batch: FixBatch,
         clock: StageClock,
     ) -> None:
-        self.jobs, self.options, self.stages = list(jobs), options, list(stages)
-        self.should_stop, self.fix_batch, self.clock = should_stop, fix_batch, clock
-        self.workers = options.workers or default_workers()
-        largest_batch = options.batch_size or (
+        self.jobs, self.stages = list(work.jobs), list(stages)
+        self.recipe, self.settings = work.recipe, work.settings
+        self.should_stop, self.fix_batch, self.clock = work.should_stop, fix_batch, clock
+        self.workers = self.settings.workers or default_workers()
+        largest_batch = self.settings.batch_size or (
             MAX_AUTO_BATCH if any(n.device.type == "cuda" for n in self.stages) else 1
         )
         # Enough decoded images for every stage's next batch while the current ones run.
@@ -175,7 +174,7 @@ class _Pipeline:
     def _read(self, index: int) -> None:
         job = self.jobs[index]
         self.outbox.put(("started", job))
-        opened = read_job(job, self.options, self.clock)
+        opened = read_job(job, self.settings, self.clock)
         with self.changed:
             self.decoding -= 1
             if isinstance(opened, FileResult):
@@ -187,7 +186,7 @@ class _Pipeline:
             self._notify()
 
     def _write(self, file: OpenFile, fixed: FixedImage) -> None:
-        result = write_fixed(file, fixed, self.options, self.clock)
+        result = write_fixed(file, fixed, self.settings, self.clock)
         with self.changed:
             self.in_flight.pop(id(file), None)
             self.writing -= 1
@@ -210,10 +209,10 @@ class _Pipeline:
             self._fail(exc)
 
     def _batch_size(self, networks: Networks, key: BatchKey, sizes: dict[BatchKey, int]) -> int:
-        if self.options.batch_size is not None:
-            return self.options.batch_size
+        if self.settings.batch_size is not None:
+            return self.settings.batch_size
         if key not in sizes:
-            scale = networks.upscaler.scale if self.options.upscales else 1
+            scale = networks.upscaler.scale if self.recipe.upscales else 1
             sizes[key] = default_batch_size(networks.device, (key[1], key[0]), scale)
         return sizes[key]
 
@@ -267,12 +266,12 @@ class _Pipeline:
     def _fix(self, batch: list[OpenFile], networks: Networks) -> list[FixedImage | FileResult]:
         try:
             with self.clock.stage("fix", count=len(batch)):
-                fixed = self.fix_batch([f.source for f in batch], self.options, networks)
+                fixed = self.fix_batch([f.source for f in batch], self.recipe, networks)
             return list(fixed)
         except Exception as exc:  # noqa: BLE001 - per-file problems only; others re-raised
-            raise_if_run_ends(exc, self.options)  # as EnvironmentFault: exit 4, not a crash
+            raise_if_run_ends(exc, self.settings)  # as EnvironmentFault: exit 4, not a crash
             if len(batch) == 1:
-                return [abandon(batch[0], exc, self.options)]
+                return [abandon(batch[0], exc, self.settings)]
         # One at a time, so that only the file that fails fails (and an out-of-memory batch
         # still gets its images done singly).
         return [self._fix([file], networks)[0] for file in batch]
@@ -343,29 +342,22 @@ class _Pipeline:
                 file.claim.release()
 
 
+def run(work: Work) -> Generator[FileResult, None, None]:
+    """The pipelined executor on every device `work.settings.device` names."""
+    make_deterministic()
+    devices = resolve_devices(work.settings.device)
+    yield from run_pipelined(work, [work.networks(device) for device in devices])
+
+
 def run_pipelined(
-    jobs: Sequence[Job],
-    options: FixOptions,
-    networks: Networks,
-    events: FixEvents,
-    *,
-    should_stop: Callable[[], bool] = lambda: False,
-    extra_networks: Sequence[Networks] = (),
-    fix_batch: FixBatch | None = None,
+    work: Work, stages: Sequence[Networks], fix_batch: FixBatch | None = None
 ) -> Generator[FileResult, None, None]:
-    """Fix `jobs` with `options.workers` decode+encode threads and one GPU stage per network
-    set (`networks`, then `extra_networks`: one per further device), yielding each file's
-    result as it finishes. `fix_batch` is the per-batch work (`fix_images`, looked up at call
-    time; tests pass fakes)."""
-    if not jobs:
+    """Fix `work.jobs` with `work.settings.workers` decode+encode threads and one GPU stage per
+    network set in `stages` (one per device), yielding each file's result as it finishes.
+    `fix_batch` is the per-batch work (`fix_images`, looked up at call time; tests pass
+    fakes)."""
+    if not work.jobs:
         return
-    pipeline = _Pipeline(
-        jobs,
-        options,
-        [networks, *extra_networks],
-        should_stop,
-        fix_batch or fix_images,
-        current_clock(),
-    )
-    with contextlib.closing(pipeline.run(events)) as results:
+    pipeline = _Pipeline(work, stages, fix_batch or fix_images, current_clock())
+    with contextlib.closing(pipeline.run(work.events)) as results:
         yield from results

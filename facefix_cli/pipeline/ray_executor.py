@@ -10,7 +10,7 @@ What it guarantees:
 * Results stream back: one `FileResult` is yielded per job as soon as its worker finishes it,
   so the driver shows the same progress, summary, --json and exit codes as a local run. The
   driver alone discovers files and applies the skip rules (`pipeline.run.fix`); only the small
-  `FixOptions` recipe and `Job` paths are pickled to the workers, and `FileResult`s come back.
+  `Recipe`, `RunSettings` and `Job` paths are pickled to the workers, and `FileResult`s come back.
 * Weights are checked on every worker before it gets any file: a node that lacks a file
   `options.required_weights()` names fails the run at once (SetupError, exit 2) with the
   `facefix download` command to run there, unless `--mirror` is given (and not `--offline`), in
@@ -54,12 +54,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from facefix_cli.errors import FacefixError, SetupError
+from facefix_cli.errors import FacefixError, SetupError, first_line
 from facefix_cli.io.discover import Job
 from facefix_cli.networks.cache import Networks
+from facefix_cli.pipeline.executors import Work
 from facefix_cli.pipeline.file import fix_file
-from facefix_cli.pipeline.options import FixOptions
-from facefix_cli.pipeline.results import FileResult, FixEvents
+from facefix_cli.pipeline.results import FileResult, FixEvents, Status
+from facefix_cli.pipeline.settings import RunSettings
+from facefix_cli.recipe import Recipe
 from facefix_cli.weights.registry import REGISTRY, Registry
 
 INSTALL_HINT = "pip install 'facefix[ray]' (or, in a checkout: uv sync --extra ray)"
@@ -76,7 +78,7 @@ STOP_GRACE_S = 10.0
 # The local instance only carries small results: keep its shared-memory store small.
 LOCAL_OBJECT_STORE_BYTES = 100 * 2**20
 
-FixOne = Callable[[Job, FixOptions, Networks], FileResult]
+FixOne = Callable[[Job, Recipe, RunSettings, Networks], FileResult]
 
 
 def ray_installed() -> bool:
@@ -129,9 +131,8 @@ def connect(address: str, *, num_cpus: int | None = None) -> bool:
     try:
         ray.init(address=address, **settings)
     except Exception as exc:  # Ray raises bare Exception for a start-up timeout, among others
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         where = "start Ray on this machine" if address == LOCAL else f"join Ray at {address}"
-        raise SetupError(f"--ray: cannot {where}: {first_line}") from None
+        raise SetupError(f"--ray: cannot {where}: {first_line(exc, type(exc).__name__)}") from None
     return True
 
 
@@ -157,26 +158,39 @@ def worker_plan(device: str, resources: Mapping[str, float]) -> tuple[str, int]:
     )
 
 
-def worker_options(options: FixOptions, device: str) -> FixOptions:
-    """The recipe as workers on other machines need it: absolute paths, a concrete device."""
+def _absolute(path: Path | None) -> Path | None:
+    return None if path is None else Path(path).absolute()
 
-    def absolute(path: Path | None) -> Path | None:
-        return None if path is None else Path(path).absolute()
 
+def worker_recipe(recipe: Recipe) -> Recipe:
+    """The recipe as workers on other machines need it: absolute paths."""
+    return dataclasses.replace(recipe, upscaler_path=_absolute(recipe.upscaler_path))
+
+
+def worker_settings(settings: RunSettings, device: str) -> RunSettings:
+    """The settings as workers need them: absolute paths, a concrete device, no Ray of their
+    own and no time limit (the driver stops handing out files when it passes)."""
     return dataclasses.replace(
-        options,
+        settings,
         device=device,
-        weights_dir=Path(options.weights_dir).absolute(),
-        output_dir=absolute(options.output_dir),
-        upscaler_path=absolute(options.upscaler_path),
+        weights_dir=Path(settings.weights_dir).absolute(),
+        output_dir=_absolute(settings.output_dir),
+        ray_address=None,
+        time_limit=None,
     )
 
 
 class FixWorker:
     """One Ray actor: the networks for one recipe on one device, loaded once, fixing files."""
 
-    def __init__(self, options: FixOptions, fix_one: FixOne, registry: Registry = REGISTRY) -> None:
-        self.options = options
+    def __init__(
+        self,
+        recipe: Recipe,
+        settings: RunSettings,
+        fix_one: FixOne,
+        registry: Registry = REGISTRY,
+    ) -> None:
+        self.recipe, self.settings = recipe, settings
         self.fix_one = fix_one
         self.registry = registry  # the weight files to check on this node
         self.networks: Networks | None = None
@@ -189,17 +203,17 @@ class FixWorker:
             from facefix_cli.networks.device import make_deterministic, resolve_device
             from facefix_cli.weights.download import ensure_weights
 
-            options = self.options
+            settings = self.settings
             try:
                 ensure_weights(
-                    options.required_weights(self.registry),
-                    options.weights_dir,
-                    offline=options.offline or not options.mirrors,
-                    mirrors=options.mirrors,
+                    self.recipe.required_weights(self.registry),
+                    settings.weights_dir,
+                    offline=settings.offline or not settings.mirrors,
+                    mirrors=settings.mirrors,
                 )
-                device = resolve_device(options.device)
+                device = resolve_device(settings.device)
                 make_deterministic()
-                networks = Networks(options, device)
+                networks = Networks(self.recipe, settings.weights_dir, device)
                 networks.load_all()  # here, so the first file is not the slow one
             except FacefixError as exc:
                 # A plain SetupError: it pickles back to the driver with its message.
@@ -210,7 +224,7 @@ class FixWorker:
     def fix(self, job: Job) -> FileResult:
         self.prepare()
         assert self.networks is not None
-        return self.fix_one(job, self.options, self.networks)
+        return self.fix_one(job, self.recipe, self.settings, self.networks)
 
 
 def _setup_error(exc: BaseException) -> BaseException:
@@ -220,35 +234,31 @@ def _setup_error(exc: BaseException) -> BaseException:
     return cause if isinstance(cause, FacefixError) else exc
 
 
-def run_ray(
-    jobs: Sequence[Job],
-    options: FixOptions,
-    networks: Networks | None,
-    events: FixEvents,
-    *,
-    should_stop: Callable[[], bool] = lambda: False,
-    address: str = LOCAL,
-    fix_one: FixOne = fix_file,
-) -> Generator[FileResult, None, None]:
-    """Fix `jobs` on Ray workers, yielding one FileResult per job as each finishes (in
-    completion order). `networks` is unused: each worker loads its own. `fix_one` is the
-    per-file function the workers run (the seam for another single-machine engine)."""
-    del networks
+def run(work: Work, fix_one: FixOne = fix_file) -> Generator[FileResult, None, None]:
+    """Fix `work.jobs` on Ray workers at `work.settings.ray_address`, yielding one FileResult
+    per job as each finishes (in completion order). Each worker loads its own networks.
+    `fix_one` is the per-file function the workers run (the seam for another single-machine
+    engine)."""
+    jobs, events, should_stop = work.jobs, work.events, work.should_stop
+    address = work.settings.ray_address or LOCAL
     ray = import_ray()
     events.waiting("starting Ray" if address == "local" else f"connecting to Ray at {address}")
     owned = connect(address)
     actors: list[Any] = []
     in_flight: dict[Any, tuple[Any, Job]] = {}
     try:
-        device, count = worker_plan(options.device, ray.cluster_resources())
-        recipe = worker_options(options, device)
+        device, count = worker_plan(work.settings.device, ray.cluster_resources())
+        recipe, settings = worker_recipe(work.recipe), worker_settings(work.settings, device)
         actor_class = ray.remote(FixWorker).options(
             num_cpus=1,
             num_gpus=1 if device == "cuda" else 0,
             max_restarts=MAX_RESTARTS,
             max_task_retries=0,  # the driver re-queues a dead worker's files itself
         )
-        actors = [actor_class.remote(recipe, fix_one) for _ in range(min(count, len(jobs)))]
+        actors = [
+            actor_class.remote(recipe, settings, fix_one, work.registry)
+            for _ in range(min(count, len(jobs)))
+        ]
         events.waiting(f"starting {len(actors)} Ray workers (weights check, loading networks)")
         try:
             ray.get([actor.prepare.remote() for actor in actors])
@@ -324,7 +334,7 @@ def _drive(
                 yield FileResult(
                     job.source,
                     job.output,
-                    "failed",
+                    Status.FAILED,
                     f"the Ray worker died while fixing it, {attempts[job]} times",
                 )
             else:

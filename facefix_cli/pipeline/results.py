@@ -1,17 +1,40 @@
-"""What a run reports: one `FileResult` per file, the `FixSummary`, and the `FixEvents`
-protocol a front end implements to hear about progress (the library itself never prints)."""
+"""What a run tells its caller: one `FileResult` per file, the `FixSummary` (the run's tally,
+which owns the run's exit code, as black's `Report` does), and the `FixEvents` protocol a front
+end implements to hear about progress (the library itself never prints)."""
 
 from __future__ import annotations
 
+import signal as signals
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol, assert_never
 
+from facefix_cli.errors import (
+    EXIT_CRASHED,
+    EXIT_ENVIRONMENT,
+    EXIT_FAILED,
+    EXIT_OK,
+    Interrupted,
+)
 from facefix_cli.io.discover import Job
 from facefix_cli.io.names import display_path
 
-# crashed: an unexpected exception (a bug in facefix) on that file; the batch went on.
-Status = Literal["fixed", "skipped", "failed", "crashed", "planned"]
+
+class Status(StrEnum):
+    FIXED = "fixed"
+    SKIPPED = "skipped"  # nothing to do: output there, another run has it, not our kind of file
+    FAILED = "failed"  # a problem with the file: one line says which
+    CRASHED = "crashed"  # an unexpected exception (a bug in facefix); the batch went on
+    PLANNED = "planned"  # --dry-run: would be fixed
+
+
+class StopReason(StrEnum):
+    """Why a run ended before starting every file (an environment fault is `FixSummary.fault`)."""
+
+    TIME_LIMIT = "time limit"  # RunSettings.time_limit passed (--max-time)
+    REQUESTED = "stop requested"  # the caller's should_stop() said so
+    SIGNAL = "signal"  # Ctrl-C, SIGTERM, SIGHUP: `FixSummary.signal` says which
 
 
 @dataclass
@@ -29,18 +52,55 @@ class FileResult:
 
 @dataclass
 class FixSummary:
-    """What a run did. A run stopped early says why in `stopped` (`time limit`, `SIGTERM`...)
-    or `fault` (an environment fault's one line), and how many jobs it never started."""
+    """What a run did. A run stopped early says why in `stopped` (and `signal`), or in `fault`
+    (an environment fault's one line), and how many jobs it never started."""
 
     results: list[FileResult] = field(default_factory=list)
     seconds: float = 0.0
-    stopped: str | None = None
+    stopped: StopReason | None = None
     fault: str | None = None
     not_started: int = 0
     signal: int | None = None  # the signal that interrupted the run (SIGINT for Ctrl-C)
+    devices: str = ""  # what ran the networks: "cuda:0 (NVIDIA H100 80GB HBM3)", "cpu"; "" = none
+    recipe: tuple[tuple[str, str], ...] = ()  # Recipe.rows() of the run
+    models: tuple[tuple[str, str], ...] = ()  # (file, sha256) of the weights the recipe needs
+    time_limit: str | None = None  # the limit's name when one was set (`--max-time 15m`)
 
     def count(self, status: Status) -> int:
-        return sum(1 for r in self.results if r.status == status)
+        return sum(1 for r in self.results if r.status is status)
+
+    def interrupted(self, signum: int) -> None:
+        self.stopped, self.signal = StopReason.SIGNAL, signum
+
+    @property
+    def stop_text(self) -> str | None:
+        """Why the run stopped early, in words (`--max-time 15m reached`), or None."""
+        match self.stopped:
+            case None:
+                return None
+            case StopReason.TIME_LIMIT:
+                return f"{self.time_limit or 'time limit'} reached"
+            case StopReason.REQUESTED:
+                return "stop requested"
+            case StopReason.SIGNAL:
+                name = signals.Signals(self.signal or signals.SIGINT).name
+                return f"interrupted by {name}"
+            case _:
+                assert_never(self.stopped)
+
+    @property
+    def exit_code(self) -> int:
+        """The exit status this run reports (see facefix_cli.errors): a signal first, then an
+        environment fault, then crashed files, then failed ones."""
+        if self.signal is not None:
+            return Interrupted(self.signal).exit_code
+        if self.fault is not None:
+            return EXIT_ENVIRONMENT
+        if self.count(Status.CRASHED):
+            return EXIT_CRASHED
+        if self.count(Status.FAILED):
+            return EXIT_FAILED
+        return EXIT_OK
 
     @property
     def faces(self) -> int:
@@ -48,20 +108,22 @@ class FixSummary:
 
     @property
     def images_per_second(self) -> float:
-        fixed = self.count("fixed")
+        fixed = self.count(Status.FIXED)
         return fixed / self.seconds if self.seconds > 0 else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "processed": self.count("fixed"),
-            "skipped": self.count("skipped"),
-            "failed": self.count("failed"),
-            "crashed": self.count("crashed"),
-            "planned": self.count("planned"),
+            "processed": self.count(Status.FIXED),
+            "skipped": self.count(Status.SKIPPED),
+            "failed": self.count(Status.FAILED),
+            "crashed": self.count(Status.CRASHED),
+            "planned": self.count(Status.PLANNED),
             "not_started": self.not_started,
-            "stopped": self.stopped,
+            "stopped": self.stop_text,
             "fault": self.fault,
             "signal": self.signal,
+            "devices": self.devices or None,
+            "recipe": dict(self.recipe),
             "faces": self.faces,
             "seconds": round(self.seconds, 3),
             "images_per_second": round(self.images_per_second, 3),
@@ -69,7 +131,7 @@ class FixSummary:
                 {
                     "source": display_path(r.source),
                     "output": display_path(r.output) if r.output else None,
-                    "status": r.status,
+                    "status": str(r.status),
                     "reason": display_path(r.reason),
                     "faces": r.faces,
                     "seconds": round(r.seconds, 3),
@@ -82,11 +144,11 @@ class FixSummary:
 
 
 @dataclass(frozen=True)
-class RunInfo:
+class RunStart:
     """The run-start line of a log: what was found and what this run will do."""
 
     device: str  # "cuda:0", "cpu"; "none" for a dry run
-    recipe: str  # FixOptions.describe()
+    recipe: str  # Recipe.describe() and the settings' rows
     found: int  # input files found (and named paths rejected)
     todo: int
     skipped: int  # outputs already there
@@ -97,26 +159,9 @@ class FixEvents(Protocol):
     """What a front end hears while `fix` runs; every method is optional to act on."""
 
     def started(self, total: int) -> None: ...
-    def run_started(self, info: RunInfo) -> None: ...
+    def run_started(self, info: RunStart) -> None: ...
     # What the run waits on before files can finish (`loading 4 networks on cuda:0`, starting
     # Ray workers); None once files flow. Called in the caller's thread.
     def waiting(self, what: str | None) -> None: ...
     def file_started(self, job: Job) -> None: ...
     def file_finished(self, result: FileResult) -> None: ...
-
-
-class SilentEvents:
-    def started(self, total: int) -> None:
-        pass
-
-    def run_started(self, info: RunInfo) -> None:
-        pass
-
-    def waiting(self, what: str | None) -> None:
-        pass
-
-    def file_started(self, job: Job) -> None:
-        pass
-
-    def file_finished(self, result: FileResult) -> None:
-        pass

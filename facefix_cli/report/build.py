@@ -21,12 +21,12 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, assert_never
 from urllib.parse import quote
 
 from PIL.Image import DecompressionBombError
 
-from facefix_cli.errors import ImageError, ReportError
+from facefix_cli.errors import ImageError, ReportError, first_line
 from facefix_cli.io.discover import OUTPUT_SUFFIX
 from facefix_cli.io.hashing import sha256_bytes, sha256_file
 from facefix_cli.io.pngchunks import PngFormatError
@@ -38,11 +38,11 @@ from facefix_cli.metadata import (
     parse_generation,
 )
 from facefix_cli.operations import Detection, Operation
+from facefix_cli.pipeline.results import FixSummary, Status
 from facefix_cli.report import html, thumbnails
 
 if TYPE_CHECKING:
-    from facefix_cli.pipeline.options import FixOptions
-    from facefix_cli.pipeline.results import FixSummary
+    from facefix_cli.pipeline.settings import RunSettings
 
 ReportProgress = Callable[[int, int], None]  # (cards done, cards in all)
 
@@ -68,7 +68,7 @@ class ReportInputs:
 
 
 @dataclass(frozen=True)
-class RunInfo:
+class RunDetails:
     """What the run knew that the outputs do not: its time, device, options and models."""
 
     seconds: float | None = None
@@ -118,12 +118,16 @@ def inputs_from_summary(summary: FixSummary) -> ReportInputs:
     """A run's results: a card per fixed file, then the failed and skipped files."""
     inputs = ReportInputs()
     for result in summary.results:
-        if result.status == "fixed" and result.output is not None:
-            inputs.outputs.append(OutputEntry(result.output, result.source, result.seconds))
-        elif result.status == "failed":
-            inputs.failed.append((result.source, result.reason))
-        else:
-            inputs.skipped.append((result.source, result.reason or result.status))
+        match result.status:
+            case Status.FIXED:
+                if result.output is not None:
+                    inputs.outputs.append(OutputEntry(result.output, result.source, result.seconds))
+            case Status.FAILED | Status.CRASHED:
+                inputs.failed.append((result.source, result.reason))
+            case Status.SKIPPED | Status.PLANNED:
+                inputs.skipped.append((result.source, result.reason or str(result.status)))
+            case _:
+                assert_never(result.status)
     return inputs
 
 
@@ -182,35 +186,17 @@ def locate_original(output: Path, name: str, sha256: str | None, originals: Orig
     return beside
 
 
-def run_info(summary: FixSummary, options: FixOptions, device: str | None) -> RunInfo:
-    """The summary, options and model files of a `fix` run."""
-    rows: list[tuple[str, str]] = []
-    if options.upscales:
-        upscaler = options.upscaler_path.name if options.upscaler_path else f"x{options.scale}"
-        rows += [("upscale", upscaler), ("upscale strength", f"{options.upscale_strength:g}")]
-    if options.restore_with is not None:
-        rows.append((options.restore_with, f"{options.restore_strength:g}"))
-        if options.restore_with == "codeformer":
-            rows.append(("fidelity", f"{options.fidelity:g}"))
-        else:
-            rows.append(("GFPGAN version", options.gfpgan_version))
-        rows.append(("detector", options.detector))
-        if options.only_center_face:
-            rows.append(("only centre face", "yes"))
-    rows.append(("tile", "auto" if options.tile is None else str(options.tile)))
-    rows.append(("precision", options.precision))
-    if options.output_dir is not None:
-        rows.append(("output folder", str(options.output_dir)))
-    rows.append(("weights", str(options.weights_dir)))
-    models = [(model.file, model.sha256) for model in options.required_weights()]
-    return RunInfo(
+def run_details(summary: FixSummary, settings: RunSettings) -> RunDetails:
+    """What a `fix` run knew: its summary (recipe rows, devices, model files) and settings."""
+    rows = [*summary.recipe, *settings.rows(), ("weights", str(settings.weights_dir))]
+    return RunDetails(
         seconds=summary.seconds,
         images_per_second=summary.images_per_second,
-        device=device,
+        device=summary.devices or None,
         options=tuple(rows),
-        models=tuple(models),
-        fixed=summary.count("fixed"),
-        skipped=summary.count("skipped") + summary.count("planned"),
+        models=summary.models,
+        fixed=summary.count(Status.FIXED),
+        skipped=summary.count(Status.SKIPPED) + summary.count(Status.PLANNED),
     )
 
 
@@ -220,7 +206,7 @@ def run_info(summary: FixSummary, options: FixOptions, device: str | None) -> Ru
 def write_report(
     html_path: Path,
     inputs: ReportInputs,
-    run: RunInfo | None = None,
+    run: RunDetails | None = None,
     *,
     progress: ReportProgress | None = None,
     workers: int | None = None,
@@ -228,7 +214,7 @@ def write_report(
 ) -> ReportResult:
     """Write the page and its thumbnails; ReportError if they cannot be written."""
     started = time.perf_counter()
-    run = run or RunInfo()
+    run = run or RunDetails()
     check_destination(html_path)
     folder = thumbnail_folder(html_path)
     try:
@@ -478,5 +464,5 @@ def _relative_url(path: Path, base: Path) -> str:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    text = first_line(exc, type(exc).__name__)
     return text if isinstance(exc, ImageError) else f"{type(exc).__name__}: {text}"

@@ -87,6 +87,7 @@ def encode(image: Image.Image, max_bytes: int = MAX_BYTES) -> bytes:
         flat = Image.new("RGB", image.size, _JPEG_BACKGROUND)
         flat.paste(image, mask=image.getchannel("A"))
         image = flat
+    buffer = io.BytesIO()
     while True:
         for quality in _QUALITIES:
             buffer = io.BytesIO()

@@ -17,45 +17,14 @@ import functools
 import shlex
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
 
 from facefix_cli.errors import DownloadError, FacefixError, MissingWeightsError, SetupError
+from facefix_cli.silent import Silent
 from facefix_cli.weights import store
+from facefix_cli.weights.progress import DownloadProgress
 from facefix_cli.weights.registry import REGISTRY, ModelInfo, Registry
 from facefix_cli.weights.sources import mirrors_from_env, model_sources
 from facefix_cli.weights.transfer import Fetcher
-
-
-class DownloadProgress(Protocol):
-    """What the downloader reports, so the library needs no terminal (the CLI draws bars)."""
-
-    def start(self, model: ModelInfo, total: int, completed: int, source: str) -> None:
-        """A transfer of `model` from `source` begins; `completed` bytes are already on disk.
-
-        Called again for the same model when a retry or another source takes over."""
-
-    def advance(self, nbytes: int) -> None:
-        """`nbytes` more bytes of the current transfer were written."""
-
-    def done(self, model: ModelInfo, path: Path) -> None:
-        """`model` is verified and in place at `path`."""
-
-    def message(self, text: str) -> None:
-        """A one-line note for the user (retry, waiting for a lock, licence notice)."""
-
-
-class NullProgress:
-    def start(self, model: ModelInfo, total: int, completed: int, source: str) -> None:
-        pass
-
-    def advance(self, nbytes: int) -> None:
-        pass
-
-    def done(self, model: ModelInfo, path: Path) -> None:
-        pass
-
-    def message(self, text: str) -> None:
-        pass
 
 
 def resolve_names(
@@ -132,14 +101,14 @@ def download(
     `timeout` is seconds without data before a connection counts as stalled; `retries` is how
     many times one source is retried, waiting `backoff`, 2x`backoff`, ... in between. A source
     that refused or timed out is not tried again for the rest of the call."""
-    progress = progress or NullProgress()
+    progress = progress or Silent()
     weights_dir = Path(weights_dir)
     # Resolve every source first: a mistyped mirror folder should fail before any transfer.
     sources = {model.name: model_sources(model, mirrors) for model in models}
     store.make_weights_dir(weights_dir)
     fetcher = Fetcher(progress, timeout=timeout, retries=retries, backoff=backoff)
     paths: list[Path] = []
-    failed: list[ModelInfo] = []
+    failed: list[str] = []  # file names
     errors: list[str] = []
     for model in models:
         if model.non_commercial:
@@ -161,7 +130,7 @@ def download(
             try:
                 fetcher.fetch(model, final, sources[model.name])
             except DownloadError as exc:
-                failed.append(model)
+                failed.append(model.file)
                 errors.append(str(exc))
     if failed:
         raise DownloadError("; ".join(errors), failed)

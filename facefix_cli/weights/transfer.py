@@ -30,17 +30,15 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from facefix_cli import __version__
 from facefix_cli.errors import DownloadError
 from facefix_cli.io.hashing import sha256_file
 from facefix_cli.weights import store
+from facefix_cli.weights.progress import DownloadProgress
 from facefix_cli.weights.registry import ModelInfo
 from facefix_cli.weights.sources import DeadSources, Source, origin
-
-if TYPE_CHECKING:
-    from facefix_cli.weights.download import DownloadProgress
 
 CHUNK_SIZE = 256 * 1024
 USER_AGENT = f"facefix/{__version__} (+python-urllib)"
@@ -111,7 +109,7 @@ class Fetcher:
                 self.progress.done(model, final)
                 return
             failures.append(failure)
-        raise DownloadError(f"could not download {model.file}: {'; '.join(failures)}", [model])
+        raise DownloadError(f"could not download {model.file}: {'; '.join(failures)}", [model.file])
 
     def _try_source(self, model: ModelInfo, part: Path, source: Source) -> str | None:
         """Transfer from `source` into `part`, retrying; None on success, else why not."""

@@ -12,7 +12,8 @@ from facefix_cli.networks.cache import Networks
 from facefix_cli.networks.load import load_retinaface, load_spandrel_model
 from facefix_cli.ops import detect
 from facefix_cli.ops.upscale import super_resolve_checked
-from facefix_cli.pipeline import FixOptions, fix_image, fix_images
+from facefix_cli.pipeline import fix_image, fix_images
+from facefix_cli.recipe import Recipe
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 CUDA = torch.device("cuda") if torch.cuda.is_available() else None
@@ -57,8 +58,8 @@ def test_cuda_resize_warp_and_paste_agree_with_cpu():
 
 
 def test_cuda_batch_equals_one_at_a_time(weights_dir):
-    options = FixOptions(weights_dir=weights_dir, scale=2, device="cuda", precision="fp32")
-    models = Networks(options, CUDA)
+    options = Recipe(scale=2, precision="fp32")
+    models = Networks(options, weights_dir, CUDA)
     sources = [source_image(64, 48, alpha=s == 0, seed=s) for s in range(3)]
     batch = fix_images(sources, options, models)
     for source, fixed in zip(sources, batch, strict=True):
@@ -86,14 +87,8 @@ def test_cuda_detector_input_and_network_match_cpu(tmp_path):
 
 
 def test_cuda_restoration_is_deterministic(gfpgan_weights):
-    options = FixOptions(
-        weights_dir=gfpgan_weights,
-        scale=2,
-        restore_with="gfpgan",
-        restore_strength=0.8,
-        device="cuda",
-    )
-    models = Networks(options, CUDA)
+    options = Recipe(scale=2, restore_with="gfpgan", restore_strength=0.8)
+    models = Networks(options, gfpgan_weights, CUDA)
     models.detector = centred_face_detector([])
     assert models.upscaler.dtype == torch.float16  # auto: fp16 upscaler on CUDA
     assert models.upscaler_fallback.dtype == torch.float32

@@ -5,6 +5,8 @@ GFPGAN and CodeFormer take seconds per face on a CPU, so each runs in as few tes
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -17,13 +19,14 @@ from facefix_cli.networks.cache import Networks
 from facefix_cli.networks.load import load_parsenet
 from facefix_cli.ops import align, detect, paste
 from facefix_cli.ops.upscale import upscale_alpha
-from facefix_cli.pipeline import FixOptions, fix_image, fix_images
+from facefix_cli.pipeline import fix_image, fix_images
+from facefix_cli.recipe import Recipe
 
 CPU = torch.device("cpu")
 
 
-def models_for(options: FixOptions, calls: list) -> Networks:
-    models = Networks(options, CPU)
+def models_for(recipe: Recipe, weights: Path, calls: list) -> Networks:
+    models = Networks(recipe, weights, CPU)
     models.detector = centred_face_detector(calls)  # known landmarks through the detector interface
     return models
 
@@ -31,21 +34,21 @@ def models_for(options: FixOptions, calls: list) -> Networks:
 @pytest.fixture(scope="module")
 def gfpgan_run(gfpgan_weights):
     """One upscale-then-GFPGAN run at strength 1, and the same at 0.5, on an RGBA picture."""
-    base = dict(weights_dir=gfpgan_weights, scale=2, upscale_strength=0.75, restore_with="gfpgan")
+    base = dict(scale=2, upscale_strength=0.75, restore_with="gfpgan")
     calls: list = []
-    full_options = FixOptions(**base, restore_strength=1.0)
-    models = models_for(full_options, calls)
+    full_options = Recipe(**base, restore_strength=1.0)
+    models = models_for(full_options, gfpgan_weights, calls)
     source = source_image(48, 40, alpha=True)
     full = fix_image(source, full_options, models)
-    half_options = FixOptions(**base, restore_strength=0.5)
-    half_models = models_for(half_options, calls)
+    half_options = Recipe(**base, restore_strength=0.5)
+    half_models = models_for(half_options, gfpgan_weights, calls)
     half_models.restorer, half_models.upscaler, half_models.parser = (
         models.restorer,
         models.upscaler,
         models.parser,
     )
     half = fix_image(source, half_options, half_models)
-    upscaled_only = fix_image(source, FixOptions(weights_dir=gfpgan_weights, scale=2), models)
+    upscaled_only = fix_image(source, Recipe(scale=2), models)
     return source, full, half, upscaled_only, models, calls
 
 
@@ -122,16 +125,15 @@ def test_operations_record_models_digests_and_settings(gfpgan_run):
 
 
 def test_codeformer_restores_at_known_landmarks_with_fidelity(codeformer_weights):
-    options = FixOptions(
-        weights_dir=codeformer_weights,
+    recipe = Recipe(
         restore_with="codeformer",
         restore_strength=1.0,
         fidelity=0.3,
     )
     calls: list = []
     source = source_image(64, 56)
-    models = models_for(options, calls)
-    fixed = fix_image(source, options, models)
+    models = models_for(recipe, codeformer_weights, calls)
+    fixed = fix_image(source, recipe, models)
     assert models.restorer.architecture.id == "CodeFormer"
     assert fixed.rgb.shape == (56, 64, 3) and fixed.faces == 1
     (restoration,) = [operation.to_json() for operation in fixed.operations]
@@ -158,13 +160,13 @@ def test_face_mask_from_parsenet_is_soft_and_zero_at_the_crop_border(weights_dir
 
 
 def test_no_faces_means_upscaled_only(weights_dir):
-    options = FixOptions(
-        weights_dir=weights_dir, scale=2, restore_with="gfpgan", restore_strength=0.8
-    )
-    models = Networks(options, CPU)  # the real (random-weight) RetinaFace, which finds no face
+    recipe = Recipe(scale=2, restore_with="gfpgan", restore_strength=0.8)
+    models = Networks(
+        recipe, weights_dir, CPU
+    )  # the real (random-weight) RetinaFace, which finds no face
     source = source_image(20, 16)
-    fixed = fix_image(source, options, models)
-    reference = fix_image(source, FixOptions(weights_dir=weights_dir, scale=2), models)
+    fixed = fix_image(source, recipe, models)
+    reference = fix_image(source, Recipe(scale=2), models)
     assert fixed.faces == 0 and fixed.operations[1].faces == 0
     np.testing.assert_array_equal(fixed.rgb, reference.rgb)
     assert "restorer" not in vars(models)  # GFPGAN never loaded when no face needs it
@@ -236,18 +238,18 @@ def assert_within_one_level(a: np.ndarray, b: np.ndarray) -> None:
 
 
 def test_batch_equals_one_at_a_time_with_faces_gathered_across_images(weights_dir):
-    options = FixOptions(weights_dir=weights_dir, restore_with="gfpgan", restore_strength=0.7)
+    recipe = Recipe(restore_with="gfpgan", restore_strength=0.7)
     sources = [source_image(120, 64, seed=s) for s in (11, 12, 13)] + [source_image(40, 30)]
     counts = [2, 0, 1, 1]  # faces per image; the last image has another size
-    models = Networks(options, CPU)
+    models = Networks(recipe, weights_dir, CPU)
     models.detector = faces_by_first_pixel(
         {round(float(s.rgb[0, 0, 0]), 6): n for s, n in zip(sources, counts, strict=True)}
     )
     models.restorer, models.parser = TinyRestorer(), TinyParser()
-    batch = fix_images(sources, options, models)
-    again = fix_images(sources, options, models)
+    batch = fix_images(sources, recipe, models)
+    again = fix_images(sources, recipe, models)
     for source, fixed, repeat, count in zip(sources, batch, again, counts, strict=True):
-        alone = fix_image(source, options, models)
+        alone = fix_image(source, recipe, models)
         assert fixed.faces == len(fixed.detections) == alone.faces == count
         assert fixed.rgb.shape == source.rgb.shape
         assert_within_one_level(fixed.rgb, alone.rgb)
@@ -264,12 +266,12 @@ def test_batch_equals_one_at_a_time_with_faces_gathered_across_images(weights_di
 
 
 def test_upscale_batch_equals_one_at_a_time(weights_dir):
-    options = FixOptions(weights_dir=weights_dir, scale=2, upscale_strength=0.6)
+    recipe = Recipe(scale=2, upscale_strength=0.6)
     sources = [source_image(24, 20, alpha=s == 1, seed=s) for s in range(3)]
-    models = Networks(options, CPU)
-    batch = fix_images(sources, options, models)
+    models = Networks(recipe, weights_dir, CPU)
+    batch = fix_images(sources, recipe, models)
     for source, fixed in zip(sources, batch, strict=True):
-        alone = fix_image(source, options, models)
+        alone = fix_image(source, recipe, models)
         assert fixed.rgb.shape == (40, 48, 3) and fixed.detections == ()
         assert_within_one_level(fixed.rgb, alone.rgb)
         assert (fixed.alpha is None) == (source.alpha is None)
@@ -280,30 +282,30 @@ def test_upscale_batch_equals_one_at_a_time(weights_dir):
 def test_out_of_memory_on_a_batch_retries_its_images_one_at_a_time(weights_dir, monkeypatch):
     from facefix_cli.pipeline import image
 
-    options = FixOptions(weights_dir=weights_dir, scale=2, upscale_strength=0.0)
-    models = Networks(options, CPU)
+    recipe = Recipe(scale=2, upscale_strength=0.0)
+    models = Networks(recipe, weights_dir, CPU)
     sources = [source_image(12, 10, seed=s) for s in range(3)]
     sizes_tried = []
     real = image._fix_batch
 
-    def short_of_memory(batch, options, networks):
+    def short_of_memory(batch, recipe, networks):
         sizes_tried.append(len(batch))
         if len(batch) > 1:
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
-        return real(batch, options, networks)
+        return real(batch, recipe, networks)
 
     monkeypatch.setattr(image, "_fix_batch", short_of_memory)
-    fixed = fix_images(sources, options, models)
+    fixed = fix_images(sources, recipe, models)
     assert sizes_tried == [3, 1, 1, 1]
     for source, result in zip(sources, fixed, strict=True):
-        np.testing.assert_array_equal(result.rgb, real([source], options, models)[0].rgb)
+        np.testing.assert_array_equal(result.rgb, real([source], recipe, models)[0].rgb)
 
-    def never_fits(batch, options, networks):
+    def never_fits(batch, recipe, networks):
         sizes_tried.append(len(batch))
         raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
 
     monkeypatch.setattr(image, "_fix_batch", never_fits)
     sizes_tried.clear()
     with pytest.raises(torch.OutOfMemoryError):  # a single image that does not fit fails
-        fix_images(sources[:1], options, models)
+        fix_images(sources[:1], recipe, models)
     assert sizes_tried == [1]

@@ -20,7 +20,9 @@ from facefix_cli.cli import app
 from facefix_cli.errors import SetupError
 from facefix_cli.io.discover import discover
 from facefix_cli.io.write import quantize
-from facefix_cli.pipeline import FileResult, FixOptions, SilentEvents, fix, fix_file, ray_executor
+from facefix_cli.pipeline import FileResult, RunSettings, Work, fix, fix_file, ray_executor
+from facefix_cli.recipe import Recipe
+from facefix_cli.silent import Silent
 
 pytestmark = [
     pytest.mark.ray,
@@ -56,10 +58,18 @@ def inputs(tmp_path_factory) -> Path:
     return folder
 
 
-def recipe(weights_dir: Path, output_dir: Path, **changes) -> FixOptions:
-    return FixOptions(
-        weights_dir=weights_dir, scale=2, upscale_strength=0.5, output_dir=output_dir, **changes
-    )
+RECIPE = Recipe(scale=2, upscale_strength=0.5)
+
+
+def settings(weights_dir: Path, output_dir: Path, **changes) -> RunSettings:
+    return RunSettings(weights_dir=weights_dir, output_dir=output_dir, **changes)
+
+
+def ray_work(jobs, weights_dir: Path, output_dir: Path, events=None) -> Work:
+    return Work(
+        jobs, RECIPE, settings(weights_dir, output_dir, ray_address="local"), events or Silent(),
+        lambda: False,
+    )  # fmt: skip
 
 
 def outputs(folder: Path) -> dict[str, bytes]:
@@ -74,11 +84,11 @@ def outputs(folder: Path) -> dict[str, bytes]:
 def plain(inputs, weights_dir, tmp_path_factory) -> tuple[dict[str, bytes], dict]:
     """The plain (sequential) run's outputs and --json summary: what every Ray run must match."""
     out = tmp_path_factory.mktemp("plain-out")
-    summary = fix([inputs], recipe(weights_dir, out))
+    summary = fix([inputs], RECIPE, settings(weights_dir, out))
     return outputs(out), summary.to_dict()
 
 
-class Recorder(SilentEvents):
+class Recorder(Silent):
     def __init__(self) -> None:
         self.started_files: list[Path] = []
         self.finished: list[FileResult] = []
@@ -127,20 +137,18 @@ def test_a_killed_worker_has_its_files_done_elsewhere(
     marker = tmp_path / "worker-killed"
     victim = "img3.png"
 
-    def die_once_on_victim(job, options, networks):
+    def die_once_on_victim(job, recipe, run_settings, networks):
         # Runs in a Ray worker: the first worker to get the victim file dies on the spot, as a
         # process killed by the OOM killer or a lost node would.
         if job.source.name == victim and not marker.exists():
             marker.write_text(str(os.getpid()))
             os._exit(1)
-        return fix_file(job, options, networks)
+        return fix_file(job, recipe, run_settings, networks)
 
     jobs, _ = discover([inputs], output_dir=out)
     events = Recorder()
     results = list(
-        ray_executor.run_ray(
-            jobs, recipe(weights_dir, out), None, events, fix_one=die_once_on_victim
-        )
+        ray_executor.run(ray_work(jobs, weights_dir, out, events), fix_one=die_once_on_victim)
     )
     assert marker.exists()  # a worker did die mid-run
     assert sorted(r.source for r in results) == sorted(job.source for job in jobs)
@@ -155,7 +163,7 @@ def test_ctrl_c_leaves_only_whole_outputs(ray_cluster, inputs, weights_dir, plai
     expected, _ = plain
     out = tmp_path / "out"
 
-    class InterruptAfterFirstFixed(SilentEvents):
+    class InterruptAfterFirstFixed(Silent):
         def file_finished(self, result: FileResult) -> None:
             if result.status == "fixed":
                 raise KeyboardInterrupt
@@ -163,9 +171,9 @@ def test_ctrl_c_leaves_only_whole_outputs(ray_cluster, inputs, weights_dir, plai
     # The run unwinds the interrupt into its summary, as a local run does (exit 130 in the CLI).
     summary = fix(
         [inputs],
-        recipe(weights_dir, out),
+        RECIPE,
+        settings(weights_dir, out, ray_address="local"),
         events=InterruptAfterFirstFixed(),
-        ray_address="local",
     )
     assert summary.signal == signal.SIGINT and summary.not_started > 0
     written = outputs(out)
@@ -181,7 +189,7 @@ def test_a_node_without_the_weights_fails_at_once(ray_cluster, inputs, tmp_path)
     out = tmp_path / "out"
     jobs, _ = discover([inputs], output_dir=out)
     with pytest.raises(SetupError) as raised:
-        list(ray_executor.run_ray(jobs[:1], recipe(empty, out), None, SilentEvents()))
+        list(ray_executor.run(ray_work(jobs[:1], empty, out)))
     message = str(raised.value)
     assert "on Ray node" in message and "RealESRGAN_x2plus.pth" in message
     assert "facefix download realesrgan-x2plus --weights-dir" in message

@@ -26,20 +26,20 @@ def fixed_fixtures(tmp_path_factory) -> dict[str, Path]:
     from checkpoints import realesrgan_state_dict
 
     from facefix_cli import pipeline
+    from facefix_cli.recipe import Recipe
 
     folder = tmp_path_factory.mktemp("fixtures")
     for path in IMAGES:
         shutil.copy(path, folder / path.name)
     upscaler = folder.parent / "tiny_x2.pth"
     torch.save(realesrgan_state_dict(2, num_block=1), upscaler)
-    options = pipeline.FixOptions(
+    settings = pipeline.RunSettings(
         weights_dir=folder.parent / "weights",
-        upscaler_path=upscaler,
         device="cpu",
         offline=True,
         extensions=("png", "jpg", "webp"),  # `jpg` brings `.jpeg` too (item 1)
     )
-    summary = pipeline.fix([folder], options)
+    summary = pipeline.fix([folder], Recipe(upscaler_path=upscaler), settings)
     outputs = {r.source.name: r.output for r in summary.results if r.status == "fixed"}
     failed = [(r.source.name, r.reason) for r in summary.results if r.status != "fixed"]
     assert not failed

@@ -468,7 +468,7 @@ def test_404_fails_clearly_without_retrying(server, one, tmp_path):
     with pytest.raises(DownloadError) as caught:
         dl.download([with_url(model, url)], tmp_path, **FAST)
     assert f"could not download {model.file}: {url}: HTTP 404" in str(caught.value)
-    assert caught.value.failed[0].name == model.name
+    assert caught.value.files == [model.file]
     assert len(server.requests) == 1
     assert leftovers(tmp_path) == []
 
@@ -540,7 +540,7 @@ def test_one_failed_model_does_not_stop_the_others(server, one, tmp_path):
     bad = stand_in("absent", b"never served", server.url("missing", "absent.pth"))
     with pytest.raises(DownloadError) as caught:
         dl.download([bad, good], tmp_path, **FAST)
-    assert [m.name for m in caught.value.failed] == ["absent"]
+    assert caught.value.files == [bad.file]
     assert (tmp_path / good.file).read_bytes() == data
 
 

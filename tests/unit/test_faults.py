@@ -43,8 +43,8 @@ from facefix_cli.io.names import (
 )
 from facefix_cli.io.write import write_atomic
 from facefix_cli.pipeline.file import failure_result, read_job
-from facefix_cli.pipeline.options import FixOptions
-from facefix_cli.pipeline.results import FileResult, FixSummary
+from facefix_cli.pipeline.results import FileResult, FixSummary, Status, StopReason
+from facefix_cli.pipeline.settings import RunSettings
 
 
 def png_header_only(width: int, height: int, bit_depth: int = 1, colour: int = 0) -> bytes:
@@ -114,7 +114,7 @@ def test_animations_are_told_from_stills_by_their_header(fmt, params):
 def test_an_animation_is_skipped_with_its_reason_and_no_output(tmp_path):
     (tmp_path / "loop.png").write_bytes(animation("PNG", 4))
     job = Job(tmp_path / "loop.png", tmp_path / "loop.fixed.png")
-    result = read_job(job, FixOptions(weights_dir=tmp_path, scale=2))
+    result = read_job(job, RunSettings(weights_dir=tmp_path))
     assert isinstance(result, FileResult) and result.status == "skipped"
     assert result.reason == "animated image (4 frames); facefix fixes still images"
     assert list(tmp_path.iterdir()) == [tmp_path / "loop.png"]  # no output, no claim left
@@ -392,12 +392,12 @@ def test_a_name_too_long_fails_that_write_only(tmp_path):
 # --- classification -------------------------------------------------------------------------
 
 JOB = Job(Path("in/a.png"), Path("in/a.fixed.png"))
-BESIDE = FixOptions(weights_dir=Path("w"), scale=2)
-TREE = FixOptions(weights_dir=Path("w"), scale=2, output_dir=Path("out"))
+BESIDE = RunSettings(weights_dir=Path("w"))
+TREE = RunSettings(weights_dir=Path("w"), output_dir=Path("out"))
 
 
 @pytest.mark.parametrize(
-    ("exc", "options"),
+    ("exc", "settings"),
     [
         (OutputWriteError("cannot write x: disk full", errno.ENOSPC), BESIDE),
         (OutputWriteError("cannot write x: Read-only file system", errno.EROFS), BESIDE),
@@ -406,9 +406,9 @@ TREE = FixOptions(weights_dir=Path("w"), scale=2, output_dir=Path("out"))
         (RuntimeError("CUDA error: an illegal memory access was encountered"), BESIDE),
     ],
 )
-def test_environment_faults_stop_the_run(exc, options):
+def test_environment_faults_stop_the_run(exc, settings):
     with pytest.raises(EnvironmentFault):
-        failure_result(JOB, exc, options)
+        failure_result(JOB, exc, settings)
 
 
 @pytest.mark.parametrize(
@@ -447,20 +447,19 @@ def test_interrupts_and_setup_errors_pass_through():
 
 
 def test_exit_codes_are_distinct_and_follow_the_worst_outcome():
-    from facefix_cli.cli.fix import exit_code
-
     def summary(*statuses: str, **fields) -> FixSummary:
-        results = [FileResult(Path(s), None, s) for s in statuses]
+        results = [FileResult(Path(s), None, Status(s)) for s in statuses]
         return FixSummary(results=results, **fields)
 
-    assert exit_code(summary("fixed", "skipped")) == EXIT_OK == 0
-    assert exit_code(summary("fixed", "failed")) == EXIT_FAILED == 1
-    assert exit_code(summary("failed", "crashed")) == EXIT_CRASHED == 3
-    assert exit_code(summary("crashed", fault="disk full")) == EXIT_ENVIRONMENT == 4
-    assert exit_code(summary("fixed", signal=15)) == EXIT_TERMINATED == 143
-    assert exit_code(summary("fixed", signal=1)) == 143
-    assert exit_code(summary(signal=2)) == 130
-    assert exit_code(summary("fixed", stopped="--max-time 1h reached", not_started=3)) == 0
+    assert summary("fixed", "skipped").exit_code == EXIT_OK == 0
+    assert summary("fixed", "failed").exit_code == EXIT_FAILED == 1
+    assert summary("failed", "crashed").exit_code == EXIT_CRASHED == 3
+    assert summary("crashed", fault="disk full").exit_code == EXIT_ENVIRONMENT == 4
+    assert summary("fixed", signal=15).exit_code == EXIT_TERMINATED == 143
+    assert summary("fixed", signal=1).exit_code == 143
+    assert summary(signal=2).exit_code == 130
+    stopped = summary("fixed", stopped=StopReason.TIME_LIMIT, time_limit="--max-time 1h")
+    assert stopped.exit_code == 0 and stopped.stop_text == "--max-time 1h reached"
 
 
 @pytest.mark.parametrize(

@@ -1032,17 +1032,14 @@ def tiny_upscaler(tmp_path_factory) -> Path:
     return path
 
 
-def run_fix(paths: list[Path], upscaler: Path, **options):
+def run_fix(paths: list[Path], upscaler: Path, **settings):
     from facefix_cli import pipeline
+    from facefix_cli.recipe import Recipe
 
-    fix_options = pipeline.FixOptions(
-        weights_dir=upscaler.parent / "weights",
-        upscaler_path=upscaler,
-        device="cpu",
-        offline=True,
-        **options,
+    run_settings = pipeline.RunSettings(
+        weights_dir=upscaler.parent / "weights", device="cpu", offline=True, **settings
     )
-    return pipeline.fix(paths, fix_options)
+    return pipeline.fix(paths, Recipe(upscaler_path=upscaler), run_settings)
 
 
 def test_fix_keeps_every_chunk_byte_for_byte(tmp_path, tiny_upscaler):

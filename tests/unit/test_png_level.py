@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from facefix_cli.errors import SetupError
 from facefix_cli.io.defaults import DEFAULT_PNG_LEVEL
 from facefix_cli.io.pngchunks import Chunk, parse_chunks
 from facefix_cli.io.write import encode_png
-from facefix_cli.pipeline import FixOptions
+from facefix_cli.pipeline import RunSettings
 
 
 def smooth_image(size: int = 96) -> np.ndarray:
@@ -37,7 +38,7 @@ def test_every_level_is_lossless_and_keeps_the_chunks(bit_depth):
 
 
 def test_the_level_is_checked_and_defaults_to_fast():
-    assert FixOptions(weights_dir=".", scale=2).png_level == DEFAULT_PNG_LEVEL == 1
-    FixOptions(weights_dir=".", scale=2, png_level=9).validate()
+    assert RunSettings(weights_dir=Path(".")).png_level == DEFAULT_PNG_LEVEL == 1
+    RunSettings(weights_dir=Path("."), png_level=9).validate()
     with pytest.raises(SetupError, match="--png-level must be 0 to 9"):
-        FixOptions(weights_dir=".", scale=2, png_level=10).validate()
+        RunSettings(weights_dir=Path("."), png_level=10).validate()

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import pickle
-from pathlib import Path
 
 import pytest
 import torch
 
 from facefix_cli.errors import SetupError
 from facefix_cli.networks.device import face_dtype, upscaler_dtype
-from facefix_cli.pipeline import FixOptions
+from facefix_cli.recipe import Recipe
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")  # a CUDA device object needs no GPU
 
@@ -32,8 +31,8 @@ def test_explicit_precision_applies_on_every_device(precision, dtype):
 
 
 def test_precision_is_validated_and_the_recipe_pickles():
-    options = FixOptions(weights_dir=Path("w"), scale=2, precision="bf16")
-    options.validate()
-    assert pickle.loads(pickle.dumps(options)) == options
+    recipe = Recipe(scale=2, precision="bf16")
+    recipe.validate()
+    assert pickle.loads(pickle.dumps(recipe)) == recipe
     with pytest.raises(SetupError, match="--precision must be one of"):
-        FixOptions(weights_dir=Path("w"), scale=2, precision="fp8").validate()
+        Recipe(scale=2, precision="fp8").validate()  # type: ignore[arg-type]

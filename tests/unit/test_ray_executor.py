@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 
 from facefix_cli.cli import app
 from facefix_cli.errors import EXIT_SETUP, SetupError
-from facefix_cli.pipeline import FixOptions, ray_executor
+from facefix_cli.pipeline import RunSettings, ray_executor
+from facefix_cli.recipe import Recipe
 from facefix_cli.weights import registry
 
 PACKAGE = Path(ray_executor.__file__).resolve().parents[1]
@@ -51,21 +52,22 @@ def test_impossible_worker_plans_are_setup_errors(device, resources, message):
 
 def test_workers_get_absolute_paths_and_a_concrete_device(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    options = FixOptions(
-        weights_dir=Path("w"), scale=2, output_dir=Path("out"), upscaler_path=Path("m.pth")
-    )
-    sent = ray_executor.worker_options(options, "cuda")
-    assert sent.device == "cuda"
+    settings = RunSettings(weights_dir=Path("w"), output_dir=Path("out"), ray_address="auto")
+    sent = ray_executor.worker_settings(settings, "cuda")
+    assert sent.device == "cuda" and sent.ray_address is None
     assert sent.weights_dir == tmp_path / "w" and sent.output_dir == tmp_path / "out"
-    assert sent.upscaler_path == tmp_path / "m.pth"
     assert dataclasses.replace(sent, device="auto", weights_dir=Path("w"), output_dir=Path("out"),
-                               upscaler_path=Path("m.pth")) == options  # fmt: skip
-    assert ray_executor.worker_options(FixOptions(weights_dir=Path("w")), "cpu").output_dir is None
+                               ray_address="auto") == settings  # fmt: skip
+    recipe = Recipe(upscaler_path=Path("m.pth"))
+    assert ray_executor.worker_recipe(recipe).upscaler_path == tmp_path / "m.pth"
+    assert (
+        ray_executor.worker_settings(RunSettings(weights_dir=Path("w")), "cpu").output_dir is None
+    )
 
 
 def test_a_worker_without_the_weights_names_its_node_and_the_command(tmp_path):
     worker = ray_executor.FixWorker(
-        FixOptions(weights_dir=tmp_path, scale=2, device="cpu"), ray_executor.fix_file
+        Recipe(scale=2), RunSettings(weights_dir=tmp_path, device="cpu"), ray_executor.fix_file
     )
     with pytest.raises(SetupError) as raised:
         worker.prepare()
@@ -92,9 +94,9 @@ def test_a_worker_fetches_missing_weights_from_the_mirror(tmp_path, monkeypatch)
     mirror.mkdir()
     (mirror / model.file).write_bytes(data)
     weights = tmp_path / "weights"
-    options = FixOptions(weights_dir=weights, scale=2, device="cpu", mirrors=(str(mirror),))
-
-    offline = ray_executor.FixWorker(dataclasses.replace(options, offline=True), None, table)
+    settings = RunSettings(weights_dir=weights, device="cpu", mirrors=(str(mirror),))
+    offline_settings = dataclasses.replace(settings, offline=True)
+    offline = ray_executor.FixWorker(Recipe(scale=2), offline_settings, None, table)  # type: ignore[arg-type]
     with pytest.raises(SetupError, match="offline"):
         offline.prepare()
     assert not (weights / model.file).exists()
@@ -103,7 +105,7 @@ def test_a_worker_fetches_missing_weights_from_the_mirror(tmp_path, monkeypatch)
     monkeypatch.setattr(
         ray_executor.Networks, "load_all", lambda self: loaded.append(str(self.device))
     )
-    worker = ray_executor.FixWorker(options, None, table)
+    worker = ray_executor.FixWorker(Recipe(scale=2), settings, None, table)  # type: ignore[arg-type]
     assert worker.prepare() == socket.gethostname()
     assert (weights / model.file).read_bytes() == data
     assert worker.networks is not None and worker.networks.device.type == "cpu"

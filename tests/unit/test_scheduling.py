@@ -18,11 +18,13 @@ from facefix_cli.io.discover import Job
 from facefix_cli.io.write import quantize
 from facefix_cli.networks.device import parse_devices, resolve_devices
 from facefix_cli.operations import Operation
-from facefix_cli.pipeline import FixOptions, SilentEvents
+from facefix_cli.pipeline import RunSettings, Work
 from facefix_cli.pipeline.clock import record_stages
 from facefix_cli.pipeline.image import FixedImage
 from facefix_cli.pipeline.pipelined import run_pipelined
 from facefix_cli.pipeline.sequential import run_sequential
+from facefix_cli.recipe import Recipe
+from facefix_cli.silent import Silent
 
 
 class FakeNetworks:
@@ -74,8 +76,12 @@ def make_jobs(folder: Path, sizes: list[tuple[int, int]]) -> list[Job]:
     return jobs
 
 
-def options(folder: Path, **kwargs) -> FixOptions:
-    return FixOptions(weights_dir=folder, scale=2, **kwargs)
+def settings(folder: Path, **kwargs) -> RunSettings:
+    return RunSettings(weights_dir=folder, **kwargs)
+
+
+def work(jobs, folder: Path, events=None, should_stop=lambda: False, **kwargs) -> Work:
+    return Work(jobs, Recipe(scale=2), settings(folder, **kwargs), events or Silent(), should_stop)
 
 
 def test_device_lists_parse_and_resolve_on_the_cpu():
@@ -92,11 +98,11 @@ def test_device_lists_parse_and_resolve_on_the_cpu():
 
 def test_bad_workers_and_batch_size_are_setup_errors(tmp_path):
     with pytest.raises(SetupError, match="--workers"):
-        options(tmp_path, workers=-1).validate()
+        settings(tmp_path, workers=-1).validate()
     with pytest.raises(SetupError, match="--batch-size"):
-        options(tmp_path, batch_size=0).validate()
+        settings(tmp_path, batch_size=0).validate()
     with pytest.raises(SetupError, match="--device"):
-        options(tmp_path, device="gpu").validate()
+        settings(tmp_path, device="gpu").validate()
 
 
 def test_batches_hold_one_size_in_job_order_across_two_stages(tmp_path):
@@ -105,11 +111,8 @@ def test_batches_hold_one_size_in_job_order_across_two_stages(tmp_path):
     stage = FakeStage(barrier=threading.Barrier(2))
     results = list(
         run_pipelined(
-            jobs,
-            options(tmp_path, workers=2, batch_size=3),
-            FakeNetworks("first"),
-            SilentEvents(),
-            extra_networks=[FakeNetworks("second")],
+            work(jobs, tmp_path, workers=2, batch_size=3),
+            [FakeNetworks("first"), FakeNetworks("second")],
             fix_batch=stage,
         )
     )
@@ -134,10 +137,9 @@ def test_both_executors_report_a_failing_file_alone_and_alike(tmp_path, monkeypa
 
     piped = by_name(
         run_pipelined(
-            jobs, options(tmp_path, workers=2, batch_size=4), FakeNetworks("gpu"), SilentEvents(),
-            fix_batch=stage,
+            work(jobs, tmp_path, workers=2, batch_size=4), [FakeNetworks("gpu")], fix_batch=stage
         )
-    )  # fmt: skip
+    )
     assert piped["01.png"][0] == "failed" and piped["01.png"][1].startswith("truncated PNG")
     # An unexpected exception type from a network is a crash (a bug to report), not a failure.
     assert piped["02.png"][0] == "crashed"
@@ -149,10 +151,8 @@ def test_both_executors_report_a_failing_file_alone_and_alike(tmp_path, monkeypa
     import facefix_cli.pipeline.file as file_steps
 
     single = FakeStage(fail_on="02.png")
-    monkeypatch.setattr(file_steps, "fix_image", lambda s, o, n: single([s], o, n)[0])
-    sequential = by_name(
-        run_sequential(jobs, options(tmp_path), FakeNetworks("gpu"), SilentEvents())
-    )
+    monkeypatch.setattr(file_steps, "fix_image", lambda s, r, n: single([s], r, n)[0])
+    sequential = by_name(run_sequential(work(jobs, tmp_path), FakeNetworks("gpu")))
     assert sequential == piped
     assert sorted(p.name for p in tmp_path.glob("*.fixed.png")) == ["00.fixed.png", "03.fixed.png"]
 
@@ -161,15 +161,15 @@ def test_should_stop_starts_no_new_file_and_finishes_those_started(tmp_path):
     jobs = make_jobs(tmp_path, [(8, 6)] * 6)
     started: list[Job] = []
 
-    class Events(SilentEvents):
+    class Events(Silent):
         def file_started(self, job: Job) -> None:
             started.append(job)
 
     checks = iter([False, False])  # two files may start, then the stop is asked for
     results = list(
         run_pipelined(
-            jobs, options(tmp_path, workers=2, batch_size=1), FakeNetworks("gpu"), Events(),
-            should_stop=lambda: next(checks, True), fix_batch=FakeStage(),
+            work(jobs, tmp_path, Events(), lambda: next(checks, True), workers=2, batch_size=1),
+            [FakeNetworks("gpu")], fix_batch=FakeStage(),
         )
     )  # fmt: skip
     assert sorted(r.source.name for r in results) == sorted(j.source.name for j in started)
@@ -184,7 +184,9 @@ def test_an_exception_that_ends_the_run_is_raised_in_the_caller_without_hanging(
         raise SetupError("a model that will not load")  # not a per-file problem
 
     with pytest.raises(SetupError, match="will not load"):
-        list(run_pipelined(jobs, options(tmp_path, workers=2), FakeNetworks("gpu"), SilentEvents(), fix_batch=broken))  # fmt: skip
+        list(
+            run_pipelined(work(jobs, tmp_path, workers=2), [FakeNetworks("gpu")], fix_batch=broken)
+        )
     assert not [t for t in threading.enumerate() if t.name.startswith("facefix-io")]
 
 
@@ -192,7 +194,7 @@ def test_ctrl_c_in_the_callers_thread_stops_workers_and_leaves_no_partial_file(t
     jobs = make_jobs(tmp_path, [(64, 48)] * 12)
     seen: list[Job] = []
 
-    class InterruptedEvents(SilentEvents):
+    class InterruptedEvents(Silent):
         def file_started(self, job: Job) -> None:  # runs in the caller's thread, like a signal
             seen.append(job)
             if len(seen) == 3:
@@ -205,7 +207,7 @@ def test_ctrl_c_in_the_callers_thread_stops_workers_and_leaves_no_partial_file(t
         return stage(sources, options, networks)
 
     with pytest.raises(KeyboardInterrupt):
-        list(run_pipelined(jobs, options(tmp_path, workers=3, batch_size=1), FakeNetworks("gpu"), InterruptedEvents(), fix_batch=slow_stage))  # fmt: skip
+        list(run_pipelined(work(jobs, tmp_path, InterruptedEvents(), workers=3, batch_size=1), [FakeNetworks("gpu")], fix_batch=slow_stage))  # fmt: skip
     assert not [t for t in threading.enumerate() if t.name.startswith("facefix-io")]
     assert not list(tmp_path.glob(".*.tmp"))
     for output in tmp_path.glob("*.fixed.png"):  # finished outputs are whole PNGs
@@ -217,7 +219,7 @@ def test_decoded_images_wait_in_a_bounded_queue(tmp_path):
     started: list[Job] = []
     in_flight_at_first_batch: list[int] = []
 
-    class Events(SilentEvents):
+    class Events(Silent):
         def file_started(self, job: Job) -> None:
             started.append(job)
 
@@ -229,7 +231,7 @@ def test_decoded_images_wait_in_a_bounded_queue(tmp_path):
 
     results = list(
         run_pipelined(
-            jobs, options(tmp_path, workers=2, batch_size=1), FakeNetworks("gpu"), Events(),
+            work(jobs, tmp_path, Events(), workers=2, batch_size=1), [FakeNetworks("gpu")],
             fix_batch=slow_first_batch,
         )
     )  # fmt: skip
@@ -241,13 +243,17 @@ def test_decoded_images_wait_in_a_bounded_queue(tmp_path):
 def test_the_stage_clock_records_only_when_installed(tmp_path):
     jobs = make_jobs(tmp_path, [(8, 6)] * 3)
     with record_stages() as clock:
-        list(run_pipelined(jobs, options(tmp_path, workers=2), FakeNetworks("gpu"), SilentEvents(), fix_batch=FakeStage()))  # fmt: skip
+        list(
+            run_pipelined(
+                work(jobs, tmp_path, workers=2), [FakeNetworks("gpu")], fix_batch=FakeStage()
+            )
+        )
     assert clock.counts["decode"] == 3 and clock.counts["encode"] == 3
     assert clock.counts["write"] == 3 and clock.counts["fix"] == 3
     assert len(clock.finished_at) == 3
 
 
-class WaitRecorder(SilentEvents):
+class WaitRecorder(Silent):
     """Events in the order the caller's thread hears them."""
 
     def __init__(self) -> None:
@@ -266,11 +272,11 @@ def test_loading_is_announced_before_work_and_cleared_once_loaded(tmp_path, exec
     jobs = make_jobs(tmp_path, [(8, 6)] * 3)
     events, networks = WaitRecorder(), FakeNetworks("gpu")
     if executor == "sequential":
-        results = list(run_sequential(jobs, options(tmp_path), networks, events))
+        results = list(run_sequential(work(jobs, tmp_path, events), networks))
     else:
         results = list(
             run_pipelined(
-                jobs, options(tmp_path, workers=2, batch_size=1), networks, events,
+                work(jobs, tmp_path, events, workers=2, batch_size=1), [networks],
                 fix_batch=FakeStage(),
             )
         )  # fmt: skip

@@ -5,16 +5,23 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, TextIO, assert_never
 
 from facefix_cli import __version__
 from facefix_cli.cli.console.base import printable
 from facefix_cli.io.names import display_path
+from facefix_cli.pipeline.results import FileResult, FixSummary, RunStart, Status
 
 if TYPE_CHECKING:
     from facefix_cli.io.discover import Job
-    from facefix_cli.pipeline import FileResult, FixSummary
-    from facefix_cli.pipeline.results import RunInfo
+
+STYLES = {
+    Status.FIXED: "green",
+    Status.FAILED: "red",
+    Status.CRASHED: "red",
+    Status.SKIPPED: "yellow",
+    Status.PLANNED: "yellow",
+}
 
 
 def timestamp() -> str:
@@ -22,7 +29,7 @@ def timestamp() -> str:
     return datetime.now().astimezone().isoformat(timespec="seconds")
 
 
-def run_start_line(info: RunInfo) -> str:
+def run_start_line(info: RunStart) -> str:
     return (
         f"facefix {__version__} fix: {info.recipe}; device {info.device}; "
         f"found {info.found}, to do {info.todo}, skipped {info.skipped}, failed {info.failed}"
@@ -31,23 +38,27 @@ def run_start_line(info: RunInfo) -> str:
 
 def wants_line(result: FileResult, verbose: bool, quiet: bool) -> bool:
     """Logs show work done and failures; skips only with -v (they are counted in the summary)."""
-    if result.status in ("failed", "crashed"):
-        return True
-    if result.status == "skipped":
-        return verbose
-    return not quiet
+    match result.status:
+        case Status.FAILED | Status.CRASHED:
+            return True
+        case Status.SKIPPED:
+            return verbose
+        case Status.FIXED | Status.PLANNED:
+            return not quiet
+        case _:
+            assert_never(result.status)
 
 
 def describe(result: FileResult) -> str:
     """One log line for a finished file: path, outcome, faces, tool and seed when known."""
     parts = [f"{result.status}: {display_path(result.source)}"]
-    if result.status == "fixed":
+    if result.status is Status.FIXED:
         plural = "s" if result.faces != 1 else ""
         parts.append(
             f"-> {display_path(result.output or '')} "
             f"({result.faces} face{plural}, {result.seconds:.1f}s)"
         )
-    elif result.status == "planned" and result.output is not None:
+    elif result.status is Status.PLANNED and result.output is not None:
         parts.append(f"-> {display_path(result.output)}")
     if result.tool:
         seed = f" seed {result.seed}" if result.seed is not None else ""
@@ -70,7 +81,7 @@ class PlainFixEvents:
     def _line(self, text: str) -> None:
         print(f"{timestamp()} {printable(text)}", file=self.stream, flush=True)
 
-    def run_started(self, info: RunInfo) -> None:
+    def run_started(self, info: RunStart) -> None:
         if not self.quiet:
             self._line(run_start_line(info))
 
@@ -129,7 +140,7 @@ class RichFixEvents:
     def __exit__(self, *exc_info: object) -> None:
         self.progress.stop()
 
-    def run_started(self, info: RunInfo) -> None:
+    def run_started(self, info: RunStart) -> None:
         if self.verbose:
             self.progress.console.print(run_start_line(info), markup=False)
 
@@ -148,20 +159,19 @@ class RichFixEvents:
         self.faces += result.faces
         self.progress.update(self.task, advance=1, faces=self.faces, current="")
         if wants_line(result, self.verbose, self.quiet):
-            style = {"failed": "red", "crashed": "red", "fixed": "green"}.get(
-                result.status, "yellow"
-            )
+            style = STYLES[result.status]
             self.progress.console.print(describe(result), style=style, markup=False)
         if self.verbose and result.traceback:
             self.progress.console.print(result.traceback.rstrip(), markup=False)
 
 
 def summary_line(summary: FixSummary) -> str:
-    crashed = f"crashed {summary.count('crashed')}, " if summary.count("crashed") else ""
+    crashes = summary.count(Status.CRASHED)
+    crashed = f"crashed {crashes}, " if crashes else ""
     left = f", not started {summary.not_started}" if summary.not_started else ""
     return (
-        f"processed {summary.count('fixed')}, skipped {summary.count('skipped')}, "
-        f"failed {summary.count('failed')}, {crashed}faces restored {summary.faces}, "
+        f"processed {summary.count(Status.FIXED)}, skipped {summary.count(Status.SKIPPED)}, "
+        f"failed {summary.count(Status.FAILED)}, {crashed}faces restored {summary.faces}, "
         f"{summary.seconds:.1f}s, {summary.images_per_second:.2f} images/s{left}"
     )
 
@@ -174,9 +184,9 @@ def print_summary_table(summary: FixSummary) -> None:
     for column in ("processed", "skipped", "failed", "faces restored", "seconds", "images/s"):
         table.add_column(column, justify="right")
     table.add_row(
-        str(summary.count("fixed")),
-        str(summary.count("skipped")),
-        str(summary.count("failed")),
+        str(summary.count(Status.FIXED)),
+        str(summary.count(Status.SKIPPED)),
+        str(summary.count(Status.FAILED)),
         str(summary.faces),
         f"{summary.seconds:.1f}",
         f"{summary.images_per_second:.2f}",

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from facefix_cli.config import default_weights_dir, resolve_weights_dir
 from facefix_cli.errors import SetupError
-from facefix_cli.settings import default_weights_dir, resolve_weights_dir
 
 
 @pytest.fixture(autouse=True)

@@ -1,5 +1,13 @@
-"""`FixOptions`: the recipe of a `fix` run. Small, frozen and picklable, so the same recipe
-crosses into worker processes and other machines unchanged (like black's `Mode`)."""
+"""`Recipe`: what the pixels of an output depend on, and nothing else (like black's `Mode`).
+
+Small, frozen and picklable, so the same recipe crosses into worker threads, Ray workers and
+other machines unchanged. `Networks` loads what a recipe needs, `fix_images` follows it, and
+every `Operation` an output records comes from it. Where files come from and go to, which
+device runs them and how they are scheduled are the run's settings
+(`pipeline.settings.RunSettings`), not the recipe's.
+
+`rows()` is the one rendering of a recipe: the log's run-start line, the `--json` summary and
+the HTML report all show these rows."""
 
 from __future__ import annotations
 
@@ -8,9 +16,6 @@ from pathlib import Path
 from typing import Literal
 
 from facefix_cli.errors import SetupError
-from facefix_cli.io.defaults import DEFAULT_PNG_LEVEL
-from facefix_cli.io.header import DEFAULT_MAX_PIXELS
-from facefix_cli.networks.device import parse_devices
 from facefix_cli.weights import registry
 
 RestorerName = Literal["gfpgan", "codeformer"]
@@ -19,8 +24,7 @@ PRECISIONS: tuple[Precision, ...] = ("auto", "fp32", "fp16", "bf16")
 
 
 @dataclass(frozen=True)
-class FixOptions:
-    weights_dir: Path
+class Recipe:
     scale: int = 1  # 1 = no upscale; 2 or 4 = the registry's Real-ESRGAN of that scale
     upscale_strength: float = 0.75
     restore_with: RestorerName | None = None
@@ -28,29 +32,17 @@ class FixOptions:
     fidelity: float = 0.5  # CodeFormer's w: 0 = most restoration, 1 = most faithful
     gfpgan_version: str = "1.4"
     upscaler_path: Path | None = None  # any spandrel super-resolution checkpoint
-    device: str = "auto"  # one device, or several comma-separated (one GPU stage each)
     tile: int | None = None  # None = chosen from the device; 0 = whole image
     precision: Precision = "auto"  # auto: fp16 upscaler on CUDA, fp32 elsewhere; see device.py
     only_center_face: bool = False
     detector: str = "retinaface_resnet50"
-    output_dir: Path | None = None
-    overwrite: bool = False
-    dry_run: bool = False
-    recursive: bool = True
-    extensions: tuple[str, ...] = ("png",)
-    offline: bool = False
-    mirrors: tuple[str, ...] = ()
-    max_pixels: int = DEFAULT_MAX_PIXELS  # refuse larger images from the header; 0 = no limit
-    workers: int | None = None  # decode+encode threads; 0 = sequential; None = from the cores
-    batch_size: int | None = None  # images per GPU pass; None = from the device and image size
-    png_level: int = DEFAULT_PNG_LEVEL  # zlib level of the outputs, 0-9; all lossless
 
     @property
     def upscales(self) -> bool:
         return self.upscaler_path is not None or self.scale > 1
 
     def validate(self) -> None:
-        """Raise SetupError for options no run can satisfy, before any work starts."""
+        """Raise SetupError for a recipe no run can follow, before any work starts."""
         if self.scale not in (1, 2, 4):
             raise SetupError(f"--upscale must be 1, 2 or 4, not {self.scale}")
         if not 0.0 <= self.upscale_strength <= 1.0:
@@ -71,15 +63,6 @@ class FixOptions:
             raise SetupError("--tile must be 0 (whole image) or a positive number of pixels")
         if self.tile and self.tile < 32:
             raise SetupError("--tile below 32 pixels is too small to upscale well")
-        if self.max_pixels < 0:
-            raise SetupError("--max-pixels must be 0 (no limit) or a positive number")
-        if self.workers is not None and self.workers < 0:
-            raise SetupError("--workers must be 0 (sequential) or a positive number of threads")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise SetupError("--batch-size must be at least 1")
-        if not 0 <= self.png_level <= 9:
-            raise SetupError(f"--png-level must be 0 to 9, not {self.png_level}")
-        parse_devices(self.device)  # the syntax; whether the devices exist is checked at the run
         if self.upscaler_path is not None and not self.upscaler_path.is_file():
             raise SetupError(f"--upscaler: no such model file: {self.upscaler_path}")
         if not self.upscales and self.restore_with is None:
@@ -87,24 +70,31 @@ class FixOptions:
                 "nothing to do: give --upscale 2|4, --upscaler, --gfpgan or --codeformer"
             )
 
-    def describe(self) -> str:
-        """The recipe in one line, for the run-start line of a log."""
-        parts = []
+    def rows(self) -> list[tuple[str, str]]:
+        """The recipe as (label, value) rows, in the order the steps run."""
+        rows: list[tuple[str, str]] = []
         if self.upscaler_path is not None:
-            parts.append(f"upscaler {self.upscaler_path.name} strength {self.upscale_strength}")
+            rows.append(("upscaler", self.upscaler_path.name))
         elif self.scale > 1:
-            parts.append(f"upscale {self.scale} strength {self.upscale_strength}")
-        if self.restore_with == "gfpgan":
-            parts.append(f"gfpgan {self.gfpgan_version} strength {self.restore_strength}")
-        elif self.restore_with == "codeformer":
-            parts.append(f"codeformer strength {self.restore_strength} fidelity {self.fidelity}")
-        parts.append(f"tile {'auto' if self.tile is None else self.tile}")
-        parts.append(f"max-pixels {self.max_pixels}")
-        if self.output_dir is not None:
-            parts.append(f"output-dir {self.output_dir}")
-        if self.overwrite:
-            parts.append("overwrite")
-        return ", ".join(parts)
+            rows.append(("upscale", f"x{self.scale}"))
+        if self.upscales:
+            rows.append(("upscale strength", f"{self.upscale_strength:g}"))
+        if self.restore_with is not None:
+            rows.append((self.restore_with, f"{self.restore_strength:g}"))
+            if self.restore_with == "codeformer":
+                rows.append(("fidelity", f"{self.fidelity:g}"))
+            else:
+                rows.append(("GFPGAN version", self.gfpgan_version))
+            rows.append(("detector", self.detector))
+            if self.only_center_face:
+                rows.append(("faces", "only the centre one"))
+        rows.append(("tile", "auto" if self.tile is None else str(self.tile)))
+        rows.append(("precision", self.precision))
+        return rows
+
+    def describe(self) -> str:
+        """`rows()` in one line, for the log's run-start line."""
+        return ", ".join(f"{label} {value}" for label, value in self.rows())
 
     def required_weights(
         self, table: registry.Registry = registry.REGISTRY

@@ -1,4 +1,4 @@
-"""Where settings come from: command line, then environment, then facefix.toml, then defaults."""
+"""facefix.toml and the weights folder: command line, then environment, then facefix.toml, then defaults."""
 
 from __future__ import annotations
 

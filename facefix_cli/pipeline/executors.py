@@ -1,0 +1,119 @@
+"""The one place that chooses how a run's files are scheduled (as black's `concurrency.py`
+sits beside `format_file_in_place`).
+
+Every executor has one shape: `run(work)` takes the jobs still to do with the recipe and the
+run's settings, and yields one `FileResult` per job as each finishes, telling `work.events`
+when a file starts and asking `work.should_stop()` before starting each new file. Each file
+goes through the per-file steps of `pipeline.file`, whatever the executor, so results, claims
+and output bytes do not depend on the choice. An `EnvironmentFault` ends the iteration.
+
+A new executor is one module with a `run(work)` generator and one row in `EXECUTORS`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from facefix_cli.io.discover import Job
+from facefix_cli.pipeline.results import FileResult, FixEvents
+from facefix_cli.pipeline.settings import RunSettings
+from facefix_cli.recipe import Recipe
+from facefix_cli.weights.registry import REGISTRY, Registry
+
+if TYPE_CHECKING:
+    import torch
+
+    from facefix_cli.networks.cache import Networks
+
+
+@dataclass(frozen=True)
+class Work:
+    """What every executor is handed."""
+
+    jobs: Sequence[Job]
+    recipe: Recipe
+    settings: RunSettings
+    events: FixEvents
+    should_stop: Callable[[], bool]
+    registry: Registry = REGISTRY  # the weight files the recipe's networks come from
+
+    def networks(self, device: torch.device) -> Networks:
+        """The networks this work needs on `device`, not loaded yet."""
+        from facefix_cli.networks.cache import Networks
+
+        return Networks(self.recipe, self.settings.weights_dir, device)
+
+
+Run = Callable[[Work], Generator[FileResult, None, None]]
+
+
+@dataclass(frozen=True)
+class Executor:
+    name: str
+    run: Run
+    # The devices it will run on, in words, for the run-start line (`cuda:0 (NVIDIA H100)`);
+    # raises SetupError for devices that are not there. Called before `run`.
+    devices: Callable[[RunSettings], str]
+    # Whether the run fetches missing weights into this machine's folder before starting; a
+    # Ray cluster's workers check the weights on their own nodes instead.
+    fetches_weights_here: Callable[[RunSettings], bool]
+    # SetupError for what the executor lacks (the Ray extra), before any file is touched.
+    check: Callable[[], None] = lambda: None
+
+
+def _local_devices(settings: RunSettings) -> str:
+    from facefix_cli.networks.device import describe_devices, resolve_devices
+
+    return describe_devices(resolve_devices(settings.device))
+
+
+def _sequential(work: Work) -> Generator[FileResult, None, None]:
+    from facefix_cli.pipeline.sequential import run
+
+    return run(work)
+
+
+def _pipelined(work: Work) -> Generator[FileResult, None, None]:
+    from facefix_cli.pipeline.pipelined import run
+
+    return run(work)
+
+
+def _ray(work: Work) -> Generator[FileResult, None, None]:
+    from facefix_cli.pipeline.ray_executor import run
+
+    return run(work)
+
+
+def _ray_check() -> None:
+    from facefix_cli.pipeline.ray_executor import require_ray
+
+    require_ray()
+
+
+EXECUTORS: dict[str, Executor] = {
+    # one file after another in this process, on the first device (--workers 0)
+    "sequential": Executor("sequential", _sequential, _local_devices, lambda _: True),
+    # decode/encode threads around one network stage per device (the default)
+    "pipelined": Executor("pipelined", _pipelined, _local_devices, lambda _: True),
+    # Ray workers, one per GPU, on this machine or a cluster (--ray, --ray-address)
+    "ray": Executor(
+        "ray",
+        _ray,
+        lambda s: f"Ray {s.ray_address}, {s.device}",
+        # This machine is the only node of a local cluster: fetch its weights here.
+        lambda s: s.ray_address == "local",
+        _ray_check,
+    ),
+}
+
+
+def choose_executor(settings: RunSettings) -> Executor:
+    """The executor the settings ask for: Ray with a Ray address, sequential with --workers 0,
+    else pipelined."""
+    if settings.ray_address is not None:
+        return EXECUTORS["ray"]
+    if settings.workers == 0:
+        return EXECUTORS["sequential"]
+    return EXECUTORS["pipelined"]

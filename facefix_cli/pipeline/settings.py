@@ -1,0 +1,73 @@
+"""`RunSettings`: how a `fix` run works through its files, apart from what it does to pixels
+(that is the `Recipe`). Inputs and outputs, limits, where weights come from, which devices run
+the networks, and which executor schedules the files. Frozen and picklable, like the recipe:
+the Ray executor sends both to its workers.
+
+Changing a setting never changes an output's pixels: `workers`, `batch_size` (within the
+batch guarantee of `pipeline.image`), `png_level` (lossless at every level) and the executor
+only change how fast outputs appear."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from facefix_cli.errors import SetupError
+from facefix_cli.io.defaults import DEFAULT_PNG_LEVEL
+from facefix_cli.io.header import DEFAULT_MAX_PIXELS
+from facefix_cli.networks.names import parse_devices
+
+
+@dataclass(frozen=True)
+class TimeLimit:
+    """Start no new file once `seconds` have passed since `since` (a `time.monotonic()` value:
+    by default when the limit was made). `text` names it in the stop line (`--max-time 15m`)."""
+
+    seconds: float
+    text: str
+    since: float = field(default_factory=time.monotonic)
+
+    def passed(self) -> bool:
+        return time.monotonic() - self.since >= self.seconds
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    weights_dir: Path
+    device: str = "auto"  # one device, or several comma-separated (one GPU stage each)
+    output_dir: Path | None = None
+    overwrite: bool = False
+    dry_run: bool = False
+    recursive: bool = True
+    extensions: tuple[str, ...] = ("png",)
+    offline: bool = False
+    mirrors: tuple[str, ...] = ()
+    max_pixels: int = DEFAULT_MAX_PIXELS  # refuse larger images from the header; 0 = no limit
+    workers: int | None = None  # decode+encode threads; 0 = sequential; None = from the cores
+    batch_size: int | None = None  # images per GPU pass; None = from the device and image size
+    png_level: int = DEFAULT_PNG_LEVEL  # zlib level of the outputs, 0-9; all lossless
+    time_limit: TimeLimit | None = None  # --max-time
+    # None: this process. `local`, `auto` or `ray://host:port`: Ray workers (`--ray`).
+    ray_address: str | None = None
+
+    def validate(self) -> None:
+        """Raise SetupError for settings no run can satisfy, before any work starts."""
+        if self.max_pixels < 0:
+            raise SetupError("--max-pixels must be 0 (no limit) or a positive number")
+        if self.workers is not None and self.workers < 0:
+            raise SetupError("--workers must be 0 (sequential) or a positive number of threads")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise SetupError("--batch-size must be at least 1")
+        if not 0 <= self.png_level <= 9:
+            raise SetupError(f"--png-level must be 0 to 9, not {self.png_level}")
+        parse_devices(self.device)  # the syntax; whether the devices exist is checked at the run
+
+    def rows(self) -> list[tuple[str, str]]:
+        """The settings that shape what a run touches, as (label, value) rows."""
+        rows = [("max-pixels", str(self.max_pixels))]
+        if self.output_dir is not None:
+            rows.append(("output-dir", str(self.output_dir)))
+        if self.overwrite:
+            rows.append(("overwrite", "yes"))
+        return rows
