@@ -67,8 +67,9 @@ def parse_generation(chunks: list[Chunk], *, stealth: StealthPayload | None = No
     for chunk in chunks:
         if chunk.type == b"eXIf":
             tags = load_exif(chunk.data)
+            found = exif_texts(tags)  # may add problems of its own: listed after reading
             record.problems.extend(f"eXIf: {problem}" for problem in tags.problems)
-            for keyword, text in exif_texts(tags).items():
+            for keyword, text in found.items():
                 if keyword not in first:
                     first[keyword], origins[keyword] = text, "EXIF"
                     if text == tags.user_comment:
@@ -119,7 +120,8 @@ def parse_generation(chunks: list[Chunk], *, stealth: StealthPayload | None = No
 
 def exif_texts(tags: ExifTags) -> dict[str, str]:
     """The text chunks the tools would have written for what EXIF holds: tag conventions
-    (`from_exif`) first, then the UserComment as a payload."""
+    (`from_exif`) first, then the UserComment as a payload. What a tag convention finds
+    wrong is added to `tags.problems`."""
     found: dict[str, str] = {}
     for tool in TOOLS:
         if tool.from_exif is not None:

@@ -87,6 +87,68 @@ def test_comfyui_graph_from_exif_is_written_where_comfyui_loads_it(fixed_fixture
         assert [c.type for c in prompt_chunks] == [b"tEXt"]
 
 
+@pytest.mark.parametrize(
+    ("name", "exif_source"),
+    [
+        ("comfyui_save_image_extended.jpeg", "enslo_comfyui_save_image_extended_jpeg.exif"),
+        ("comfyui_save_image_extended_webp.webp", "enslo_comfyui_save_image_extended_webp.exif"),
+        ("comfyui_saveimage_plus.jpg", "enslo_comfyui_saveimage_plus_jpg.exif"),
+        ("comfyui_animated_webp.webp", "enslo_comfyui_animated_webp.exif"),
+    ],
+)
+def test_saver_node_graphs_are_written_where_comfyui_loads_them(fixed_fixtures, name, exif_source):
+    """Whichever EXIF layout the saver node used, the output has ComfyUI's own PNG chunks: tEXt
+    `prompt` (an API graph) and `workflow` (a UI workflow), equal to the input's graphs, and
+    the input's EXIF bytes unchanged in eXIf."""
+    output = fixed_fixtures[name]
+    with Image.open(output) as image:
+        prompt, workflow = json.loads(image.text["prompt"]), json.loads(image.text["workflow"])
+    assert all("class_type" in node for node in prompt.values())
+    assert isinstance(workflow["nodes"], list) and workflow["nodes"]
+    chunks = parse_chunks(output.read_bytes())
+    by_keyword = {c.data.split(b"\x00", 1)[0]: c for c in chunks if c.type == b"tEXt"}
+    assert {b"prompt", b"workflow"} <= set(by_keyword)
+    exif = (METADATA_FIXTURES / "sources" / exif_source).read_bytes()
+    assert [c.data for c in chunks if c.type == b"eXIf"] == [exif]
+    source = parse_generation(chunks_from_bytes((METADATA_FIXTURES / name).read_bytes()))
+    assert source.raw["prompt"] == image_text(output, "prompt")  # the graph's text, unchanged
+
+
+def image_text(path: Path, keyword: str) -> str:
+    with Image.open(path) as image:
+        return image.text[keyword]
+
+
+@pytest.mark.parametrize("stem", ["swarmui_comfy_graph", "swarmui_hires_comfy_graph"])
+def test_swarmui_output_keeps_both_chunks_byte_for_byte(fixed_fixtures, stem):
+    """SwarmUI reads its `parameters` JSON; ComfyUI (SwarmUI's backend) reads `prompt`: both
+    stay the input's chunks, unchanged, and no A1111 extras line is added to the JSON."""
+    source = parse_chunks((METADATA_FIXTURES / f"{stem}.png").read_bytes())
+    output = parse_chunks(fixed_fixtures[f"{stem}.png"].read_bytes())
+    texts = [c for c in source if c.type == b"tEXt"]
+    assert [c for c in output if c.type == b"tEXt"] == texts
+    with Image.open(fixed_fixtures[f"{stem}.png"]) as image:
+        assert "sui_image_params" in json.loads(image.text["parameters"])
+        assert "postprocessing" not in image.text
+    assert parse_generation(output).tool == "SwarmUI"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "comfyui_comfy_image_saver.jpeg",
+        "comfyui_saveimagewithmetadata.webp",
+        "swarmui_usercomment.jpg",
+    ],
+)
+def test_user_comment_infotext_becomes_the_parameters_chunk(fixed_fixtures, name):
+    """A UserComment with no graph is carried as `parameters`: what A1111 and SwarmUI read, and
+    what ComfyUI's frontend imports from a PNG that has no graph."""
+    before = parse_generation_of(METADATA_FIXTURES / name)
+    with Image.open(fixed_fixtures[name]) as image:
+        assert image.text["parameters"] == before.raw["EXIF UserComment"]
+
+
 def test_stealth_info_is_carried_as_text_and_written_back_in_the_alpha(fixed_fixtures):
     source_text = (METADATA_FIXTURES / "sources" / "a1111_infotext_docstring.txt").read_text()
     for name, signature in (

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 import tracemalloc
 import zlib
 from pathlib import Path
@@ -249,6 +250,126 @@ def test_comfyui_json_in_user_comment_becomes_prompt_and_workflow_chunks_synthet
     assert "parameters" not in texts
     record = parse_generation(chunks)
     assert (record.tool, record.seed) == ("ComfyUI", 851616030078638)
+
+
+def jpeg_with_ifd0(tags: dict[int, str | bytes], user_comment: str | None = None) -> bytes:
+    exif = Image.Exif()
+    for tag, value in tags.items():
+        exif[tag] = value
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, "JPEG", exif=exif)
+    if user_comment is None:
+        return buffer.getvalue()
+    data = piexif.load(buffer.getvalue())
+    data["Exif"][piexif.ExifIFD.UserComment] = piexif.helper.UserComment.dump(user_comment)
+    out = io.BytesIO()
+    piexif.insert(piexif.dump(data), buffer.getvalue(), out)
+    return out.getvalue()
+
+
+def text_entries(chunks: list[Chunk]) -> dict[str, str]:
+    return {d[0]: d[1] for c in chunks if (d := decode_text_chunk(c))}
+
+
+WORKFLOW = {
+    "nodes": [{"id": 1, "type": "KSampler", "widgets_values": [7, "fixed", 20, 8, "euler"]}]
+}
+
+
+@pytest.mark.parametrize(
+    ("prompt_label", "workflow_label"),
+    [("Prompt: ", "Workflow: "), ("PROMPT :", "workflow:\t"), ("  prompt:  ", " Workflow :  ")],
+)
+def test_labelled_exif_graphs_in_any_case_and_spacing_become_chunks(prompt_label, workflow_label):
+    graph, workflow = json.dumps(SD15_GRAPH), json.dumps(WORKFLOW)
+    chunks = chunks_from_bytes(
+        jpeg_with_ifd0({0x010F: prompt_label + graph, 0x010E: workflow_label + workflow})
+    )
+    texts = text_entries(chunks)
+    assert (texts["prompt"], texts["workflow"]) == (graph, workflow)  # the JSON, label cut off
+    record = parse_generation(chunks)
+    assert (record.tool, record.seed, record.problems) == ("ComfyUI", 851616030078638, [])
+
+
+def test_labelled_exif_graph_stored_as_bytes_is_read():
+    """ImageDescription typed UNDEFINED (7) instead of ASCII: a big-endian TIFF, one entry."""
+    value = ("Prompt: " + json.dumps(SD15_GRAPH)).encode()
+    entry = struct.pack(">HHII", 0x010E, 7, len(value), 26)
+    tiff = b"MM\x00*" + struct.pack(">I", 8) + struct.pack(">H", 1) + entry + b"\0\0\0\0" + value
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, "JPEG", exif=b"Exif\x00\x00" + tiff)
+    chunks = chunks_from_bytes(buffer.getvalue())
+    assert text_entries(chunks)["prompt"] == json.dumps(SD15_GRAPH)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("Prompt: {not json", "EXIF Make: labelled 'prompt', but the rest is not an API graph"),
+        ('Prompt: {"a": 1}', "EXIF Make: labelled 'prompt', but the rest is not an API graph"),
+        ("Workflow: [1, 2]", "EXIF Make: labelled 'workflow', but the rest is not a UI workflow"),
+    ],
+)
+def test_labelled_exif_text_that_is_no_graph_is_a_problem_and_not_carried(text, problem):
+    chunks = chunks_from_bytes(jpeg_with_ifd0({0x010F: text}))
+    assert not {"prompt", "workflow"} & set(text_entries(chunks))
+    record = parse_generation(chunks)
+    assert record.tool is None
+    assert any(p.startswith(f"eXIf: {problem}") for p in record.problems), record.problems
+
+
+def test_empty_workflow_of_save_image_extended_is_no_problem():
+    chunks = chunks_from_bytes(
+        jpeg_with_ifd0({0x010F: "Prompt: " + json.dumps(SD15_GRAPH), 0x010E: "Workflow: {}"})
+    )
+    assert "workflow" not in text_entries(chunks)
+    record = parse_generation(chunks)
+    assert (record.tool, record.problems) == ("ComfyUI", [])
+
+
+def test_an_unlabelled_make_is_not_a_graph():
+    chunks = chunks_from_bytes(jpeg_with_ifd0({0x010F: "Canon", 0x0110: "EOS 5D prompt: {}"}))
+    assert text_entries(chunks) == {}
+    assert parse_generation(chunks).problems == []
+
+
+def test_labelled_graph_in_user_comment_is_read():
+    graph = json.dumps(SD15_GRAPH)
+    chunks = chunks_from_bytes(jpeg_with_user_comment("Prompt: " + graph))
+    assert text_entries(chunks)["prompt"] == graph
+    assert parse_generation(chunks).tool == "ComfyUI"
+
+
+def test_stableswarmui_json_in_exif_model_synthetic():
+    """StableSwarmUI's JPEG layout as stable-diffusion-prompt-reader reads it (the
+    `sui_image_params` JSON in EXIF Model), with its older per-backend sampler key."""
+    params = {"prompt": "a fox", "seed": 3, "steps": 12, "comfyuisampler": "dpmpp_2m"}
+    chunks = chunks_from_bytes(jpeg_with_ifd0({0x0110: json.dumps({"sui_image_params": params})}))
+    record = parse_generation(chunks)
+    assert (record.tool, record.prompt, record.seed, record.sampler) == (
+        "SwarmUI",
+        "a fox",
+        3,
+        "dpmpp_2m",
+    )
+
+
+def test_swarmui_record_lists_the_graphs_further_pass():
+    (result,) = info([METADATA_FIXTURES / "swarmui_hires_comfy_graph.png"])
+    record = result.record
+    assert record.sources == ["parameters", "prompt"]
+    (step,) = record.passes
+    assert step.node == "23"  # the graph's refiner sampler
+    rows = dict(record_rows(record))
+    assert rows["Tool"] == "SwarmUI 0.9.7.4"
+    assert rows["Model"] == "waiIllustriousSDXL_v160"  # SwarmUI's name, not the graph's file
+    assert "size 1152x1152" in rows["Further passes"]
+
+
+def test_comfy_image_saver_infotext_is_named_comfyui_once():
+    (result,) = info([METADATA_FIXTURES / "comfyui_comfy_image_saver.jpeg"])
+    assert result.record.tool_version is None
+    assert dict(record_rows(result.record))["Tool"] == "ComfyUI"
 
 
 @pytest.mark.parametrize("version", ["classic", "neo", "f2.0.1v1.10.1-previous-669-gdfdcbab6"])

@@ -2,8 +2,9 @@
 
 Tools put generation settings in several EXIF places: A1111 in the Exif IFD's UserComment
 (`UNICODE\\0` + UTF-16), Fooocus in IFD0 (UserComment, MakerNote and Software as plain ASCII),
-ComfyUI in IFD0's Model and Make (`prompt:{json}`, `workflow:{json}`). This module reads them
-all without interpreting them; the tool modules decide what they mean.
+ComfyUI in IFD0's Model and Make (`prompt:{json}`, `workflow:{json}`), ComfyUI saver nodes in
+ImageDescription and Make (`Workflow: {json}`, `Prompt: {json}`) or in UserComment. This module
+reads them all without interpreting them; the tool modules decide what they mean.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ USER_COMMENT = 0x9286
 MAKER_NOTE = 0x927C
 SOFTWARE = 0x0131
 _EXIF_IFD = 0x8769
+# IFD0 tags the EXIF spec types ASCII: DocumentName, ImageDescription, Make, Model, Software,
+# Artist, Copyright. A writer that stores one as bytes still meant text.
+_TEXT_TAGS = {0x010D, 0x010E, 0x010F, 0x0110, 0x0131, 0x013B, 0x8298}
 
 # EXIF UserComment starts with an 8-byte character-code prefix (EXIF 2.3, table 9).
 _USER_COMMENT_ASCII = b"ASCII\x00\x00\x00"
@@ -49,12 +53,15 @@ class ExifTags:
         return None
 
     def ifd0_texts(self) -> dict[int, str]:
-        """IFD0's text tags (ASCII), e.g. Model and Make where ComfyUI puts its graphs."""
-        return {
-            tag: _utf8_from_latin1(value.rstrip("\x00"))
-            for tag, value in self.ifd0.items()
-            if isinstance(value, str)
-        }
+        """IFD0's text tags, e.g. Model, Make and ImageDescription where ComfyUI and its saver
+        nodes put their graphs: ASCII ones, and those a writer stored as bytes (UNDEFINED)."""
+        texts = {}
+        for tag, value in self.ifd0.items():
+            if isinstance(value, bytes) and tag in _TEXT_TAGS:
+                value = decode_latin1_text(value.rstrip(b"\x00"))
+            if isinstance(value, str):
+                texts[tag] = _utf8_from_latin1(value.rstrip("\x00"))
+        return texts
 
 
 def _utf8_from_latin1(text: str) -> str:

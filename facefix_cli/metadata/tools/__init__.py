@@ -2,8 +2,9 @@
 and writers dispatch on (each entry's data says what it does; nothing checks a tool by name).
 
 Order matters where a file carries several tools' chunks: the most specific record goes first
-(an InvokeAI or NovelAI file is never read as something else; a ComfyUI graph beats the
-A1111-style `parameters` a Civitai-oriented ComfyUI saver adds beside it; the JSON layouts in
+(an InvokeAI or NovelAI file is never read as something else; SwarmUI's `sui_image_params`
+beats the ComfyUI graph its backend adds beside it; a ComfyUI graph beats the A1111-style
+`parameters` a Civitai-oriented ComfyUI saver adds beside it; the JSON layouts in
 `parameters` before A1111's text).
 """
 
@@ -16,8 +17,8 @@ TOOLS: tuple[ToolFormat, ...] = (
     invokeai.FORMAT,
     novelai.FORMAT,
     civitai.FORMAT,
-    comfyui.FORMAT,
     swarmui.FORMAT,
+    comfyui.FORMAT,
     fooocus.FORMAT,
     a1111.FORMAT,  # last: its `from_payload` takes any text blob as `parameters`
 )

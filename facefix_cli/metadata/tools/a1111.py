@@ -1,5 +1,6 @@
-"""AUTOMATIC1111 and its forks (Forge, Forge Classic/Neo, reForge, SD.Next), and Civitai's
-A1111-style text: the `parameters` infotext, and the `postprocessing` chunk facefix adds.
+"""AUTOMATIC1111 and its forks (Forge, Forge Classic/Neo, reForge, SD.Next), and the A1111-style
+text of Civitai and of ComfyUI saver nodes (comfy-image-saver stamps `Version: ComfyUI`): the
+`parameters` infotext, and the `postprocessing` chunk facefix adds.
 
 The infotext grammar (A1111's `parse_generation_parameters`): prompt lines, an optional
 `Negative prompt:` line (and its continuation lines), then one settings line of
@@ -107,6 +108,8 @@ def tool_name(settings: dict[str, str], texts: Texts) -> str:
         return "Fooocus"
     if "Civitai resources" in settings or "Civitai metadata" in settings:
         return "Civitai"
+    if version.strip().lower() == "comfyui":  # comfy-image-saver's infotext, no graph beside it
+        return "ComfyUI"
     return "AUTOMATIC1111"
 
 
@@ -128,15 +131,17 @@ def read(texts: Texts, record: Generation) -> None:
     width = height = None
     if match := _SIZE.fullmatch(settings.get("Size", "")):
         width, height = match.groups()
+    version = settings.get("Version")
     fill(
         record,
-        tool_version=settings.get("Version"),
+        # `Version: ComfyUI` names the tool, not a version of it
+        tool_version=None if version and version.strip() == record.tool else version,
         prompt=prompt,
         negative_prompt=negative,
         seed=settings.get("Seed"),
         steps=settings.get("Steps"),
         sampler=settings.get("Sampler"),
-        cfg=settings.get("CFG scale"),
+        cfg=settings.get("CFG scale") or settings.get("CFG Scale"),  # the latter: comfy-image-saver
         width=width,
         height=height,
         model=settings.get("Model"),

@@ -89,7 +89,8 @@ class ToolFormat:
     `detect` says whether the texts hold this tool's record; `read` fills the record (it may
     refine `record.tool`, e.g. "Forge" for the A1111 family). `from_payload` turns a text blob
     found outside PNG text chunks (an EXIF UserComment, a stealth payload) into the text chunks
-    the tool would have written to a PNG; `from_exif` does the same for EXIF tags. `extend`
+    the tool would have written to a PNG; `from_exif` does the same for EXIF tags (noting in
+    the tags' `problems` what it finds wrong). `extend`
     records facefix's operations in the tool's own form. `history` reads the post-processing
     record the tool keeps in its own chunks; it is read whichever tool made the image, since
     facefix adds A1111's beside any `parameters` (e.g. next to a ComfyUI graph).

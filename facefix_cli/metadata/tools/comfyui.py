@@ -1,7 +1,11 @@
-"""ComfyUI: the API graph (`prompt`) and the UI workflow (`workflow`), in PNG text chunks or, as
-ComfyUI's WebP saver writes them, in EXIF IFD0 (Model = `prompt:{json}`, Make =
-`workflow:{json}`); a JPEG or WebP's graphs become the `prompt` and `workflow` text chunks that
-ComfyUI's PNG loader reads.
+"""ComfyUI: the API graph (`prompt`) and the UI workflow (`workflow`), in PNG text chunks or in
+a JPEG's or WebP's EXIF: labelled IFD0 text tags, as ComfyUI's WebP saver writes them (Model =
+`prompt:{json}`, Make = `workflow:{json}`) and saver nodes such as Save Image Extended
+(ImageDescription = `Workflow: {json}`, Make = `Prompt: {json}`), any label case and spacing;
+or the UserComment, as a JSON envelope (`{"prompt": {...}, "workflow": {...}}`, SaveImage+),
+a bare API graph or a labelled text. A labelled value is taken only when the rest is a JSON
+graph of the label's kind. A JPEG or WebP's graphs become the `prompt` and `workflow` text
+chunks that ComfyUI's PNG loader reads.
 
 The graph is followed, not searched: from the output node (SaveImage and the like) back along
 its inputs to the sampler that produced the image, then along that sampler's latent input to
@@ -16,6 +20,7 @@ Node ids are strings and never assumed numeric. Every walk visits each node at m
 from __future__ import annotations
 
 import json
+import re
 from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeGuard
@@ -293,7 +298,7 @@ def _read_workflow(record: Generation, workflow: dict) -> None:
             fill(record, width=values[0], height=values[1])
 
 
-def _is_graph(value: Any) -> TypeGuard[dict[str, Any]]:
+def is_graph(value: Any) -> TypeGuard[dict[str, Any]]:
     return isinstance(value, dict) and any(
         isinstance(node, dict) and "class_type" in node for node in value.values()
     )
@@ -313,11 +318,11 @@ def read(texts: Texts, record: Generation) -> None:
     record.tool = "ComfyUI"
     graph = texts.json("prompt") if "prompt" in texts else None
     workflow = texts.json("workflow") if "workflow" in texts else None
-    wrong_graph = graph is not None and not _is_graph(graph)
+    wrong_graph = graph is not None and not is_graph(graph)
     wrong_workflow = workflow is not None and not _is_workflow(workflow)
     if wrong_graph or wrong_workflow:
         record.problems.append("prompt/workflow: JSON, but not a ComfyUI graph")
-    if _is_graph(graph):
+    if is_graph(graph):
         record.sources.append("prompt")
         read_graph(record, graph)
     if _is_workflow(workflow):
@@ -325,31 +330,61 @@ def read(texts: Texts, record: Generation) -> None:
         _read_workflow(record, workflow)
 
 
+# `prompt:{...}`, `Workflow: {...}`: a label, a colon, then the JSON.
+_LABEL = re.compile(r"\s*(prompt|workflow)\s*:\s*", re.IGNORECASE)
+_KINDS = {"prompt": ("an API graph", is_graph), "workflow": ("a UI workflow", _is_workflow)}
+_TAG_NAMES = {0x010D: "DocumentName", 0x010E: "ImageDescription", 0x010F: "Make", 0x0110: "Model"}
+
+
+def _labelled(text: str) -> tuple[str, str, Any] | None:
+    """(keyword, JSON text, parsed JSON object or None) of a labelled text; None when the text
+    has no `prompt`/`workflow` label followed by JSON."""
+    match = _LABEL.match(text)
+    if match is None or not looks_like_json(text[match.end() :]):
+        return None
+    rest = text[match.end() :]
+    return match.group(1).lower(), rest, json_object(rest)
+
+
 def from_exif(tags: ExifTags) -> dict[str, str]:
-    """ComfyUI's WebP saver: `prompt:{json}` in Model, `workflow:{json}` in Make (and further
-    `key:{json}` entries in the tags below Make)."""
+    """The graphs in labelled IFD0 text tags (Model first, then Make, ImageDescription and the
+    tags below: ComfyUI's own saver puts further `key:{json}` entries there). A label whose
+    rest is not a graph of its kind is a problem, and not taken."""
     found: dict[str, str] = {}
-    for _tag, text in sorted(tags.ifd0_texts().items(), reverse=True):
-        for key in ("prompt", "workflow"):
-            if text.startswith(key + ":") and looks_like_json(text[len(key) + 1 :]):
-                found.setdefault(key, text[len(key) + 1 :])
+    for tag, text in sorted(tags.ifd0_texts().items(), reverse=True):
+        labelled = _labelled(text)
+        if labelled is None:
+            continue
+        keyword, rest, value = labelled
+        if _KINDS[keyword][1](value):
+            found.setdefault(keyword, rest)
+        elif value != {}:  # Save Image Extended writes `Workflow: {}` when there is none
+            name = _TAG_NAMES.get(tag, f"tag 0x{tag:04X}")
+            tags.problems.append(
+                f"EXIF {name}: labelled {keyword!r}, but the rest is not {_KINDS[keyword][0]} "
+                "in JSON; not read"
+            )
     return found
 
 
 def from_payload(text: str) -> dict[str, str] | None:
-    """A UserComment holding ComfyUI's graphs as JSON: {"prompt": {...}, "workflow": {...}}
-    (as some JPEG/WebP saver nodes write), or a bare API graph."""
+    """A UserComment holding ComfyUI's graphs: JSON {"prompt": {...}, "workflow": {...}} (as
+    SaveImage+ writes it), a bare API graph, or a labelled `Prompt: {json}` text."""
+    labelled = _labelled(text)
+    if labelled is not None:
+        keyword, rest, value = labelled
+        return {keyword: rest} if _KINDS[keyword][1](value) else None
     data = json_object(text)
     if data is None or "extraMetadata" in data:
         return None  # Civitai's generator: its own module reads it
     found = {}
-    for key, check in (("prompt", _is_graph), ("workflow", _is_workflow)):
+    for key, check in (("prompt", is_graph), ("workflow", _is_workflow)):
         value = data.get(key)
         if isinstance(value, str) and looks_like_json(value):
             found[key] = value
         elif check(value):
             found[key] = json.dumps(value)
-    if not found and _is_graph(data):
+    if not found and is_graph(data):
         found["prompt"] = text
     return found or None
 
