@@ -26,7 +26,7 @@ class TimeLimit:
 
     seconds: float
     text: str
-    since: float = field(default_factory=time.monotonic)
+    since: float = field(default_factory=lambda: time.monotonic())  # looked up per call
 
     def passed(self) -> bool:
         return time.monotonic() - self.since >= self.seconds

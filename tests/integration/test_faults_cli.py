@@ -334,12 +334,12 @@ def test_sigterm_and_sighup_stop_like_ctrl_c_with_summary_json_and_exit_143(
 
 
 def test_max_time_stops_starting_files_and_exits_0(tmp_path, tiny_upscaler, monkeypatch):
-    import facefix_cli.cli.fix as cli_fix
+    import facefix_cli.pipeline.settings as settings_module
 
     for index in range(3):
         make_png(tmp_path / f"{index}.png", seed=index)
     clock = iter(range(0, 10_000, 100))  # every look at the clock is 100 s later
-    monkeypatch.setattr(cli_fix, "time", SimpleNamespace(monotonic=lambda: next(clock)))
+    monkeypatch.setattr(settings_module, "time", SimpleNamespace(monotonic=lambda: next(clock)))
     result = fix(tiny_upscaler, tmp_path, "--max-time", "2.5m")
     assert result.exit_code == 0, result.output
     assert "stopped: --max-time 2.5m reached; 2 files left for the next run" in result.stderr
