@@ -13,6 +13,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 from checkpoints import LIGHT_FILES, build  # noqa: E402
 
+# The download tests' HTTP-server fixtures (server, other_server, refusing_url, one).
+pytest_plugins = ["tests.weights_server"]
+
 TESTS = Path(__file__).resolve().parent
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,6 +42,24 @@ def originals_untouched():
     for folder in watched:
         after = {p: v for p, v in snapshot(folder).items() if not p.name.endswith(".fixed.png")}
         assert after == before[folder], f"an original under {folder} changed"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    """No test depends on the developer's proxies, mirrors or weights folder."""
+    for name in (
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "NO_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+        "no_proxy",
+        "FACEFIX_MIRROR",
+        "FACEFIX_WEIGHTS_DIR",
+    ):
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from facefix_cli.cli.app import app
-from facefix_cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, FacefixError
+from facefix_cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, FacefixError, ReportError
 
 if TYPE_CHECKING:
     from facefix_cli.report.build import ReportInputs, ReportResult, RunDetails
@@ -74,8 +74,7 @@ def report_command(
                 inputs.originals = index_originals(originals)
         if not inputs.outputs:
             found = "; ".join(f"{path}: {reason}" for path, reason in inputs.failed)
-            console.print_error(found or "no .fixed.png files found in the paths given")
-            raise typer.Exit(2)
+            raise ReportError(found or "no .fixed.png files found in the paths given")
         result = write_report_with_progress(
             output, inputs, None, show_progress=console.is_terminal()
         )

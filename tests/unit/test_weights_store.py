@@ -1,0 +1,45 @@
+"""weights.store: the weights folder's states, read without the HTTP stack."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from facefix_cli.weights import store
+from tests.weights_server import (
+    payload,
+    stand_in,
+)
+
+
+def test_the_store_and_the_models_command_load_no_http_code():
+    """`fix`, `models` and workers read the weights folder without the HTTP stack."""
+    probe = (
+        "import sys, facefix_cli.weights.store, facefix_cli.cli.weights\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('http', 'urllib.request', "
+        "'facefix_cli.weights.transfer', 'facefix_cli.weights.download'))))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert loaded.strip() == "[]"
+
+
+def test_check_and_model_states(tmp_path):
+    good_data, bad_data = payload(1), payload(2)
+    good = stand_in("good", good_data)
+    missing = stand_in("gone", payload(3))
+    wrong_size = stand_in("short", bad_data)
+    wrong_bytes = stand_in("flipped", bad_data)
+    (tmp_path / good.file).write_bytes(good_data)
+    (tmp_path / wrong_size.file).write_bytes(bad_data[:-1])
+    (tmp_path / wrong_bytes.file).write_bytes(payload(4))
+    models = [good, missing, wrong_size, wrong_bytes]
+
+    checked = store.check(models, tmp_path)
+    assert [s.state for s in checked] == ["verified", "missing", "corrupt", "corrupt"]
+    assert "47999 bytes, expected 48000" in checked[2].detail
+    assert "SHA-256" in checked[3].detail
+
+    quick = store.model_states(models, tmp_path, verify=False)
+    assert [s.state for s in quick] == ["present", "missing", "corrupt", "present"]
