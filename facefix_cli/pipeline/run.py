@@ -32,6 +32,7 @@ from facefix_cli.pipeline.results import (
 from facefix_cli.pipeline.settings import RunSettings
 from facefix_cli.recipe import Recipe
 from facefix_cli.silent import Silent
+from facefix_cli.weights import digests
 from facefix_cli.weights.download import ensure_weights
 from facefix_cli.weights.progress import DownloadProgress
 from facefix_cli.weights.registry import REGISTRY, Registry
@@ -98,7 +99,6 @@ def fix(
     events = events or Silent()
     summary = FixSummary(
         recipe=tuple(recipe.rows()),
-        models=tuple((m.file, m.sha256) for m in recipe.required_weights(registry)),
         time_limit=settings.time_limit.text if settings.time_limit is not None else None,
     )
     stop_requested = should_stop or (lambda: False)
@@ -150,7 +150,19 @@ def fix(
             mirrors=settings.mirrors,
             progress=download_progress,
         )
+        # What the outputs will record: each file's own digest (cached beside it), and one
+        # warning per file that is not the released one.
+        models, notices = digests.compare(
+            recipe.required_weights(registry),
+            settings.weights_dir,
+            [recipe.upscaler_path] if recipe.upscaler_path is not None else [],
+        )
+        summary.models = tuple(models)
+    else:
+        notices = []
     announce(summary.devices)
+    for notice in notices:
+        events.weights_notice(notice)
 
     # 5. the files, through the executor
     work = Work(todo, recipe, settings, events, stop_now, registry)
