@@ -104,6 +104,13 @@ def fix(
         help="Decode+encode threads beside the GPU stage (default: cores - 1, at most 8); "
         "0 = everything in one thread, one file at a time.",
     ),
+    threads: int | None = typer.Option(
+        None,
+        "--threads",
+        min=1,
+        help="Threads the networks and the workers share, never more (default: the cores "
+        "this process may use, or OMP_NUM_THREADS).",
+    ),
     batch_size: int | None = typer.Option(
         None,
         "--batch-size",
@@ -243,6 +250,7 @@ def fix(
             mirrors=tuple(mirror),
             max_pixels=max_pixels,
             workers=workers,
+            threads=threads,
             batch_size=batch_size,
             png_level=png_level,
             time_limit=(
