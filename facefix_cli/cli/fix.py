@@ -199,6 +199,9 @@ def fix(
     """Upscale images and restore their faces, writing NAME.fixed.png beside each NAME.png."""
     from facefix_cli.cli import console
     from facefix_cli.cli.report import report_line, write_report_with_progress
+    from facefix_cli.io.stderr import keep_log_apart
+
+    keep_log_apart()  # decodes in worker threads redirect fd 2: no log line may go there
     from facefix_cli.config import resolve_weights_dir
     from facefix_cli.pipeline import FixSummary, RunSettings, TimeLimit
     from facefix_cli.pipeline import fix as run_fix
