@@ -104,6 +104,13 @@ def fix(
         help="Decode+encode threads beside the GPU stage (default: cores - 1, at most 8); "
         "0 = everything in one thread, one file at a time.",
     ),
+    threads: int | None = typer.Option(
+        None,
+        "--threads",
+        min=1,
+        help="Threads the networks and the workers share, never more (default: the cores "
+        "this process may use, or OMP_NUM_THREADS).",
+    ),
     batch_size: int | None = typer.Option(
         None,
         "--batch-size",
@@ -199,6 +206,9 @@ def fix(
     """Upscale images and restore their faces, writing NAME.fixed.png beside each NAME.png."""
     from facefix_cli.cli import console
     from facefix_cli.cli.report import report_line, write_report_with_progress
+    from facefix_cli.io.stderr import keep_log_apart
+
+    keep_log_apart()  # decodes in worker threads redirect fd 2: no log line may go there
     from facefix_cli.config import resolve_weights_dir
     from facefix_cli.pipeline import FixSummary, RunSettings, TimeLimit
     from facefix_cli.pipeline import fix as run_fix
@@ -243,6 +253,7 @@ def fix(
             mirrors=tuple(mirror),
             max_pixels=max_pixels,
             workers=workers,
+            threads=threads,
             batch_size=batch_size,
             png_level=png_level,
             time_limit=(
