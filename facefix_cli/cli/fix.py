@@ -213,7 +213,6 @@ def fix(
     from facefix_cli.pipeline import FixSummary, RunSettings, TimeLimit
     from facefix_cli.pipeline import fix as run_fix
     from facefix_cli.recipe import Recipe
-    from facefix_cli.report.build import check_destination, inputs_from_summary, run_details
 
     summary = FixSummary()
     settings: RunSettings | None = None
@@ -265,6 +264,9 @@ def fix(
             ray_address=ray_address or ("local" if ray else None),
         )
         if report_path is not None:
+            # Imported only for --report: a cron run with nothing to do stays light.
+            from facefix_cli.report.build import check_destination
+
             check_destination(report_path)  # before the run, not after hours of work
         # 2. the run, with a bar on a terminal and plain lines elsewhere
         bar = console.is_terminal() and not as_json
@@ -302,6 +304,8 @@ def fix(
     built = None
     if report_path is not None and settings is not None and summary.signal is None:
         # After the run: thumbnails never compete with the GPU work.
+        from facefix_cli.report.build import inputs_from_summary, run_details
+
         try:
             built = write_report_with_progress(
                 report_path,

@@ -13,12 +13,11 @@ import torch
 from spandrel import ImageModelDescriptor
 
 from facefix_cli.errors import SetupError
-from facefix_cli.io.hashing import sha256_file
 from facefix_cli.networks.device import auto_tile, face_dtype, upscaler_dtype
 from facefix_cli.networks.load import load_parsenet, load_retinaface, load_spandrel_model
 from facefix_cli.ops.detect import FaceDetector, retinaface_detector
 from facefix_cli.recipe import Recipe
-from facefix_cli.weights import registry
+from facefix_cli.weights import digests, registry
 
 
 class Networks:
@@ -35,7 +34,7 @@ class Networks:
         if self.recipe.upscales:
             _ = self.upscaler, self.upscaler_sha256
         if self.recipe.restore_with is not None:
-            _ = self.restorer, self.restorer_info, self.detector, self.parser
+            _ = self.restorer, self.restorer_sha256, self.detector, self.parser
 
     def loading_text(self) -> str:
         """What a front end shows while `load_all` runs: `loading 4 networks on cuda:0`."""
@@ -79,9 +78,15 @@ class Networks:
 
     @cached_property
     def upscaler_sha256(self) -> str:
-        if self.recipe.upscaler_path is None:
-            return registry.upscaler_for_scale(self.recipe.scale).sha256
-        return sha256_file(self.recipe.upscaler_path)
+        """The digest of the upscaler file's own bytes (cached beside it), never the
+        registry's: a fine-tune or a damaged copy under a registry name is recorded as what
+        it is."""
+        return digests.file_sha256(self.upscaler_path)
+
+    @cached_property
+    def restorer_sha256(self) -> str:
+        """The face restorer file's own digest (see `upscaler_sha256`)."""
+        return digests.file_sha256(self._path(self.restorer_info.name))
 
     @cached_property
     def restorer(self) -> ImageModelDescriptor:

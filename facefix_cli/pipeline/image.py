@@ -189,7 +189,7 @@ def _restore_operation(
         fidelity=recipe.fidelity if codeformer else None,
         version=None if codeformer else recipe.gfpgan_version,
         model=info.file,
-        sha256=info.sha256,
+        sha256=networks.restorer_sha256,
         faces=len(faces),
         detections=tuple(Detection.rounded(face.box, face.score, face.landmarks) for face in faces),
     )
