@@ -36,6 +36,11 @@ class Precision(StrEnum):
     bf16 = "bf16"
 
 
+class Order(StrEnum):
+    upscale_first = "upscale-first"
+    restore_first = "restore-first"
+
+
 class Upscale(StrEnum):
     none = "1"
     x2 = "2"
@@ -134,6 +139,34 @@ def fix(
     detector: Detector = typer.Option(
         Detector("retinaface_resnet50"), "--detector", help="RetinaFace backbone."
     ),
+    face_threshold: float = typer.Option(
+        0.97,
+        "--face-threshold",
+        metavar="CONFIDENCE",
+        help="Restore faces the detector is at least this sure of (0-1).",
+    ),
+    min_face: str | None = typer.Option(
+        None,
+        "--min-face",
+        metavar="PX|SHAREx",
+        help="Skip faces smaller than this: pixels of the output (64), or a share of the "
+        "image's largest face (0.3x).",
+    ),
+    max_faces: int | None = typer.Option(
+        None, "--max-faces", min=1, metavar="N", help="Restore at most the N largest faces."
+    ),
+    detect_size: int = typer.Option(
+        2048,
+        "--detect-size",
+        min=0,
+        metavar="PX",
+        help="Look for faces on a copy of at most this long side (0: always full size).",
+    ),
+    order: Order = typer.Option(
+        Order.upscale_first,
+        "--order",
+        help="upscale-first (restore the faces of the upscaled image) or restore-first.",
+    ),
     output_dir: Path | None = typer.Option(
         None,
         "--output-dir",
@@ -212,7 +245,7 @@ def fix(
     from facefix_cli.config import resolve_weights_dir
     from facefix_cli.pipeline import FixSummary, RunSettings, TimeLimit
     from facefix_cli.pipeline import fix as run_fix
-    from facefix_cli.recipe import Recipe
+    from facefix_cli.recipe import Recipe, parse_min_face
 
     summary = FixSummary()
     settings: RunSettings | None = None
@@ -227,6 +260,7 @@ def fix(
         restore_with: RestorerName | None = (
             "gfpgan" if gfpgan is not None else "codeformer" if codeformer is not None else None
         )
+        min_face_px, min_face_share = (0.0, 0.0) if min_face is None else parse_min_face(min_face)
         recipe = Recipe(
             scale=int(upscale.value),
             upscale_strength=upscale_strength,
@@ -239,6 +273,12 @@ def fix(
             precision="fp16" if half else precision.value,
             only_center_face=only_center_face,
             detector=detector.value,
+            face_threshold=face_threshold,
+            min_face=min_face_px,
+            min_face_share=min_face_share,
+            max_faces=max_faces,
+            detect_size=detect_size,
+            order="restore-first" if order is Order.restore_first else "upscale-first",
         )
         settings = RunSettings(
             weights_dir=resolve_weights_dir(weights_dir, config),

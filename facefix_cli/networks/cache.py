@@ -108,7 +108,8 @@ class Networks:
     def detector(self) -> FaceDetector:
         name = registry.DETECTORS[self.recipe.detector]
         network = self.recipe.detector.removeprefix("retinaface_")
-        return retinaface_detector(load_retinaface(self._path(name), network, self.device))
+        net = load_retinaface(self._path(name), network, self.device)
+        return retinaface_detector(net, threshold=self.recipe.face_threshold)
 
     @cached_property
     def parser(self) -> torch.nn.Module:
