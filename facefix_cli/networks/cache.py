@@ -16,6 +16,7 @@ from facefix_cli.errors import SetupError
 from facefix_cli.io.hashing import sha256_file
 from facefix_cli.networks.device import auto_tile, face_dtype, upscaler_dtype
 from facefix_cli.networks.load import load_parsenet, load_retinaface, load_spandrel_model
+from facefix_cli.networks.restorers import FaceRestorer, SpandrelRestorer, load_restorer
 from facefix_cli.ops.detect import FaceDetector, retinaface_detector
 from facefix_cli.recipe import Recipe
 from facefix_cli.weights import registry
@@ -35,7 +36,7 @@ class Networks:
         if self.recipe.upscales:
             _ = self.upscaler, self.upscaler_sha256
         if self.recipe.restore_with is not None:
-            _ = self.restorer, self.restorer_info, self.detector, self.parser
+            _ = self.face_restorer, self.detector, self.parser
 
     def loading_text(self) -> str:
         """What a front end shows while `load_all` runs: `loading 4 networks on cuda:0`."""
@@ -92,6 +93,23 @@ class Networks:
         if _supports(model, dtype):  # GFPGAN and CodeFormer: bf16 yes, fp16 no (spandrel)
             model.to(dtype)
         return model
+
+    @cached_property
+    def face_restorer(self) -> FaceRestorer:
+        """The face model behind one interface: --restorer's file (spandrel or ONNX Runtime),
+        else the registry's GFPGAN or CodeFormer."""
+        path = self.recipe.restorer_path
+        if path is None:
+            return SpandrelRestorer(self.restorer)
+        dtype = face_dtype(self.recipe.precision, self.device)
+        return load_restorer(path, self.device, self.weights_dir, dtype)
+
+    @cached_property
+    def restorer_sha256(self) -> str:
+        """The SHA-256 of the face model file, as recorded in every output."""
+        if self.recipe.restorer_path is None:
+            return self.restorer_info.sha256
+        return sha256_file(self.recipe.restorer_path)
 
     @cached_property
     def restorer_info(self) -> registry.ModelInfo:

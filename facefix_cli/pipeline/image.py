@@ -17,17 +17,17 @@ smaller tiles).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from facefix_cli.io.read import SourceImage
 from facefix_cli.networks.cache import Networks
-from facefix_cli.operations import Detection, Operation
+from facefix_cli.operations import Detection, Operation, OperationType
 from facefix_cli.ops.align import alignment_matrix, warp_faces
 from facefix_cli.ops.detect import Face, select_faces
 from facefix_cli.ops.paste import blend_restored, face_masks, paste_faces
-from facefix_cli.ops.restore import restore_faces
 from facefix_cli.ops.upscale import upscale, upscale_alpha
 from facefix_cli.recipe import Recipe
 
@@ -156,13 +156,15 @@ def _restore_faces(
         tuple(select_faces(found, (width, height), only_center_face=recipe.only_center_face))
         for found in networks.detector(images)
     ]
-    matrices = [[alignment_matrix(face.landmarks) for face in faces] for faces in selected]
+    restorer = networks.face_restorer
+    size = restorer.size  # 512 for GFPGAN and CodeFormer; an ONNX model's own input size
+    matrices = [[alignment_matrix(face.landmarks, size) for face in faces] for faces in selected]
     if not any(matrices):
         return selected
     crops = torch.cat(
-        [warp_faces(image, mats) for image, mats in zip(images, matrices, strict=True)]
+        [warp_faces(image, mats, size) for image, mats in zip(images, matrices, strict=True)]
     )
-    restored = restore_faces(networks.restorer, crops, fidelity=recipe.fidelity)
+    restored = restorer.restore(crops, recipe.fidelity)
     masks = face_masks(networks.parser, restored)
     start = 0
     for index, mats in enumerate(matrices):
@@ -181,6 +183,9 @@ def _restore_operation(
 ) -> Operation | None:
     if recipe.restore_with is None:
         return None
+    detections = tuple(Detection.rounded(face.box, face.score, face.landmarks) for face in faces)
+    if recipe.restorer_path is not None:
+        return restorer_operation(recipe, recipe.restorer_path, networks, detections)
     info = networks.restorer_info
     codeformer = recipe.restore_with == "codeformer"
     return Operation(
@@ -191,5 +196,29 @@ def _restore_operation(
         model=info.file,
         sha256=info.sha256,
         faces=len(faces),
-        detections=tuple(Detection.rounded(face.box, face.score, face.landmarks) for face in faces),
+        detections=detections,
+    )
+
+
+def restorer_operation(
+    recipe: Recipe, path: Path, networks: Networks, detections: tuple[Detection, ...]
+) -> Operation:
+    """The record of a --restorer file: its name, SHA-256, architecture and crop size; typed
+    `gfpgan` or `codeformer` when it is one (so A1111 and InvokeAI see what they know)."""
+    restorer = networks.face_restorer
+    kind: OperationType = "restorer"
+    if restorer.takes_fidelity:
+        kind = "codeformer"
+    elif restorer.architecture == "GFPGAN":
+        kind = "gfpgan"
+    return Operation(
+        type=kind,
+        strength=recipe.restore_strength,
+        fidelity=recipe.fidelity if restorer.takes_fidelity else None,
+        model=path.name,
+        sha256=networks.restorer_sha256,
+        architecture=restorer.architecture,
+        size=restorer.size,
+        faces=len(detections),
+        detections=detections,
     )
