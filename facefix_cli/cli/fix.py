@@ -95,6 +95,18 @@ def fix(
         "--upscaler",
         help="Any super-resolution checkpoint spandrel loads, instead of Real-ESRGAN.",
     ),
+    restorer: Path | None = typer.Option(
+        None,
+        "--restorer",
+        help="Restore faces with this model file instead: a spandrel checkpoint (GFPGAN, "
+        "CodeFormer, RestoreFormer) or an .onnx file (GPEN, ...; needs facefix[onnx]).",
+    ),
+    restore_strength: float = typer.Option(
+        1.0,
+        "--restore-strength",
+        metavar="STRENGTH",
+        help="With --restorer: its strength (0-1], default 1.",
+    ),
     weights_dir: WeightsDirOption = None,
     config: ConfigOption = None,
     device: str = typer.Option(
@@ -257,15 +269,24 @@ def fix(
             )
         if gfpgan is not None and codeformer is not None:
             raise SetupError("--gfpgan and --codeformer are mutually exclusive; choose one")
+        if restorer is not None and (gfpgan is not None or codeformer is not None):
+            given = "--gfpgan" if gfpgan is not None else "--codeformer"
+            raise SetupError(
+                f"--restorer and {given} are mutually exclusive; give --restorer's strength "
+                "with --restore-strength"
+            )
         restore_with: RestorerName | None = (
             "gfpgan" if gfpgan is not None else "codeformer" if codeformer is not None else None
         )
         min_face_px, min_face_share = (0.0, 0.0) if min_face is None else parse_min_face(min_face)
+        strength = gfpgan if gfpgan is not None else (codeformer or 0.0)
+        if restorer is not None:
+            restore_with, strength = "restorer", restore_strength
         recipe = Recipe(
             scale=int(upscale.value),
             upscale_strength=upscale_strength,
             restore_with=restore_with,
-            restore_strength=gfpgan if gfpgan is not None else (codeformer or 0.0),
+            restore_strength=strength,
             fidelity=fidelity,
             gfpgan_version=gfpgan_model.value,
             upscaler_path=upscaler,
@@ -279,6 +300,7 @@ def fix(
             max_faces=max_faces,
             detect_size=detect_size,
             order="restore-first" if order is Order.restore_first else "upscale-first",
+            restorer_path=restorer,
         )
         settings = RunSettings(
             weights_dir=resolve_weights_dir(weights_dir, config),
