@@ -46,7 +46,8 @@ class FileResult:
     output: Path | None
     status: Status
     reason: str = ""
-    faces: int = 0
+    faces: int = 0  # restored
+    faces_skipped: int = 0  # found but not restored (the recipe's face choices)
     seconds: float = 0.0
     tool: str | None = None
     seed: int | str | None = None
@@ -139,6 +140,7 @@ class FixSummary:
                     "status": str(r.status),
                     "reason": display_path(r.reason),
                     "faces": r.faces,
+                    "faces_skipped": r.faces_skipped,
                     "seconds": round(r.seconds, 3),
                     "tool": r.tool,
                     "seed": r.seed,

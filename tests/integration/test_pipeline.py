@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import gradient_image
-from helpers import centred_face_detector, centred_faces, source_image
+from helpers import TinyParser, TinyRestorer, centred_face_detector, centred_faces, source_image
 
 from facefix_cli.io.write import quantize
 from facefix_cli.networks.cache import Networks
@@ -179,18 +179,6 @@ def test_no_faces_means_upscaled_only(weights_dir):
     assert "restorer" not in vars(models)  # GFPGAN never loaded when no face needs it
 
 
-class TinyParser(torch.nn.Module):
-    """ParseNet's call and output form, as a 1x1 convolution: cheap on a CPU."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.conv = torch.nn.Conv2d(3, 19, 1)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
-        return (self.conv(x),)
-
-
 def test_batched_face_masks_match_one_at_a_time():
     # TinyParser stands in for ParseNet to keep this cheap; the real one runs in the test above.
     parser = TinyParser()
@@ -205,18 +193,6 @@ def test_batched_face_masks_match_one_at_a_time():
 
 
 # --- batches ----------------------------------------------------------------------------
-
-
-class TinyRestorer:
-    """A spandrel GFPGAN descriptor's call and output form, as a 3x3 convolution."""
-
-    architecture = type("Architecture", (), {"id": "GFPGAN"})
-    dtype = torch.float32
-
-    def __init__(self) -> None:
-        torch.manual_seed(1)
-        conv = torch.nn.Conv2d(3, 3, 3, padding=1)
-        self.model = lambda x, return_rgb, randomize_noise: (torch.tanh(conv(x) * 3),)
 
 
 def faces_by_first_pixel(table: dict[float, int]):

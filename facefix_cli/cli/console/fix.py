@@ -55,9 +55,10 @@ def describe(result: FileResult) -> str:
     parts = [f"{result.status}: {display_path(result.source)}"]
     if result.status is Status.FIXED:
         plural = "s" if result.faces != 1 else ""
+        skipped = f", {result.faces_skipped} skipped" if result.faces_skipped else ""
         parts.append(
             f"-> {display_path(result.output or '')} "
-            f"({result.faces} face{plural}, {result.seconds:.1f}s)"
+            f"({result.faces} face{plural}{skipped}, {result.seconds:.1f}s)"
         )
     elif result.status is Status.PLANNED and result.output is not None:
         parts.append(f"-> {display_path(result.output)}")
