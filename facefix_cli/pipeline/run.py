@@ -160,7 +160,7 @@ def fix(
         models, notices = digests.compare(
             recipe.required_weights(registry),
             settings.weights_dir,
-            [recipe.upscaler_path] if recipe.upscaler_path is not None else [],
+            [p for p in (recipe.upscaler_path, recipe.restorer_path) if p is not None],
         )
         summary.models = tuple(models)
     else:
