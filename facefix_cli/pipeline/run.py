@@ -22,7 +22,9 @@ from typing import assert_never
 from facefix_cli.errors import EnvironmentFault, Interrupted, SetupError
 from facefix_cli.io import claims
 from facefix_cli.io.discover import Job, Kind, normalise_extensions, scan
-from facefix_cli.pipeline.executors import Work, choose_executor
+from facefix_cli.io.environment import output_fault
+from facefix_cli.pipeline.executors import Executor, Work, choose_executor
+from facefix_cli.pipeline.preload import NetworkLoad
 from facefix_cli.pipeline.results import (
     FileResult,
     FixEvents,
@@ -115,11 +117,73 @@ def fix(
             summary.stopped = StopReason.REQUESTED
         return summary.stopped is not None
 
-    # 2. plan: what is there, what is done already
-    todo, skipped, failed = plan(paths, settings)
+    description = ", ".join(f"{label} {value}" for label, value in recipe.rows() + settings.rows())
+    events.begun(description)  # the log's first line, before the walk
+
+    # 2. plan: what is there, what is done already. The first file to do starts the checks
+    # of the machine and the network load, in the background while the walk goes on.
+    preload: NetworkLoad | None = None
+    fault: list[str] = []
+
+    def found_work(job: Job) -> None:
+        nonlocal preload
+        if settings.dry_run:
+            return
+        problem = output_fault(job.output, settings.output_dir)
+        if problem is not None:  # before any network loads: exit 4 in a second
+            fault.append(problem)
+            return
+        if executor.fetches_weights_here(settings):
+            ensure_weights(
+                recipe.required_weights(registry),
+                settings.weights_dir,
+                offline=settings.offline,
+                mirrors=settings.mirrors,
+                progress=download_progress,
+            )
+        if executor.name != "ray":  # Ray workers load their own networks
+            preload = NetworkLoad(recipe, settings).start()
+            events.waiting("found files to do: loading the networks while finding the rest")
+
+    try:
+        return _run(
+            paths,
+            recipe,
+            settings,
+            executor,
+            events,
+            summary,
+            stop_now,
+            registry,
+            started,
+            description,
+            found_work,
+            fault,
+            lambda: preload,
+        )
+    finally:
+        if preload is not None:
+            preload.join()  # torch loading at interpreter exit can abort the process
+
+
+def _run(
+    paths: Sequence[Path],
+    recipe: Recipe,
+    settings: RunSettings,
+    executor: Executor,
+    events: FixEvents,
+    summary: FixSummary,
+    stop_now: Callable[[], bool],
+    registry: Registry,
+    started: float,
+    description: str,
+    found_work: Callable[[Job], None],
+    fault: list[str],
+    preloaded: Callable[[], NetworkLoad | None],
+) -> FixSummary:
+    todo, skipped, failed = plan(paths, settings, found_work)
     summary.results.extend(failed + skipped)
     found = len(todo) + len(skipped) + len(failed)
-    description = ", ".join(f"{label} {value}" for label, value in recipe.rows() + settings.rows())
 
     def announce(devices: str) -> None:
         events.run_started(
@@ -136,30 +200,30 @@ def fix(
         folders |= {os.path.dirname(r.output) for r in skipped if r.output is not None}
         for folder in sorted(folders):
             claims.sweep_folder(Path(folder))
-    if settings.dry_run or not todo:
+    if settings.dry_run or not todo or fault:
         announce("none")
-        for job in todo:
-            result = FileResult(job.source, job.output, Status.PLANNED)
-            summary.results.append(result)
-            events.file_finished(result)
+        if fault:  # the machine cannot take a single output: nothing was loaded
+            summary.fault = fault[0]
+            summary.not_started = len(todo)
+        else:
+            for job in todo:
+                result = FileResult(job.source, job.output, Status.PLANNED)
+                summary.results.append(result)
+                events.file_finished(result)
         summary.seconds = time.perf_counter() - started
         return summary
 
-    # 4. the devices and the weights
+    # 4. the devices (the weights were checked as the walk found the first file)
+    preload = preloaded()
+    if preload is not None:
+        preload.wait_imported()  # torch is imported by the load: one thread imports it
     summary.devices = executor.devices(settings)
-    if executor.fetches_weights_here(settings):
-        ensure_weights(
-            recipe.required_weights(registry),
-            settings.weights_dir,
-            offline=settings.offline,
-            mirrors=settings.mirrors,
-            progress=download_progress,
-        )
     announce(summary.devices)
 
     # 5. the files, through the executor
-    work = Work(todo, recipe, settings, events, stop_now, registry)
+    work = Work(todo, recipe, settings, events, stop_now, registry, preload)
     done = 0
+    attempted = 0  # the file whose fault stopped the run: neither done nor "not started"
     try:
         # closing: Ctrl-C in this loop stops the executor's threads or workers at once, not at
         # garbage collection (the traceback keeps the generator alive).
@@ -174,8 +238,9 @@ def fix(
             summary.stopped = StopReason.REQUESTED
     except EnvironmentFault as exc:
         summary.fault = str(exc)
+        attempted = 1
     except KeyboardInterrupt as exc:
         summary.interrupted(exc.signum if isinstance(exc, Interrupted) else signal.SIGINT)
-    summary.not_started = len(todo) - done
+    summary.not_started = max(0, len(todo) - done - attempted)
     summary.seconds = time.perf_counter() - started
     return summary

@@ -29,10 +29,15 @@ def timestamp() -> str:
     return datetime.now().astimezone().isoformat(timespec="seconds")
 
 
+def begun_line(recipe: str) -> str:
+    """The log's first line, as the run begins (the walk of a big tree can take a while)."""
+    return f"facefix {__version__} fix: {recipe}; finding images"
+
+
 def run_start_line(info: RunStart) -> str:
     return (
-        f"facefix {__version__} fix: {info.recipe}; device {info.device}; "
-        f"found {info.found}, to do {info.todo}, skipped {info.skipped}, failed {info.failed}"
+        f"found {info.found}, to do {info.todo}, skipped {info.skipped}, "
+        f"failed {info.failed}; device {info.device}"
     )
 
 
@@ -80,6 +85,10 @@ class PlainFixEvents:
 
     def _line(self, text: str) -> None:
         print(f"{timestamp()} {printable(text)}", file=self.stream, flush=True)
+
+    def begun(self, recipe: str) -> None:
+        if not self.quiet:
+            self._line(begun_line(recipe))
 
     def run_started(self, info: RunStart) -> None:
         if not self.quiet:
@@ -140,6 +149,10 @@ class RichFixEvents:
     def __exit__(self, *exc_info: object) -> None:
         self.progress.stop()
 
+    def begun(self, recipe: str) -> None:
+        if self.verbose:
+            self.progress.console.print(begun_line(recipe), markup=False)
+
     def run_started(self, info: RunStart) -> None:
         if self.verbose:
             self.progress.console.print(run_start_line(info), markup=False)
@@ -169,8 +182,10 @@ def summary_line(summary: FixSummary) -> str:
     crashes = summary.count(Status.CRASHED)
     crashed = f"crashed {crashes}, " if crashes else ""
     left = f", not started {summary.not_started}" if summary.not_started else ""
+    planned = summary.count(Status.PLANNED)
+    would = f"would do {planned}, " if planned else ""  # --dry-run
     return (
-        f"processed {summary.count(Status.FIXED)}, skipped {summary.count(Status.SKIPPED)}, "
+        f"{would}processed {summary.count(Status.FIXED)}, skipped {summary.count(Status.SKIPPED)}, "
         f"failed {summary.count(Status.FAILED)}, {crashed}faces restored {summary.faces}, "
         f"{summary.seconds:.1f}s, {summary.images_per_second:.2f} images/s{left}"
     )
