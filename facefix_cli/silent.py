@@ -25,6 +25,9 @@ class Silent:
     def file_finished(self, result: object) -> None:
         pass
 
+    def weights_notice(self, notice: object) -> None:
+        pass
+
     # DownloadProgress
     def start(self, model: object, total: int, completed: int, source: str) -> None:
         pass

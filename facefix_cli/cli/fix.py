@@ -36,6 +36,11 @@ class Precision(StrEnum):
     bf16 = "bf16"
 
 
+class Order(StrEnum):
+    upscale_first = "upscale-first"
+    restore_first = "restore-first"
+
+
 class Upscale(StrEnum):
     none = "1"
     x2 = "2"
@@ -90,6 +95,18 @@ def fix(
         "--upscaler",
         help="Any super-resolution checkpoint spandrel loads, instead of Real-ESRGAN.",
     ),
+    restorer: Path | None = typer.Option(
+        None,
+        "--restorer",
+        help="Restore faces with this model file instead: a spandrel checkpoint (GFPGAN, "
+        "CodeFormer, RestoreFormer) or an .onnx file (GPEN, ...; needs facefix[onnx]).",
+    ),
+    restore_strength: float = typer.Option(
+        1.0,
+        "--restore-strength",
+        metavar="STRENGTH",
+        help="With --restorer: its strength (0-1], default 1.",
+    ),
     weights_dir: WeightsDirOption = None,
     config: ConfigOption = None,
     device: str = typer.Option(
@@ -103,6 +120,13 @@ def fix(
         min=0,
         help="Decode+encode threads beside the GPU stage (default: cores - 1, at most 8); "
         "0 = everything in one thread, one file at a time.",
+    ),
+    threads: int | None = typer.Option(
+        None,
+        "--threads",
+        min=1,
+        help="Threads the networks and the workers share, never more (default: the cores "
+        "this process may use, or OMP_NUM_THREADS).",
     ),
     batch_size: int | None = typer.Option(
         None,
@@ -126,6 +150,34 @@ def fix(
     ),
     detector: Detector = typer.Option(
         Detector("retinaface_resnet50"), "--detector", help="RetinaFace backbone."
+    ),
+    face_threshold: float = typer.Option(
+        0.97,
+        "--face-threshold",
+        metavar="CONFIDENCE",
+        help="Restore faces the detector is at least this sure of (0-1).",
+    ),
+    min_face: str | None = typer.Option(
+        None,
+        "--min-face",
+        metavar="PX|SHAREx",
+        help="Skip faces smaller than this: pixels of the output (64), or a share of the "
+        "image's largest face (0.3x).",
+    ),
+    max_faces: int | None = typer.Option(
+        None, "--max-faces", min=1, metavar="N", help="Restore at most the N largest faces."
+    ),
+    detect_size: int = typer.Option(
+        2048,
+        "--detect-size",
+        min=0,
+        metavar="PX",
+        help="Look for faces on a copy of at most this long side (0: always full size).",
+    ),
+    order: Order = typer.Option(
+        Order.upscale_first,
+        "--order",
+        help="upscale-first (restore the faces of the upscaled image) or restore-first.",
     ),
     output_dir: Path | None = typer.Option(
         None,
@@ -205,7 +257,7 @@ def fix(
     from facefix_cli.config import resolve_weights_dir
     from facefix_cli.pipeline import FixSummary, RunSettings, TimeLimit
     from facefix_cli.pipeline import fix as run_fix
-    from facefix_cli.recipe import Recipe
+    from facefix_cli.recipe import Recipe, parse_min_face
 
     summary = FixSummary()
     settings: RunSettings | None = None
@@ -217,14 +269,24 @@ def fix(
             )
         if gfpgan is not None and codeformer is not None:
             raise SetupError("--gfpgan and --codeformer are mutually exclusive; choose one")
+        if restorer is not None and (gfpgan is not None or codeformer is not None):
+            given = "--gfpgan" if gfpgan is not None else "--codeformer"
+            raise SetupError(
+                f"--restorer and {given} are mutually exclusive; give --restorer's strength "
+                "with --restore-strength"
+            )
         restore_with: RestorerName | None = (
             "gfpgan" if gfpgan is not None else "codeformer" if codeformer is not None else None
         )
+        min_face_px, min_face_share = (0.0, 0.0) if min_face is None else parse_min_face(min_face)
+        strength = gfpgan if gfpgan is not None else (codeformer or 0.0)
+        if restorer is not None:
+            restore_with, strength = "restorer", restore_strength
         recipe = Recipe(
             scale=int(upscale.value),
             upscale_strength=upscale_strength,
             restore_with=restore_with,
-            restore_strength=gfpgan if gfpgan is not None else (codeformer or 0.0),
+            restore_strength=strength,
             fidelity=fidelity,
             gfpgan_version=gfpgan_model.value,
             upscaler_path=upscaler,
@@ -232,6 +294,13 @@ def fix(
             precision="fp16" if half else precision.value,
             only_center_face=only_center_face,
             detector=detector.value,
+            face_threshold=face_threshold,
+            min_face=min_face_px,
+            min_face_share=min_face_share,
+            max_faces=max_faces,
+            detect_size=detect_size,
+            order="restore-first" if order is Order.restore_first else "upscale-first",
+            restorer_path=restorer,
         )
         settings = RunSettings(
             weights_dir=resolve_weights_dir(weights_dir, config),
@@ -245,6 +314,7 @@ def fix(
             mirrors=tuple(mirror),
             max_pixels=max_pixels,
             workers=workers,
+            threads=threads,
             batch_size=batch_size,
             png_level=png_level,
             time_limit=(

@@ -42,6 +42,7 @@ from facefix_cli.pipeline.results import (
 from facefix_cli.pipeline.settings import RunSettings
 from facefix_cli.recipe import Recipe
 from facefix_cli.silent import Silent
+from facefix_cli.weights import digests
 from facefix_cli.weights.download import ensure_weights
 from facefix_cli.weights.progress import DownloadProgress
 from facefix_cli.weights.registry import REGISTRY, Registry
@@ -155,6 +156,7 @@ class _Run:
         self.registry, self.download_progress = registry, download_progress
         self.preload: NetworkLoad | None = None
         self.fault: str | None = None
+        self.notices: list[digests.WeightsNotice] = []  # said once the run has started
 
     def found_work(self, job: Job) -> None:
         """The walk found the first file to do: check the machine and the weights, then start
@@ -176,6 +178,15 @@ class _Run:
         if self.executor.name != "ray":  # Ray workers load their own networks
             self.preload = NetworkLoad(self.recipe, settings).start()
             self.events.waiting("found files to do: loading the networks while finding the rest")
+        if self.executor.fetches_weights_here(settings):
+            # What the outputs will record: each file's own digest (cached beside it), and one
+            # warning per file that is not the released one. Hashed while the networks load.
+            models, self.notices = digests.compare(
+                self.recipe.required_weights(self.registry),
+                settings.weights_dir,
+                [self.recipe.upscaler_path] if self.recipe.upscaler_path is not None else [],
+            )
+            self.summary.models = tuple(models)
 
     def execute(self, stop_now: Callable[[], bool], description: str, started: float) -> FixSummary:
         paths, recipe, settings, registry = self.paths, self.recipe, self.settings, self.registry
@@ -219,6 +230,8 @@ class _Run:
             preload.wait_imported()  # torch is imported by the load: one thread imports it
         summary.devices = executor.devices(settings)
         announce(summary.devices)
+        for notice in self.notices:
+            events.weights_notice(notice)
 
         # 5. the files, through the executor
         work = Work(todo, recipe, settings, events, stop_now, registry, preload)
