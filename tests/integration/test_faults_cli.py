@@ -395,6 +395,10 @@ def test_cron_logs_timestamps_run_start_line_and_no_skip_lines(tmp_path, tiny_up
     result = fix(tiny_upscaler, tmp_path)
     lines = result.stderr.splitlines()
     assert result.exit_code == 0 and all(ISO.match(line) for line in lines), lines
+    # --upscaler PATH is no released file: one warning about it, after the run-start line
+    warnings = [index for index, line in enumerate(lines) if " warning: using " in line]
+    assert warnings == [3], lines
+    del lines[3]
     # the start line first, before the walk; the load starts as the walk finds work
     assert "fix: upscaler tiny_x2.pth" in lines[0] and lines[0].endswith("; finding images")
     assert lines[1].endswith(" found files to do: loading the networks while finding the rest")
