@@ -23,7 +23,7 @@ import signal
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import assert_never
+from typing import TYPE_CHECKING, assert_never
 
 from facefix_cli.errors import EnvironmentFault, Interrupted, SetupError
 from facefix_cli.io import claims
@@ -42,10 +42,11 @@ from facefix_cli.pipeline.results import (
 from facefix_cli.pipeline.settings import RunSettings
 from facefix_cli.recipe import Recipe
 from facefix_cli.silent import Silent
-from facefix_cli.weights import digests
-from facefix_cli.weights.download import ensure_weights
-from facefix_cli.weights.progress import DownloadProgress
 from facefix_cli.weights.registry import REGISTRY, Registry
+
+if TYPE_CHECKING:
+    from facefix_cli.weights.digests import WeightsNotice
+    from facefix_cli.weights.progress import DownloadProgress
 
 
 def plan(
@@ -156,7 +157,7 @@ class _Run:
         self.registry, self.download_progress = registry, download_progress
         self.preload: NetworkLoad | None = None
         self.fault: str | None = None
-        self.notices: list[digests.WeightsNotice] = []  # said once the run has started
+        self.notices: list[WeightsNotice] = []  # said once the run has started
 
     def found_work(self, job: Job) -> None:
         """The walk found the first file to do: check the machine and the weights, then start
@@ -164,6 +165,10 @@ class _Run:
         settings = self.settings
         if settings.dry_run:
             return
+        # Here, not at the top: a run with nothing to do never imports the download machinery.
+        from facefix_cli.weights import digests
+        from facefix_cli.weights.download import ensure_weights
+
         self.fault = output_fault(job.output, settings.output_dir)
         if self.fault is not None:  # before any network loads: exit 4 in a second
             return
