@@ -17,7 +17,10 @@ from typing import Any, Literal
 
 from facefix_cli import __version__
 
-OperationType = Literal["esrgan", "gfpgan", "codeformer"]
+# A --restorer file records as "gfpgan" or "codeformer" when it is one of those (by its
+# architecture, or an ONNX file's fidelity input for CodeFormer), else as "restorer".
+OperationType = Literal["esrgan", "gfpgan", "codeformer", "restorer"]
+RESTORATIONS: tuple[OperationType, ...] = ("gfpgan", "codeformer", "restorer")
 
 _PIXEL_DECIMALS = 2  # 0.01 px: finer than any crop needs, and keeps the record short
 _SCORE_DECIMALS = 4
@@ -74,6 +77,8 @@ class Operation:
     scale: int | None = None  # upscales only
     version: str | None = None  # GFPGAN's version
     fidelity: float | None = None  # CodeFormer's w
+    architecture: str | None = None  # --restorer only: spandrel's architecture id, or "ONNX"
+    size: int | None = None  # --restorer only: the side of the aligned face crops
     faces: int | None = None  # restorations only: faces restored
     # Restorations only, each recorded only when it is not the default (so outputs of runs
     # without these choices stay as they were): faces found when some were skipped, and the

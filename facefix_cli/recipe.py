@@ -19,7 +19,6 @@ from typing import Literal
 from facefix_cli.errors import SetupError
 from facefix_cli.weights import registry
 
-RestorerName = Literal["gfpgan", "codeformer"]
 Order = Literal["upscale-first", "restore-first"]
 ORDERS: tuple[Order, ...] = ("upscale-first", "restore-first")
 # GFPGAN's reference keeps RetinaFace's detections above 0.97 (ops.detect's default too).
@@ -27,6 +26,8 @@ DEFAULT_FACE_THRESHOLD = 0.97
 # Images up to this long side are searched for faces at full size, as GFPGAN's pipeline does.
 DEFAULT_DETECT_SIZE = 2048
 MIN_DETECT_SIZE = 64
+# "restorer": --restorer's own file (spandrel or ONNX), see networks.restorers.
+RestorerName = Literal["gfpgan", "codeformer", "restorer"]
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
 PRECISIONS: tuple[Precision, ...] = ("auto", "fp32", "fp16", "bf16")
 
@@ -51,6 +52,7 @@ class Recipe:
     max_faces: int | None = None  # the largest N; None = all
     detect_size: int = DEFAULT_DETECT_SIZE  # detect on a copy of at most this long side; 0 = never
     order: Order = "upscale-first"  # restore-first: restore the original, then upscale it
+    restorer_path: Path | None = None  # with restore_with="restorer": any face model file
 
     @property
     def upscales(self) -> bool:
@@ -63,9 +65,12 @@ class Recipe:
         if not 0.0 <= self.upscale_strength <= 1.0:
             raise SetupError(f"--upscale-strength must be in [0, 1], not {self.upscale_strength}")
         if self.restore_with is not None and not 0.0 < self.restore_strength <= 1.0:
-            raise SetupError(
-                f"--{self.restore_with} strength must be in (0, 1], not {self.restore_strength}"
-            )
+            option = "restore-strength" if self.restore_with == "restorer" else self.restore_with
+            raise SetupError(f"--{option} must be in (0, 1], not {self.restore_strength}")
+        if (self.restore_with == "restorer") != (self.restorer_path is not None):
+            raise SetupError("a --restorer file and restore_with='restorer' go together")
+        if self.restorer_path is not None and not self.restorer_path.is_file():
+            raise SetupError(f"--restorer: no such model file: {self.restorer_path}")
         if not 0.0 <= self.fidelity <= 1.0:
             raise SetupError(f"--fidelity must be in [0, 1], not {self.fidelity}")
         if self.gfpgan_version not in registry.GFPGAN_VERSIONS:
@@ -98,7 +103,7 @@ class Recipe:
             raise SetupError(f"--order must be one of {', '.join(ORDERS)}")
         if not self.upscales and self.restore_with is None:
             raise SetupError(
-                "nothing to do: give --upscale 2|4, --upscaler, --gfpgan or --codeformer"
+                "nothing to do: give --upscale 2|4, --upscaler, --gfpgan, --codeformer or --restorer"
             )
 
     def rows(self) -> list[tuple[str, str]]:
@@ -110,7 +115,14 @@ class Recipe:
             rows.append(("upscale", f"x{self.scale}"))
         if self.upscales:
             rows.append(("upscale strength", f"{self.upscale_strength:g}"))
-        if self.restore_with is not None:
+        if self.restorer_path is not None:
+            rows.append(("restorer", self.restorer_path.name))
+            rows.append(("restore strength", f"{self.restore_strength:g}"))
+            rows.append(("fidelity", f"{self.fidelity:g}"))  # used if the model takes one
+            rows.append(("detector", self.detector))
+            if self.only_center_face:
+                rows.append(("faces", "only the centre one"))
+        elif self.restore_with is not None:
             rows.append((self.restore_with, f"{self.restore_strength:g}"))
             if self.restore_with == "codeformer":
                 rows.append(("fidelity", f"{self.fidelity:g}"))
@@ -155,6 +167,7 @@ class Recipe:
             gfpgan_version=self.gfpgan_version,
             detector=self.detector,
             custom_upscaler=self.upscaler_path is not None,
+            custom_restorer=self.restorer_path is not None,
         )
 
 

@@ -95,6 +95,18 @@ def fix(
         "--upscaler",
         help="Any super-resolution checkpoint spandrel loads, instead of Real-ESRGAN.",
     ),
+    restorer: Path | None = typer.Option(
+        None,
+        "--restorer",
+        help="Restore faces with this model file instead: a spandrel checkpoint (GFPGAN, "
+        "CodeFormer, RestoreFormer) or an .onnx file (GPEN, ...; needs facefix[onnx]).",
+    ),
+    restore_strength: float = typer.Option(
+        1.0,
+        "--restore-strength",
+        metavar="STRENGTH",
+        help="With --restorer: its strength (0-1], default 1.",
+    ),
     weights_dir: WeightsDirOption = None,
     config: ConfigOption = None,
     device: str = typer.Option(
@@ -108,6 +120,13 @@ def fix(
         min=0,
         help="Decode+encode threads beside the GPU stage (default: cores - 1, at most 8); "
         "0 = everything in one thread, one file at a time.",
+    ),
+    threads: int | None = typer.Option(
+        None,
+        "--threads",
+        min=1,
+        help="Threads the networks and the workers share, never more (default: the cores "
+        "this process may use, or OMP_NUM_THREADS).",
     ),
     batch_size: int | None = typer.Option(
         None,
@@ -232,11 +251,13 @@ def fix(
     """Upscale images and restore their faces, writing NAME.fixed.png beside each NAME.png."""
     from facefix_cli.cli import console
     from facefix_cli.cli.report import report_line, write_report_with_progress
+    from facefix_cli.io.stderr import keep_log_apart
+
+    keep_log_apart()  # decodes in worker threads redirect fd 2: no log line may go there
     from facefix_cli.config import resolve_weights_dir
     from facefix_cli.pipeline import FixSummary, RunSettings, TimeLimit
     from facefix_cli.pipeline import fix as run_fix
     from facefix_cli.recipe import Recipe, parse_min_face
-    from facefix_cli.report.build import check_destination, inputs_from_summary, run_details
 
     summary = FixSummary()
     settings: RunSettings | None = None
@@ -248,15 +269,24 @@ def fix(
             )
         if gfpgan is not None and codeformer is not None:
             raise SetupError("--gfpgan and --codeformer are mutually exclusive; choose one")
+        if restorer is not None and (gfpgan is not None or codeformer is not None):
+            given = "--gfpgan" if gfpgan is not None else "--codeformer"
+            raise SetupError(
+                f"--restorer and {given} are mutually exclusive; give --restorer's strength "
+                "with --restore-strength"
+            )
         restore_with: RestorerName | None = (
             "gfpgan" if gfpgan is not None else "codeformer" if codeformer is not None else None
         )
         min_face_px, min_face_share = (0.0, 0.0) if min_face is None else parse_min_face(min_face)
+        strength = gfpgan if gfpgan is not None else (codeformer or 0.0)
+        if restorer is not None:
+            restore_with, strength = "restorer", restore_strength
         recipe = Recipe(
             scale=int(upscale.value),
             upscale_strength=upscale_strength,
             restore_with=restore_with,
-            restore_strength=gfpgan if gfpgan is not None else (codeformer or 0.0),
+            restore_strength=strength,
             fidelity=fidelity,
             gfpgan_version=gfpgan_model.value,
             upscaler_path=upscaler,
@@ -270,6 +300,7 @@ def fix(
             max_faces=max_faces,
             detect_size=detect_size,
             order="restore-first" if order is Order.restore_first else "upscale-first",
+            restorer_path=restorer,
         )
         settings = RunSettings(
             weights_dir=resolve_weights_dir(weights_dir, config),
@@ -283,6 +314,7 @@ def fix(
             mirrors=tuple(mirror),
             max_pixels=max_pixels,
             workers=workers,
+            threads=threads,
             batch_size=batch_size,
             png_level=png_level,
             time_limit=(
@@ -294,6 +326,9 @@ def fix(
             ray_address=ray_address or ("local" if ray else None),
         )
         if report_path is not None:
+            # Imported only for --report: a cron run with nothing to do stays light.
+            from facefix_cli.report.build import check_destination
+
             check_destination(report_path)  # before the run, not after hours of work
         # 2. the run, with a bar on a terminal and plain lines elsewhere
         bar = console.is_terminal() and not as_json
@@ -331,6 +366,8 @@ def fix(
     built = None
     if report_path is not None and settings is not None and summary.signal is None:
         # After the run: thumbnails never compete with the GPU work.
+        from facefix_cli.report.build import inputs_from_summary, run_details
+
         try:
             built = write_report_with_progress(
                 report_path,

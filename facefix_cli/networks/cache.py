@@ -13,12 +13,12 @@ import torch
 from spandrel import ImageModelDescriptor
 
 from facefix_cli.errors import SetupError
-from facefix_cli.io.hashing import sha256_file
 from facefix_cli.networks.device import auto_tile, face_dtype, upscaler_dtype
 from facefix_cli.networks.load import load_parsenet, load_retinaface, load_spandrel_model
+from facefix_cli.networks.restorers import FaceRestorer, SpandrelRestorer, load_restorer
 from facefix_cli.ops.detect import FaceDetector, retinaface_detector
 from facefix_cli.recipe import Recipe
-from facefix_cli.weights import registry
+from facefix_cli.weights import digests, registry
 
 
 class Networks:
@@ -35,7 +35,7 @@ class Networks:
         if self.recipe.upscales:
             _ = self.upscaler, self.upscaler_sha256
         if self.recipe.restore_with is not None:
-            _ = self.restorer, self.restorer_info, self.detector, self.parser
+            _ = self.face_restorer, self.restorer_sha256, self.detector, self.parser
 
     def loading_text(self) -> str:
         """What a front end shows while `load_all` runs: `loading 4 networks on cuda:0`."""
@@ -79,9 +79,17 @@ class Networks:
 
     @cached_property
     def upscaler_sha256(self) -> str:
-        if self.recipe.upscaler_path is None:
-            return registry.upscaler_for_scale(self.recipe.scale).sha256
-        return sha256_file(self.recipe.upscaler_path)
+        """The digest of the upscaler file's own bytes (cached beside it), never the
+        registry's: a fine-tune or a damaged copy under a registry name is recorded as what
+        it is."""
+        return digests.file_sha256(self.upscaler_path)
+
+    @cached_property
+    def restorer_sha256(self) -> str:
+        """The face restorer file's own digest (see `upscaler_sha256`): --restorer's file or
+        the registry's GFPGAN/CodeFormer."""
+        path = self.recipe.restorer_path or self._path(self.restorer_info.name)
+        return digests.file_sha256(path)
 
     @cached_property
     def restorer(self) -> ImageModelDescriptor:
@@ -92,6 +100,16 @@ class Networks:
         if _supports(model, dtype):  # GFPGAN and CodeFormer: bf16 yes, fp16 no (spandrel)
             model.to(dtype)
         return model
+
+    @cached_property
+    def face_restorer(self) -> FaceRestorer:
+        """The face model behind one interface: --restorer's file (spandrel or ONNX Runtime),
+        else the registry's GFPGAN or CodeFormer."""
+        path = self.recipe.restorer_path
+        if path is None:
+            return SpandrelRestorer(self.restorer)
+        dtype = face_dtype(self.recipe.precision, self.device)
+        return load_restorer(path, self.device, self.weights_dir, dtype)
 
     @cached_property
     def restorer_info(self) -> registry.ModelInfo:

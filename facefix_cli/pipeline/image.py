@@ -22,17 +22,18 @@ smaller tiles).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from facefix_cli.io.read import SourceImage
 from facefix_cli.networks.cache import Networks
-from facefix_cli.operations import Detection, Operation
+from facefix_cli.operations import Detection, Operation, OperationType
 from facefix_cli.ops.align import alignment_matrix, warp_faces
 from facefix_cli.ops.detect import Face, detect_faces, scale_faces, select_faces
 from facefix_cli.ops.paste import blend_restored, face_masks, paste_faces
-from facefix_cli.ops.restore import restore_faces
 from facefix_cli.ops.upscale import upscale, upscale_alpha
 from facefix_cli.recipe import DEFAULT_DETECT_SIZE, DEFAULT_FACE_THRESHOLD, Recipe
 
@@ -187,13 +188,15 @@ def _restore_faces(
         for found in every
     ]
     counts = [len(found) for found in every]
-    matrices = [[alignment_matrix(face.landmarks) for face in faces] for faces in selected]
+    restorer = networks.face_restorer
+    size = restorer.size  # 512 for GFPGAN and CodeFormer; an ONNX model's own input size
+    matrices = [[alignment_matrix(face.landmarks, size) for face in faces] for faces in selected]
     if not any(matrices):
         return selected, counts
     crops = torch.cat(
-        [warp_faces(image, mats) for image, mats in zip(images, matrices, strict=True)]
+        [warp_faces(image, mats, size) for image, mats in zip(images, matrices, strict=True)]
     )
-    restored = restore_faces(networks.restorer, crops, fidelity=recipe.fidelity)
+    restored = restorer.restore(crops, recipe.fidelity)
     masks = face_masks(networks.parser, restored)
     start = 0
     for index, mats in enumerate(matrices):
@@ -212,6 +215,9 @@ def _restore_operation(
 ) -> Operation | None:
     if recipe.restore_with is None:
         return None
+    detections = tuple(Detection.rounded(face.box, face.score, face.landmarks) for face in faces)
+    if recipe.restorer_path is not None:
+        return restorer_operation(recipe, recipe.restorer_path, networks, detections, found)
     info = networks.restorer_info
     codeformer = recipe.restore_with == "codeformer"
     return Operation(
@@ -220,16 +226,48 @@ def _restore_operation(
         fidelity=recipe.fidelity if codeformer else None,
         version=None if codeformer else recipe.gfpgan_version,
         model=info.file,
-        sha256=info.sha256,
+        sha256=networks.restorer_sha256,
         faces=len(faces),
-        # Only what differs from the defaults, so runs without these choices record as before.
-        found=found if found != len(faces) else None,
-        face_threshold=(
+        detections=detections,
+        **_face_choices(recipe, len(faces), found),
+    )
+
+
+def _face_choices(recipe: Recipe, restored: int, found: int) -> dict[str, Any]:
+    """The record's face choices: only what differs from the defaults, so runs without
+    these choices record as before."""
+    return {
+        "found": found if found != restored else None,
+        "face_threshold": (
             recipe.face_threshold if recipe.face_threshold != DEFAULT_FACE_THRESHOLD else None
         ),
-        min_face=recipe.min_face or None,
-        min_face_share=recipe.min_face_share or None,
-        max_faces=recipe.max_faces,
-        detect_size=recipe.detect_size if recipe.detect_size != DEFAULT_DETECT_SIZE else None,
-        detections=tuple(Detection.rounded(face.box, face.score, face.landmarks) for face in faces),
+        "min_face": recipe.min_face or None,
+        "min_face_share": recipe.min_face_share or None,
+        "max_faces": recipe.max_faces,
+        "detect_size": recipe.detect_size if recipe.detect_size != DEFAULT_DETECT_SIZE else None,
+    }
+
+
+def restorer_operation(
+    recipe: Recipe, path: Path, networks: Networks, detections: tuple[Detection, ...], found: int
+) -> Operation:
+    """The record of a --restorer file: its name, SHA-256, architecture and crop size; typed
+    `gfpgan` or `codeformer` when it is one (so A1111 and InvokeAI see what they know)."""
+    restorer = networks.face_restorer
+    kind: OperationType = "restorer"
+    if restorer.takes_fidelity:
+        kind = "codeformer"
+    elif restorer.architecture == "GFPGAN":
+        kind = "gfpgan"
+    return Operation(
+        type=kind,
+        strength=recipe.restore_strength,
+        fidelity=recipe.fidelity if restorer.takes_fidelity else None,
+        model=path.name,
+        sha256=networks.restorer_sha256,
+        architecture=restorer.architecture,
+        size=restorer.size,
+        faces=len(detections),
+        detections=detections,
+        **_face_choices(recipe, len(detections), found),
     )

@@ -14,6 +14,7 @@ from facefix_cli.pipeline.results import FileResult, FixSummary, RunStart, Statu
 
 if TYPE_CHECKING:
     from facefix_cli.io.discover import Job
+    from facefix_cli.weights.digests import WeightsNotice
 
 STYLES = {
     Status.FIXED: "green",
@@ -104,6 +105,9 @@ class PlainFixEvents:
         if self.verbose and result.traceback:
             print(result.traceback.rstrip(), file=self.stream, flush=True)
 
+    def weights_notice(self, notice: WeightsNotice) -> None:
+        self._line(f"warning: {notice.text}")  # even with --quiet: the outputs depend on it
+
 
 class RichFixEvents:
     """A progress bar: files done/total, faces so far, ETA and the current file."""
@@ -164,6 +168,11 @@ class RichFixEvents:
             self.progress.console.print(describe(result), style=style, markup=False)
         if self.verbose and result.traceback:
             self.progress.console.print(result.traceback.rstrip(), markup=False)
+
+    def weights_notice(self, notice: WeightsNotice) -> None:
+        self.progress.console.print(
+            f"warning: {printable(notice.text)}", style="yellow", markup=False
+        )
 
 
 def summary_line(summary: FixSummary) -> str:

@@ -101,10 +101,12 @@ def describe_facefix_record(record: dict) -> str:
             name += f" {operation['version']}"
         settings = [
             f"{key} {operation[key]}"
-            for key in ("scale", "strength", "fidelity", "model")
+            for key in ("scale", "strength", "fidelity", "model", "architecture")
             if operation.get(key) is not None
         ]
         settings.extend(_face_choices(operation))
+        if operation.get("size") is not None:  # a --restorer model's crop size
+            settings.append(f"crops {operation['size']} px")
         described.append(f"{name} ({', '.join(settings)})")
     prefix = f"facefix {version}: " if version else ""
     return prefix + ("; ".join(described) or "no operations")

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import TinyParser, TinyRestorer, placed_faces_detector, source_image
+from helpers import placed_faces_detector, source_image, with_tiny_faces
 
 from facefix_cli.networks.cache import Networks
 from facefix_cli.networks.load import load_retinaface
@@ -36,7 +36,7 @@ SIZES = [80.0, 48.0, 30.0, 12.0]
 def networks(recipe: Recipe, weights: Path, calls: list | None = None) -> Networks:
     models = Networks(recipe, weights, CPU)
     models.detector = placed_faces_detector(LAYOUT, calls)
-    models.restorer, models.parser = TinyRestorer(), TinyParser()
+    with_tiny_faces(models)
     return models
 
 
