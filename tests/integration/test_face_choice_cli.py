@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import placed_faces_detector, source_image, with_tiny_faces
+from helpers import TinyParser, TinyRestorer, placed_faces_detector, source_image, with_tiny_faces
 
 from facefix_cli.networks.cache import Networks
 from facefix_cli.networks.load import load_retinaface
@@ -242,6 +242,7 @@ def test_restore_first_in_every_executor_writes_the_composed_image(
     monkeypatch.setattr(Networks, "detector", property(lambda self: placed_faces_detector(LAYOUT)))
     monkeypatch.setattr(Networks, "restorer", property(lambda self: TinyRestorer()))
     monkeypatch.setattr(Networks, "parser", property(lambda self: TinyParser()))
+    monkeypatch.setattr(Networks, "restorer_sha256", "0" * 64)
     inputs = tmp_path / "in"
     inputs.mkdir()
     for index in range(2):
