@@ -22,6 +22,9 @@ class Silent:
     def file_finished(self, result: object) -> None:
         pass
 
+    def weights_notice(self, notice: object) -> None:
+        pass
+
     # DownloadProgress
     def start(self, model: object, total: int, completed: int, source: str) -> None:
         pass

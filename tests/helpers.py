@@ -30,6 +30,54 @@ def centred_faces(height: int, width: int) -> list[detect.Face]:
     return [detect.Face((0, 0, width, height), 0.99, landmarks.astype(np.float32))]
 
 
+def placed_face(x: float, y: float, size: float, score: float = 0.99) -> detect.Face:
+    """A face centred at (x, y) whose 512-template square (its box) is `size` pixels."""
+    landmarks = (align.FFHQ_TEMPLATE_512 - 256) * (size / 512) + np.array([x, y])
+    half = size / 2
+    return detect.Face(
+        (x - half, y - half, x + half, y + half), score, landmarks.astype(np.float32)
+    )
+
+
+def placed_faces_detector(layout: list[tuple[float, float, float]], calls: list | None = None):
+    """A FaceDetector reporting, in each image, the faces of `layout`: (x, y, size) as shares
+    of the image's width (x, size) and height (y), so they sit on the same picture features
+    whatever size the detector is shown. `calls` gets each batch's shape."""
+
+    def detect_faces(images: torch.Tensor) -> list[list[detect.Face]]:
+        if calls is not None:
+            calls.append(tuple(images.shape))
+        height, width = images.shape[2:]
+        faces = [placed_face(x * width, y * height, size * width) for x, y, size in layout]
+        return [list(faces) for _ in range(images.shape[0])]
+
+    return detect_faces
+
+
+class TinyRestorer:
+    """A spandrel GFPGAN descriptor's call and output form, as a 3x3 convolution."""
+
+    architecture = type("Architecture", (), {"id": "GFPGAN"})
+    dtype = torch.float32
+
+    def __init__(self) -> None:
+        torch.manual_seed(1)
+        conv = torch.nn.Conv2d(3, 3, 3, padding=1)
+        self.model = lambda x, return_rgb, randomize_noise: (torch.tanh(conv(x) * 3),)
+
+
+class TinyParser(torch.nn.Module):
+    """ParseNet's call and output form, as a 1x1 convolution: cheap on a CPU."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 19, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
+        return (self.conv(x),)
+
+
 def source_image(width: int, height: int, alpha: bool = False, seed: int = 3) -> SourceImage:
     rgb = gradient_image(width, height, seed=seed)
     alpha_plane = (

@@ -36,6 +36,11 @@ class Precision(StrEnum):
     bf16 = "bf16"
 
 
+class Order(StrEnum):
+    upscale_first = "upscale-first"
+    restore_first = "restore-first"
+
+
 class Upscale(StrEnum):
     none = "1"
     x2 = "2"
@@ -116,6 +121,13 @@ def fix(
         help="Decode+encode threads beside the GPU stage (default: cores - 1, at most 8); "
         "0 = everything in one thread, one file at a time.",
     ),
+    threads: int | None = typer.Option(
+        None,
+        "--threads",
+        min=1,
+        help="Threads the networks and the workers share, never more (default: the cores "
+        "this process may use, or OMP_NUM_THREADS).",
+    ),
     batch_size: int | None = typer.Option(
         None,
         "--batch-size",
@@ -138,6 +150,34 @@ def fix(
     ),
     detector: Detector = typer.Option(
         Detector("retinaface_resnet50"), "--detector", help="RetinaFace backbone."
+    ),
+    face_threshold: float = typer.Option(
+        0.97,
+        "--face-threshold",
+        metavar="CONFIDENCE",
+        help="Restore faces the detector is at least this sure of (0-1).",
+    ),
+    min_face: str | None = typer.Option(
+        None,
+        "--min-face",
+        metavar="PX|SHAREx",
+        help="Skip faces smaller than this: pixels of the output (64), or a share of the "
+        "image's largest face (0.3x).",
+    ),
+    max_faces: int | None = typer.Option(
+        None, "--max-faces", min=1, metavar="N", help="Restore at most the N largest faces."
+    ),
+    detect_size: int = typer.Option(
+        2048,
+        "--detect-size",
+        min=0,
+        metavar="PX",
+        help="Look for faces on a copy of at most this long side (0: always full size).",
+    ),
+    order: Order = typer.Option(
+        Order.upscale_first,
+        "--order",
+        help="upscale-first (restore the faces of the upscaled image) or restore-first.",
     ),
     output_dir: Path | None = typer.Option(
         None,
@@ -211,11 +251,13 @@ def fix(
     """Upscale images and restore their faces, writing NAME.fixed.png beside each NAME.png."""
     from facefix_cli.cli import console
     from facefix_cli.cli.report import report_line, write_report_with_progress
+    from facefix_cli.io.stderr import keep_log_apart
+
+    keep_log_apart()  # decodes in worker threads redirect fd 2: no log line may go there
     from facefix_cli.config import resolve_weights_dir
     from facefix_cli.pipeline import FixSummary, RunSettings, TimeLimit
     from facefix_cli.pipeline import fix as run_fix
-    from facefix_cli.recipe import Recipe
-    from facefix_cli.report.build import check_destination, inputs_from_summary, run_details
+    from facefix_cli.recipe import Recipe, parse_min_face
 
     summary = FixSummary()
     settings: RunSettings | None = None
@@ -236,6 +278,7 @@ def fix(
         restore_with: RestorerName | None = (
             "gfpgan" if gfpgan is not None else "codeformer" if codeformer is not None else None
         )
+        min_face_px, min_face_share = (0.0, 0.0) if min_face is None else parse_min_face(min_face)
         strength = gfpgan if gfpgan is not None else (codeformer or 0.0)
         if restorer is not None:
             restore_with, strength = "restorer", restore_strength
@@ -251,6 +294,12 @@ def fix(
             precision="fp16" if half else precision.value,
             only_center_face=only_center_face,
             detector=detector.value,
+            face_threshold=face_threshold,
+            min_face=min_face_px,
+            min_face_share=min_face_share,
+            max_faces=max_faces,
+            detect_size=detect_size,
+            order="restore-first" if order is Order.restore_first else "upscale-first",
             restorer_path=restorer,
         )
         settings = RunSettings(
@@ -265,6 +314,7 @@ def fix(
             mirrors=tuple(mirror),
             max_pixels=max_pixels,
             workers=workers,
+            threads=threads,
             batch_size=batch_size,
             png_level=png_level,
             time_limit=(
@@ -276,6 +326,9 @@ def fix(
             ray_address=ray_address or ("local" if ray else None),
         )
         if report_path is not None:
+            # Imported only for --report: a cron run with nothing to do stays light.
+            from facefix_cli.report.build import check_destination
+
             check_destination(report_path)  # before the run, not after hours of work
         # 2. the run, with a bar on a terminal and plain lines elsewhere
         bar = console.is_terminal() and not as_json
@@ -313,6 +366,8 @@ def fix(
     built = None
     if report_path is not None and settings is not None and summary.signal is None:
         # After the run: thumbnails never compete with the GPU work.
+        from facefix_cli.report.build import inputs_from_summary, run_details
+
         try:
             built = write_report_with_progress(
                 report_path,

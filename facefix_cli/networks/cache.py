@@ -13,13 +13,12 @@ import torch
 from spandrel import ImageModelDescriptor
 
 from facefix_cli.errors import SetupError
-from facefix_cli.io.hashing import sha256_file
 from facefix_cli.networks.device import auto_tile, face_dtype, upscaler_dtype
 from facefix_cli.networks.load import load_parsenet, load_retinaface, load_spandrel_model
 from facefix_cli.networks.restorers import FaceRestorer, SpandrelRestorer, load_restorer
 from facefix_cli.ops.detect import FaceDetector, retinaface_detector
 from facefix_cli.recipe import Recipe
-from facefix_cli.weights import registry
+from facefix_cli.weights import digests, registry
 
 
 class Networks:
@@ -36,7 +35,7 @@ class Networks:
         if self.recipe.upscales:
             _ = self.upscaler, self.upscaler_sha256
         if self.recipe.restore_with is not None:
-            _ = self.face_restorer, self.detector, self.parser
+            _ = self.face_restorer, self.restorer_sha256, self.detector, self.parser
 
     def loading_text(self) -> str:
         """What a front end shows while `load_all` runs: `loading 4 networks on cuda:0`."""
@@ -80,9 +79,17 @@ class Networks:
 
     @cached_property
     def upscaler_sha256(self) -> str:
-        if self.recipe.upscaler_path is None:
-            return registry.upscaler_for_scale(self.recipe.scale).sha256
-        return sha256_file(self.recipe.upscaler_path)
+        """The digest of the upscaler file's own bytes (cached beside it), never the
+        registry's: a fine-tune or a damaged copy under a registry name is recorded as what
+        it is."""
+        return digests.file_sha256(self.upscaler_path)
+
+    @cached_property
+    def restorer_sha256(self) -> str:
+        """The face restorer file's own digest (see `upscaler_sha256`): --restorer's file or
+        the registry's GFPGAN/CodeFormer."""
+        path = self.recipe.restorer_path or self._path(self.restorer_info.name)
+        return digests.file_sha256(path)
 
     @cached_property
     def restorer(self) -> ImageModelDescriptor:
@@ -105,13 +112,6 @@ class Networks:
         return load_restorer(path, self.device, self.weights_dir, dtype)
 
     @cached_property
-    def restorer_sha256(self) -> str:
-        """The SHA-256 of the face model file, as recorded in every output."""
-        if self.recipe.restorer_path is None:
-            return self.restorer_info.sha256
-        return sha256_file(self.recipe.restorer_path)
-
-    @cached_property
     def restorer_info(self) -> registry.ModelInfo:
         if self.recipe.restore_with == "codeformer":
             return registry.get_model("codeformer")
@@ -121,7 +121,8 @@ class Networks:
     def detector(self) -> FaceDetector:
         name = registry.DETECTORS[self.recipe.detector]
         network = self.recipe.detector.removeprefix("retinaface_")
-        return retinaface_detector(load_retinaface(self._path(name), network, self.device))
+        net = load_retinaface(self._path(name), network, self.device)
+        return retinaface_detector(net, threshold=self.recipe.face_threshold)
 
     @cached_property
     def parser(self) -> torch.nn.Module:

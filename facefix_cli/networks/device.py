@@ -3,8 +3,10 @@ device or a comma-separated list, one GPU stage each), tiles and batch sizes fro
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+from collections.abc import Iterator
 
 import torch
 
@@ -155,3 +157,15 @@ def make_deterministic() -> None:
     # Same input, options, weights and device must give the same bytes.
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True
+
+
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """torch's intra-op threads set to `count` for the block (the run's thread budget), then
+    back to what they were: the library leaves the process as it found it."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

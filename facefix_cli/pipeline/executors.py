@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from facefix_cli.io.discover import Job
+from facefix_cli.networks.names import parse_devices
 from facefix_cli.pipeline.results import FileResult, FixEvents
 from facefix_cli.pipeline.settings import RunSettings
+from facefix_cli.pipeline.threads import plan_threads
 from facefix_cli.recipe import Recipe
 from facefix_cli.weights.registry import REGISTRY, Registry
 
@@ -110,10 +112,13 @@ EXECUTORS: dict[str, Executor] = {
 
 
 def choose_executor(settings: RunSettings) -> Executor:
-    """The executor the settings ask for: Ray with a Ray address, sequential with --workers 0,
-    else pipelined."""
+    """The executor the settings ask for: Ray with a Ray address; sequential with --workers 0,
+    a budget of one thread, or --device cpu without --workers (`pipeline.threads.plan_threads`);
+    else pipelined, which itself runs sequentially when `auto` finds only the CPU (known only
+    once torch is imported, which this choice must not do)."""
     if settings.ray_address is not None:
         return EXECUTORS["ray"]
-    if settings.workers == 0:
+    cpu_only = all(name == "cpu" for name in parse_devices(settings.device))
+    if plan_threads(settings.threads, settings.workers, cpu_only=cpu_only).sequential:
         return EXECUTORS["sequential"]
     return EXECUTORS["pipelined"]

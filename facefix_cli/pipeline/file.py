@@ -200,10 +200,12 @@ def finish_file(
     with clock.stage("write"):
         write_atomic(job.output, data)
     result = FileResult(job.source, job.output, Status.FIXED, faces=fixed.faces)
+    result.faces_skipped = fixed.skipped
     result.tool, result.seed = generation.tool, generation.seed
     notes = []
     if fixed.looked_for_faces and fixed.faces == 0:
-        notes.append("no faces found; upscaled only" if fixed.upscaled else "no faces found")
+        none = "no faces found" if fixed.found == 0 else "no face chosen"
+        notes.append(f"{none}; upscaled only" if fixed.upscaled else none)
     if generation.stealth:  # the only copy of the settings may have been in the pixels
         notes.append(f"settings hidden in the pixels ({generation.stealth}) kept as text")
     result.reason = "; ".join(notes)

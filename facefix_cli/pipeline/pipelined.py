@@ -27,7 +27,7 @@ decoded arrays with the GPU stage without copies or pickling."""
 from __future__ import annotations
 
 import contextlib
-import os
+import dataclasses
 import queue
 import threading
 from collections import deque
@@ -37,12 +37,19 @@ import torch
 
 from facefix_cli.io.read import SourceImage
 from facefix_cli.networks.cache import Networks
-from facefix_cli.networks.device import default_batch_size, make_deterministic, resolve_devices
+from facefix_cli.networks.device import (
+    default_batch_size,
+    make_deterministic,
+    resolve_devices,
+    torch_threads,
+)
 from facefix_cli.pipeline.clock import StageClock, current_clock
 from facefix_cli.pipeline.executors import Work
 from facefix_cli.pipeline.file import OpenFile, abandon, raise_if_run_ends, read_job, write_fixed
 from facefix_cli.pipeline.image import FixedImage, fix_images
 from facefix_cli.pipeline.results import FileResult, FixEvents
+from facefix_cli.pipeline.sequential import run_sequential
+from facefix_cli.pipeline.threads import default_workers, plan_threads
 from facefix_cli.recipe import Recipe
 
 FixBatch = Callable[[list[SourceImage], Recipe, Networks], list[FixedImage]]
@@ -50,13 +57,6 @@ BatchKey = tuple[int, int, bool]  # height, width, has alpha: what one network p
 
 MAX_AUTO_BATCH = 16  # default_batch_size's ceiling, for sizing the decoded queue
 WORKER_JOIN_SECONDS = 60.0  # a write in progress must finish (no partial file) within this
-
-
-def default_workers() -> int:
-    """Decode+encode threads when --workers is not given: one core is left to the GPU stage's
-    host work, at most 8 (beyond that one GPU is the bottleneck)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(8, (cores or 1) - 1))
 
 
 def batch_key(source: SourceImage) -> BatchKey:
@@ -343,10 +343,22 @@ class _Pipeline:
 
 
 def run(work: Work) -> Generator[FileResult, None, None]:
-    """The pipelined executor on every device `work.settings.device` names."""
+    """The pipelined executor on every device `work.settings.device` names, within the run's
+    thread budget (`pipeline.threads`); one file at a time when the budget says so (only the
+    CPU, no --workers)."""
     make_deterministic()
     devices = resolve_devices(work.settings.device)
-    yield from run_pipelined(work, [work.networks(device) for device in devices])
+    settings = work.settings
+    cpu_only = all(device.type == "cpu" for device in devices)
+    plan = plan_threads(settings.threads, settings.workers, cpu_only=cpu_only)
+    with torch_threads(plan.torch_threads):
+        if plan.sequential:
+            yield from run_sequential(work, work.networks(devices[0]))
+            return
+        work = dataclasses.replace(
+            work, settings=dataclasses.replace(settings, workers=plan.workers)
+        )
+        yield from run_pipelined(work, [work.networks(device) for device in devices])
 
 
 def run_pipelined(

@@ -8,7 +8,7 @@ import signal as signals
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol, assert_never
+from typing import TYPE_CHECKING, Any, Protocol, assert_never
 
 from facefix_cli.errors import (
     EXIT_CRASHED,
@@ -19,6 +19,9 @@ from facefix_cli.errors import (
 )
 from facefix_cli.io.discover import Job
 from facefix_cli.io.names import display_path
+
+if TYPE_CHECKING:
+    from facefix_cli.weights.digests import WeightsNotice
 
 
 class Status(StrEnum):
@@ -43,7 +46,8 @@ class FileResult:
     output: Path | None
     status: Status
     reason: str = ""
-    faces: int = 0
+    faces: int = 0  # restored
+    faces_skipped: int = 0  # found but not restored (the recipe's face choices)
     seconds: float = 0.0
     tool: str | None = None
     seed: int | str | None = None
@@ -63,7 +67,9 @@ class FixSummary:
     signal: int | None = None  # the signal that interrupted the run (SIGINT for Ctrl-C)
     devices: str = ""  # what ran the networks: "cuda:0 (NVIDIA H100 80GB HBM3)", "cpu"; "" = none
     recipe: tuple[tuple[str, str], ...] = ()  # Recipe.rows() of the run
-    models: tuple[tuple[str, str], ...] = ()  # (file, sha256) of the weights the recipe needs
+    # (file, its own sha256) of the weights the run used, as hashed (weights.digests); empty
+    # when the files were not looked at here (a dry run, Ray nodes with their own folders).
+    models: tuple[tuple[str, str], ...] = ()
     time_limit: str | None = None  # the limit's name when one was set (`--max-time 15m`)
 
     def count(self, status: Status) -> int:
@@ -134,6 +140,7 @@ class FixSummary:
                     "status": str(r.status),
                     "reason": display_path(r.reason),
                     "faces": r.faces,
+                    "faces_skipped": r.faces_skipped,
                     "seconds": round(r.seconds, 3),
                     "tool": r.tool,
                     "seed": r.seed,
@@ -165,3 +172,6 @@ class FixEvents(Protocol):
     def waiting(self, what: str | None) -> None: ...
     def file_started(self, job: Job) -> None: ...
     def file_finished(self, result: FileResult) -> None: ...
+    # A weight file that is not the released one (or has no registry entry) is used: once per
+    # file per run, before any file finishes; `notice.text` is the line to show.
+    def weights_notice(self, notice: WeightsNotice) -> None: ...

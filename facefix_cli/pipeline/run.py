@@ -12,14 +12,16 @@ planning, events and the summary are the same whichever executor runs the files.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import assert_never
 
 from facefix_cli.errors import EnvironmentFault, Interrupted, SetupError
 from facefix_cli.io import claims
-from facefix_cli.io.discover import Job, Rejected, discover
+from facefix_cli.io.discover import Job, Kind, normalise_extensions, scan
 from facefix_cli.pipeline.executors import Work, choose_executor
 from facefix_cli.pipeline.results import (
     FileResult,
@@ -32,48 +34,51 @@ from facefix_cli.pipeline.results import (
 from facefix_cli.pipeline.settings import RunSettings
 from facefix_cli.recipe import Recipe
 from facefix_cli.silent import Silent
+from facefix_cli.weights import digests
 from facefix_cli.weights.download import ensure_weights
 from facefix_cli.weights.progress import DownloadProgress
 from facefix_cli.weights.registry import REGISTRY, Registry
 
 
 def plan(
-    paths: Sequence[Path], settings: RunSettings
+    paths: Sequence[Path],
+    settings: RunSettings,
+    found_work: Callable[[Job], None] | None = None,
 ) -> tuple[list[Job], list[FileResult], list[FileResult]]:
-    """(jobs to do, skipped results, failed results) for `paths`, touching nothing."""
-    other_types: list[Rejected] = []  # images of a type --ext did not ask for
+    """(jobs to do, skipped results, failed results) for `paths`, touching nothing. Files whose
+    output exists are skipped from the folder listings, unopened; `found_work` is called with
+    the first job to do as soon as the walk finds it (the run starts loading networks then)."""
     try:
-        jobs, rejected = discover(
-            paths,
-            recursive=settings.recursive,
-            extensions=settings.extensions,
-            output_dir=settings.output_dir,
-            skipped=other_types,
-        )
+        extensions = normalise_extensions(settings.extensions)
     except ValueError as exc:
         raise SetupError(str(exc)) from None
-    failed = [FileResult(r.path, None, Status.FAILED, r.reason) for r in rejected]
-    skipped = [FileResult(r.path, None, Status.SKIPPED, r.reason) for r in other_types]
+    failed: list[FileResult] = []
+    unusable: list[FileResult] = []  # outputs that cannot be made: after the walk's rejections
+    other_types: list[FileResult] = []  # images of a type --ext did not ask for
+    done: list[FileResult] = []
     todo: list[Job] = []
-    for job in jobs:
-        try:
-            exists = job.output.exists()
-        except OSError as exc:  # a name too long for the file system, a loop in the path
-            failed.append(
-                FileResult(
-                    job.source, job.output, Status.FAILED, f"cannot use output: {exc.strerror}"
-                )
-            )
-            continue
-        if exists and not settings.overwrite:
-            skipped.append(
-                FileResult(
-                    job.source, job.output, Status.SKIPPED, "output exists (use --overwrite)"
-                )
-            )
-        else:
-            todo.append(job)
-    return todo, skipped, failed
+    for found in scan(
+        paths,
+        recursive=settings.recursive,
+        extensions=extensions,
+        output_dir=settings.output_dir,
+        overwrite=settings.overwrite,
+    ):
+        match found.kind:
+            case Kind.TODO:
+                todo.append(found.job)
+                if found_work is not None and len(todo) == 1:
+                    found_work(todo[0])
+            case Kind.DONE:
+                done.append(FileResult(found.source, found.output, Status.SKIPPED, found.reason))
+            case Kind.OTHER_TYPE:
+                other_types.append(FileResult(found.source, None, Status.SKIPPED, found.reason))
+            case Kind.REJECTED:
+                result = FileResult(found.source, found.output, Status.FAILED, found.reason)
+                (failed if found.output is None else unusable).append(result)
+            case _:
+                assert_never(found.kind)
+    return todo, other_types + done, failed + unusable
 
 
 def fix(
@@ -98,7 +103,6 @@ def fix(
     events = events or Silent()
     summary = FixSummary(
         recipe=tuple(recipe.rows()),
-        models=tuple((m.file, m.sha256) for m in recipe.required_weights(registry)),
         time_limit=settings.time_limit.text if settings.time_limit is not None else None,
     )
     stop_requested = should_stop or (lambda: False)
@@ -127,10 +131,11 @@ def fix(
 
     # 3. clean up after killed runs: their temporary files and claims
     if not settings.dry_run:
-        folders = {j.output.parent for j in todo}
-        folders |= {r.output.parent for r in skipped if r.output is not None}
+        # by name: hashing 20,000 Paths would cost more than the whole walk
+        folders = {os.path.dirname(j.output) for j in todo}
+        folders |= {os.path.dirname(r.output) for r in skipped if r.output is not None}
         for folder in sorted(folders):
-            claims.sweep_folder(folder)
+            claims.sweep_folder(Path(folder))
     if settings.dry_run or not todo:
         announce("none")
         for job in todo:
@@ -150,7 +155,19 @@ def fix(
             mirrors=settings.mirrors,
             progress=download_progress,
         )
+        # What the outputs will record: each file's own digest (cached beside it), and one
+        # warning per file that is not the released one.
+        models, notices = digests.compare(
+            recipe.required_weights(registry),
+            settings.weights_dir,
+            [recipe.upscaler_path] if recipe.upscaler_path is not None else [],
+        )
+        summary.models = tuple(models)
+    else:
+        notices = []
     announce(summary.devices)
+    for notice in notices:
+        events.weights_notice(notice)
 
     # 5. the files, through the executor
     work = Work(todo, recipe, settings, events, stop_now, registry)

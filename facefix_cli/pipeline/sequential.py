@@ -7,17 +7,19 @@ from __future__ import annotations
 from collections.abc import Generator
 
 from facefix_cli.networks.cache import Networks
-from facefix_cli.networks.device import make_deterministic, resolve_devices
+from facefix_cli.networks.device import make_deterministic, resolve_devices, torch_threads
 from facefix_cli.pipeline.clock import current_clock
 from facefix_cli.pipeline.executors import Work
 from facefix_cli.pipeline.file import fix_file
 from facefix_cli.pipeline.results import FileResult
+from facefix_cli.pipeline.threads import default_threads
 
 
 def run(work: Work) -> Generator[FileResult, None, None]:
     make_deterministic()
     device = resolve_devices(work.settings.device)[0]
-    yield from run_sequential(work, work.networks(device))
+    with torch_threads(work.settings.threads or default_threads()):  # the whole budget
+        yield from run_sequential(work, work.networks(device))
 
 
 def run_sequential(work: Work, networks: Networks) -> Generator[FileResult, None, None]:

@@ -3,7 +3,7 @@
 the networks, and which executor schedules the files. Frozen and picklable, like the recipe:
 the Ray executor sends both to its workers.
 
-Changing a setting never changes an output's pixels: `workers`, `batch_size` (within the
+Changing a setting never changes an output's pixels: `workers`, `threads`, `batch_size` (within the
 batch guarantee of `pipeline.image`), `png_level` (lossless at every level) and the executor
 only change how fast outputs appear."""
 
@@ -45,6 +45,9 @@ class RunSettings:
     mirrors: tuple[str, ...] = ()
     max_pixels: int = DEFAULT_MAX_PIXELS  # refuse larger images from the header; 0 = no limit
     workers: int | None = None  # decode+encode threads; 0 = sequential; None = from the cores
+    # Threads the network stage and the workers share (--threads); None = the cores this
+    # process may use (`pipeline.threads`).
+    threads: int | None = None
     batch_size: int | None = None  # images per GPU pass; None = from the device and image size
     png_level: int = DEFAULT_PNG_LEVEL  # zlib level of the outputs, 0-9; all lossless
     time_limit: TimeLimit | None = None  # --max-time
@@ -57,6 +60,8 @@ class RunSettings:
             raise SetupError("--max-pixels must be 0 (no limit) or a positive number")
         if self.workers is not None and self.workers < 0:
             raise SetupError("--workers must be 0 (sequential) or a positive number of threads")
+        if self.threads is not None and self.threads < 1:
+            raise SetupError("--threads must be at least 1")
         if self.batch_size is not None and self.batch_size < 1:
             raise SetupError("--batch-size must be at least 1")
         if not 0 <= self.png_level <= 9:

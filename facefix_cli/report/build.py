@@ -427,6 +427,7 @@ def _describe(operation: Operation) -> str:
         settings.append(f"{operation.architecture} {operation.size} px")
     if operation.faces is not None:
         settings.append(f"{operation.faces} face{'s' if operation.faces != 1 else ''}")
+    settings.extend(operation.face_choices())
     model = f" ({operation.model})" if operation.model else ""
     return f"{name}: {', '.join(settings)}{model}"
 
@@ -436,7 +437,8 @@ def _options_from_cards(cards: Sequence[html.Card]) -> tuple[tuple[str, str], ..
     counts: dict[str, int] = {}
     for card in cards:
         for operation in card.operations:
-            key = re.sub(r", \d+ faces?", "", operation)  # the same settings, any face count
+            # The same settings, any face count.
+            key = re.sub(r", \d+ faces?|, \d+ skipped of \d+ found", "", operation)
             counts[key] = counts.get(key, 0) + 1
     return tuple((f"{count} image{'s' if count != 1 else ''}", op) for op, count in counts.items())
 

@@ -76,3 +76,47 @@ def test_an_interrupted_pipelined_run_exits_130_with_no_partial_output(
     for output in folder.glob("*.fixed.png"):  # whatever was finished is whole
         source = cv2.imread(str(folder / output.name.replace(".fixed", "")))
         assert cv2.imread(str(output)).shape[:2] == (source.shape[0] * 2, source.shape[1] * 2)
+
+
+def test_threads_bound_torch_during_the_run_and_are_restored_after(
+    folder, tmp_path, weights_dir, monkeypatch
+):
+    import torch
+
+    import facefix_cli.pipeline.pipelined as pipelined
+    import facefix_cli.pipeline.sequential as sequential
+
+    seen: list[tuple[str, int]] = []
+    real_file, real_batch = sequential.fix_file, pipelined.fix_images
+
+    def fix_file(*args, **kwargs):
+        seen.append(("sequential", torch.get_num_threads()))
+        return real_file(*args, **kwargs)
+
+    def fix_images(*args, **kwargs):
+        seen.append(("pipelined", torch.get_num_threads()))
+        return real_batch(*args, **kwargs)
+
+    monkeypatch.setattr(sequential, "fix_file", fix_file)
+    monkeypatch.setattr(pipelined, "fix_images", fix_images)
+    before = torch.get_num_threads()
+    copies = [tmp_path / name for name in ("one", "cpu", "two")]
+    for copy in copies:
+        shutil.copytree(folder, copy)
+    reference = fix(folder, weights_dir, "--workers", "0", "--device", "cpu")
+    one = fix(copies[0], weights_dir, "--threads", "1", "--device", "cpu")
+    assert {name for name, _ in seen} == {"sequential"}
+    assert seen[-1] == ("sequential", 1)  # --threads 1: one file at a time, one torch thread
+    seen.clear()
+    auto_cpu = fix(copies[1], weights_dir, "--threads", "3", "--device", "auto")
+    if not torch.cuda.is_available():
+        assert set(seen) == {("sequential", 3)}  # auto found only the CPU: sequential, all threads
+    seen.clear()
+    pipelined_run = fix(copies[2], weights_dir, "--threads", "3", "--workers", "2", "--device", "cpu")  # fmt: skip
+    assert set(seen) == {("pipelined", 1)}  # 3 threads - 2 workers
+    assert torch.get_num_threads() == before
+    for result in (reference, one, auto_cpu, pipelined_run):
+        assert result.exit_code == 1  # the broken file
+    for name in sorted(p.name for p in folder.glob("*.fixed.png")):
+        for copy in copies:
+            assert (copy / name).read_bytes() == (folder / name).read_bytes()

@@ -14,6 +14,7 @@ from facefix_cli.pipeline.results import FileResult, FixSummary, RunStart, Statu
 
 if TYPE_CHECKING:
     from facefix_cli.io.discover import Job
+    from facefix_cli.weights.digests import WeightsNotice
 
 STYLES = {
     Status.FIXED: "green",
@@ -54,9 +55,10 @@ def describe(result: FileResult) -> str:
     parts = [f"{result.status}: {display_path(result.source)}"]
     if result.status is Status.FIXED:
         plural = "s" if result.faces != 1 else ""
+        skipped = f", {result.faces_skipped} skipped" if result.faces_skipped else ""
         parts.append(
             f"-> {display_path(result.output or '')} "
-            f"({result.faces} face{plural}, {result.seconds:.1f}s)"
+            f"({result.faces} face{plural}{skipped}, {result.seconds:.1f}s)"
         )
     elif result.status is Status.PLANNED and result.output is not None:
         parts.append(f"-> {display_path(result.output)}")
@@ -102,6 +104,9 @@ class PlainFixEvents:
             self._line(f"[{self.done}/{self.total}] {describe(result)}")
         if self.verbose and result.traceback:
             print(result.traceback.rstrip(), file=self.stream, flush=True)
+
+    def weights_notice(self, notice: WeightsNotice) -> None:
+        self._line(f"warning: {notice.text}")  # even with --quiet: the outputs depend on it
 
 
 class RichFixEvents:
@@ -163,6 +168,11 @@ class RichFixEvents:
             self.progress.console.print(describe(result), style=style, markup=False)
         if self.verbose and result.traceback:
             self.progress.console.print(result.traceback.rstrip(), markup=False)
+
+    def weights_notice(self, notice: WeightsNotice) -> None:
+        self.progress.console.print(
+            f"warning: {printable(notice.text)}", style="yellow", markup=False
+        )
 
 
 def summary_line(summary: FixSummary) -> str:
