@@ -160,7 +160,7 @@ def fix(
         models, notices = digests.compare(
             recipe.required_weights(registry),
             settings.weights_dir,
-            [recipe.upscaler_path] if recipe.upscaler_path is not None else [],
+            [path for path in (recipe.upscaler_path, recipe.restorer_path) if path is not None],
         )
         summary.models = tuple(models)
     else:

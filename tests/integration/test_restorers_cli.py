@@ -118,7 +118,9 @@ def test_an_onnx_restorer_end_to_end(inputs, tmp_path, weights_dir):
     assert "restorer (strength 0.8, model GPEN-BFR-256.onnx, architecture ONNX, crops 256 px)" in (
         info.stdout
     )
-    assert "restorer: strength 0.8, ONNX 256 px, 1 face (GPEN-BFR-256.onnx)" in report.read_text()
+    page = report.read_text()
+    assert "restorer: strength 0.8, ONNX 256 px, 1 face (GPEN-BFR-256.onnx)" in page
+    assert restoration["sha256"] in page  # the report's model files list it
 
 
 def test_a_codeformer_style_onnx_restorer_takes_fidelity(inputs, tmp_path, weights_dir):
