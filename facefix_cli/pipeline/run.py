@@ -189,7 +189,11 @@ class _Run:
             models, self.notices = digests.compare(
                 self.recipe.required_weights(self.registry),
                 settings.weights_dir,
-                [self.recipe.upscaler_path] if self.recipe.upscaler_path is not None else [],
+                [
+                    p
+                    for p in (self.recipe.upscaler_path, self.recipe.restorer_path)
+                    if p is not None
+                ],
             )
             self.summary.models = tuple(models)
 
