@@ -76,6 +76,7 @@ class Operation:
     fidelity: float | None = None  # CodeFormer's w
     faces: int | None = None  # restorations only: faces restored
     detections: tuple[Detection, ...] | None = None  # restorations only: each restored face
+    precision: str | None = None  # upscales only: the network's dtype when not fp32 (bf16)
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object of facefix's record: every field that is set."""
