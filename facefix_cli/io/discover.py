@@ -16,6 +16,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from operator import attrgetter
 from pathlib import Path
 from typing import NamedTuple
 
@@ -74,6 +75,7 @@ class Found(NamedTuple):  # a tuple: one is made per file of the tree, done or n
     source: Path
     output: Path | None = None
     reason: str = ""
+    folder: str = ""  # the output's folder as a string, for TODO and DONE (the claim sweep's)
 
     @property
     def job(self) -> Job:
@@ -134,7 +136,7 @@ class _Walker:
         order is the sorted one and its cost per file is small."""
         try:
             with os.scandir(folder) as listing:
-                entries = sorted(listing, key=lambda e: e.name)
+                entries = sorted(listing, key=_entry_name)
         except OSError as exc:
             self.problem(Rejected(Path(folder), f"cannot read folder: {exc.strerror or exc}"))
             return
@@ -160,6 +162,9 @@ class _Walker:
                 self.problem(Rejected(Path(entry.path), f"cannot read: {exc.strerror or exc}"))
         if run:
             yield folder, run, listed
+
+
+_entry_name = attrgetter("name")
 
 
 def normalise_extensions(extensions: Sequence[str]) -> tuple[str, ...]:
@@ -212,6 +217,7 @@ def scan(
 
     def decide(
         source: Path,
+        source_name: str,
         real: str,
         out_folder: Path,
         out_key: str,
@@ -221,7 +227,7 @@ def scan(
         if real in sources:
             return None
         sources.add(real)
-        name = output_name(source.name)
+        name = output_name(source_name)
         output_path = _child(out_folder, name)
         key = (out_key, name)
         taken = outputs.get(key)
@@ -241,7 +247,7 @@ def scan(
                 )
             if exists:
                 outputs[key] = source
-                return Found(Kind.DONE, source, output_path, DONE_REASON)
+                return Found(Kind.DONE, source, output_path, DONE_REASON, out_key)
         if not sniffed:
             try:
                 if not _has_format(str(source), formats):
@@ -251,7 +257,7 @@ def scan(
             except OSError as exc:
                 return Found(Kind.REJECTED, source, None, f"cannot read: {exc.strerror or exc}")
         outputs[key] = source
-        return Found(Kind.TODO, source, output_path)
+        return Found(Kind.TODO, source, output_path, "", out_key)
 
     for path in paths:
         try:
@@ -307,7 +313,13 @@ def scan(
                         else real_folder + name
                     )
                     found = decide(
-                        _child(folder_path, name), real, out_folder, out_key, out_listing, False
+                        _child(folder_path, name),
+                        name,
+                        real,
+                        out_folder,
+                        out_key,
+                        out_listing,
+                        False,
                     )
                     if found is not None:
                         yield found
@@ -334,7 +346,7 @@ def scan(
             )
             out_folder = output_path_for(path, parent, base).parent
             found = decide(
-                path, str(path.resolve()), out_folder, str(out_folder), None, sniffed=True
+                path, path.name, str(path.resolve()), out_folder, str(out_folder), None, True
             )
             if found is not None:
                 yield found
@@ -347,8 +359,10 @@ def scan(
 def _child(folder: Path, name: str) -> Path:
     """`folder / name` for a name from a listing, without parsing it again (pathlib's own
     fast path for `iterdir`, where this Python has it: 10x cheaper per file)."""
-    make = getattr(folder, "_make_child_relpath", None)
-    return make(name) if make is not None else folder / name
+    return _MAKE_CHILD(folder, name) if _MAKE_CHILD is not None else folder / name
+
+
+_MAKE_CHILD: Callable[[Path, str], Path] | None = getattr(Path, "_make_child_relpath", None)
 
 
 def discover(
