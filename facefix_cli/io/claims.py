@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import socket
 import threading
 import time
@@ -201,7 +200,7 @@ def acquire(output: Path, *, stale_after: float = STALE_AFTER) -> Claim | None:
     """Claim `output` for this process, taking over a stale claim; None if a live run holds it.
     OSErrors other than "exists" (no such folder, read-only, disk full) propagate."""
     path = claim_path(output)
-    token = secrets.token_hex(8)
+    token = os.urandom(8).hex()  # as secrets.token_hex, without importing random
     body = json.dumps(
         {
             "host": HOST,

@@ -29,7 +29,6 @@ from facefix_cli.io import claims
 from facefix_cli.io.discover import Job, Kind, normalise_extensions, scan
 from facefix_cli.io.environment import output_fault
 from facefix_cli.pipeline.executors import Executor, Work, choose_executor
-from facefix_cli.pipeline.preload import NetworkLoad
 from facefix_cli.pipeline.results import (
     FileResult,
     FixEvents,
@@ -44,6 +43,7 @@ from facefix_cli.silent import Silent
 from facefix_cli.weights.registry import REGISTRY, Registry
 
 if TYPE_CHECKING:
+    from facefix_cli.pipeline.preload import NetworkLoad
     from facefix_cli.weights.digests import WeightsNotice
     from facefix_cli.weights.progress import DownloadProgress
 
@@ -171,6 +171,7 @@ class _Run:
         if settings.dry_run:
             return
         # Here, not at the top: a run with nothing to do never imports the download machinery.
+        from facefix_cli.pipeline.preload import NetworkLoad
         from facefix_cli.weights import digests
         from facefix_cli.weights.download import ensure_weights
 

@@ -4,6 +4,7 @@ otherwise (cron, pipes), and the closing summary."""
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from datetime import datetime
 from typing import TYPE_CHECKING, TextIO, assert_never
 
@@ -109,6 +110,8 @@ class PlainFixEvents:
 
     def file_finished(self, result: FileResult) -> None:
         self.done += 1
+        if result.status is Status.SKIPPED and not self.verbose:
+            return  # as wants_line decides, cheaply: a no-op run reports every done file here
         if wants_line(result, self.verbose, self.quiet):
             self._line(f"[{self.done}/{self.total}] {describe(result)}")
         if self.verbose and result.traceback:
@@ -196,14 +199,16 @@ class RichFixEvents:
 
 
 def summary_line(summary: FixSummary) -> str:
-    crashes = summary.count(Status.CRASHED)
+    # One pass over the results (as many as the tree has files), not one per count.
+    counts = Counter(r.status for r in summary.results)
+    crashes = counts[Status.CRASHED]
     crashed = f"crashed {crashes}, " if crashes else ""
     left = f", not started {summary.not_started}" if summary.not_started else ""
-    planned = summary.count(Status.PLANNED)
+    planned = counts[Status.PLANNED]
     would = f"would do {planned}, " if planned else ""  # --dry-run
     return (
-        f"{would}processed {summary.count(Status.FIXED)}, skipped {summary.count(Status.SKIPPED)}, "
-        f"failed {summary.count(Status.FAILED)}, {crashed}faces restored {summary.faces}, "
+        f"{would}processed {counts[Status.FIXED]}, skipped {counts[Status.SKIPPED]}, "
+        f"failed {counts[Status.FAILED]}, {crashed}faces restored {summary.faces}, "
         f"{summary.seconds:.1f}s, {summary.images_per_second:.2f} images/s{left}"
     )
 
