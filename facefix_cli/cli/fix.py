@@ -36,6 +36,11 @@ class Precision(StrEnum):
     bf16 = "bf16"
 
 
+class Order(StrEnum):
+    upscale_first = "upscale-first"
+    restore_first = "restore-first"
+
+
 class Upscale(StrEnum):
     none = "1"
     x2 = "2"
@@ -90,6 +95,18 @@ def fix(
         "--upscaler",
         help="Any super-resolution checkpoint spandrel loads, instead of Real-ESRGAN.",
     ),
+    restorer: Path | None = typer.Option(
+        None,
+        "--restorer",
+        help="Restore faces with this model file instead: a spandrel checkpoint (GFPGAN, "
+        "CodeFormer, RestoreFormer) or an .onnx file (GPEN, ...; needs facefix[onnx]).",
+    ),
+    restore_strength: float = typer.Option(
+        1.0,
+        "--restore-strength",
+        metavar="STRENGTH",
+        help="With --restorer: its strength (0-1], default 1.",
+    ),
     weights_dir: WeightsDirOption = None,
     config: ConfigOption = None,
     device: str = typer.Option(
@@ -134,6 +151,34 @@ def fix(
     ),
     detector: Detector = typer.Option(
         Detector("retinaface_resnet50"), "--detector", help="RetinaFace backbone."
+    ),
+    face_threshold: float = typer.Option(
+        0.97,
+        "--face-threshold",
+        metavar="CONFIDENCE",
+        help="Restore faces the detector is at least this sure of (0-1).",
+    ),
+    min_face: str | None = typer.Option(
+        None,
+        "--min-face",
+        metavar="PX|SHAREx",
+        help="Skip faces smaller than this: pixels of the output (64), or a share of the "
+        "image's largest face (0.3x).",
+    ),
+    max_faces: int | None = typer.Option(
+        None, "--max-faces", min=1, metavar="N", help="Restore at most the N largest faces."
+    ),
+    detect_size: int = typer.Option(
+        2048,
+        "--detect-size",
+        min=0,
+        metavar="PX",
+        help="Look for faces on a copy of at most this long side (0: always full size).",
+    ),
+    order: Order = typer.Option(
+        Order.upscale_first,
+        "--order",
+        help="upscale-first (restore the faces of the upscaled image) or restore-first.",
     ),
     output_dir: Path | None = typer.Option(
         None,
@@ -207,11 +252,13 @@ def fix(
     """Upscale images and restore their faces, writing NAME.fixed.png beside each NAME.png."""
     from facefix_cli.cli import console
     from facefix_cli.cli.report import report_line, write_report_with_progress
+    from facefix_cli.io.stderr import keep_log_apart
+
+    keep_log_apart()  # decodes in worker threads redirect fd 2: no log line may go there
     from facefix_cli.config import resolve_weights_dir
     from facefix_cli.pipeline import FixSummary, RunSettings, TimeLimit
     from facefix_cli.pipeline import fix as run_fix
-    from facefix_cli.recipe import Recipe
-    from facefix_cli.report.build import check_destination, inputs_from_summary, run_details
+    from facefix_cli.recipe import Recipe, parse_min_face
 
     summary = FixSummary()
     settings: RunSettings | None = None
@@ -223,14 +270,24 @@ def fix(
             )
         if gfpgan is not None and codeformer is not None:
             raise SetupError("--gfpgan and --codeformer are mutually exclusive; choose one")
+        if restorer is not None and (gfpgan is not None or codeformer is not None):
+            given = "--gfpgan" if gfpgan is not None else "--codeformer"
+            raise SetupError(
+                f"--restorer and {given} are mutually exclusive; give --restorer's strength "
+                "with --restore-strength"
+            )
         restore_with: RestorerName | None = (
             "gfpgan" if gfpgan is not None else "codeformer" if codeformer is not None else None
         )
+        min_face_px, min_face_share = (0.0, 0.0) if min_face is None else parse_min_face(min_face)
+        strength = gfpgan if gfpgan is not None else (codeformer or 0.0)
+        if restorer is not None:
+            restore_with, strength = "restorer", restore_strength
         recipe = Recipe(
             scale=int(upscale.value),
             upscale_strength=upscale_strength,
             restore_with=restore_with,
-            restore_strength=gfpgan if gfpgan is not None else (codeformer or 0.0),
+            restore_strength=strength,
             fidelity=fidelity,
             gfpgan_version=gfpgan_model.value,
             upscaler_path=upscaler,
@@ -238,6 +295,13 @@ def fix(
             precision="fp16" if half else precision.value,
             only_center_face=only_center_face,
             detector=detector.value,
+            face_threshold=face_threshold,
+            min_face=min_face_px,
+            min_face_share=min_face_share,
+            max_faces=max_faces,
+            detect_size=detect_size,
+            order="restore-first" if order is Order.restore_first else "upscale-first",
+            restorer_path=restorer,
         )
         settings = RunSettings(
             weights_dir=resolve_weights_dir(weights_dir, config),
@@ -257,12 +321,17 @@ def fix(
             time_limit=(
                 None
                 if max_time is None
-                else TimeLimit(parse_duration(max_time), f"--max-time {max_time}")
+                else TimeLimit.from_process_start(
+                    parse_duration(max_time), f"--max-time {max_time}"
+                )
             ),
             # --ray alone starts Ray on this machine; --ray-address names a cluster to join.
             ray_address=ray_address or ("local" if ray else None),
         )
         if report_path is not None:
+            # Imported only for --report: a cron run with nothing to do stays light.
+            from facefix_cli.report.build import check_destination
+
             check_destination(report_path)  # before the run, not after hours of work
         # 2. the run, with a bar on a terminal and plain lines elsewhere
         bar = console.is_terminal() and not as_json
@@ -284,22 +353,24 @@ def fix(
                 registry=app_context(ctx).registry,
             )
     except FacefixError as exc:
-        console.print_error(str(exc))
-        _finish(summary, as_json, exc.exit_code, error=str(exc), show_summary=False)
+        _error(str(exc))
+        _finish(
+            summary, as_json, exc.exit_code, verbose=verbose, error=str(exc), show_summary=False
+        )
     except KeyboardInterrupt as exc:  # before the run started or after it returned
         summary.interrupted(exc.signum if isinstance(exc, Interrupted) else signal.SIGINT)
     # 3. what happened
     if summary.signal is not None:
-        console.print_error(
-            f"{summary.stop_text}; finished outputs are kept, no original was changed"
-        )
+        _error(f"{summary.stop_text}; finished outputs are kept, no original was changed")
     elif summary.fault is not None:
-        console.print_error(f"stopped: {summary.fault}")
+        _error(f"stopped: {summary.fault}")
     elif summary.stopped is not None:
         _log(f"stopped: {summary.stop_text}; {summary.not_started} files left for the next run")
     built = None
     if report_path is not None and settings is not None and summary.signal is None:
         # After the run: thumbnails never compete with the GPU work.
+        from facefix_cli.report.build import inputs_from_summary, run_details
+
         try:
             built = write_report_with_progress(
                 report_path,
@@ -308,14 +379,15 @@ def fix(
                 show_progress=console.is_terminal() and not as_json,
             )
         except FacefixError as exc:
-            console.print_error(str(exc))
+            _error(str(exc))
         except KeyboardInterrupt:
-            console.print_error("interrupted while writing the report; the outputs are complete")
+            _error("interrupted while writing the report; the outputs are complete")
             summary.interrupted(signal.SIGINT)
     _finish(
         summary,
         as_json,
         summary.exit_code,
+        verbose=verbose,
         report_path=built.path if built is not None else None,
         report_text=report_line(built) if built is not None else None,
     )
@@ -353,6 +425,11 @@ def signals_as_interrupts() -> Iterator[None]:
             signal.signal(number, handler)
 
 
+def _error(text: str) -> None:
+    """An `error: ...` line, timestamped like every other line of a log (not on a terminal)."""
+    _log(f"error: {text}")
+
+
 def _log(text: str) -> None:
     from facefix_cli.cli import console
 
@@ -367,6 +444,7 @@ def _finish(
     as_json: bool,
     code: int,
     *,
+    verbose: bool = False,
     error: str | None = None,
     show_summary: bool = True,
     report_path: Path | None = None,
@@ -376,7 +454,7 @@ def _finish(
     from facefix_cli.cli import console
 
     if as_json:
-        record = summary.to_dict()
+        record = summary.to_dict(list_skipped=verbose)  # skipped files: counted, listed with -v
         record["exit_code"] = code
         record["error"] = error
         record["report"] = str(report_path) if report_path is not None else None

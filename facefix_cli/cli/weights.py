@@ -118,6 +118,7 @@ def list_models(
                 "purpose": st.model.purpose,
                 "size": st.model.size,
                 "sha256": st.model.sha256,
+                "file_sha256": st.sha256,  # the file's own, when hashed or cached
                 "licence": st.model.licence,
                 "non_commercial": st.model.non_commercial,
                 "default": st.model.default,

@@ -2,11 +2,15 @@
 
 A run claims an output before working on it by creating `.NAME.claim` beside it with
 O_CREAT|O_EXCL, which is atomic on local file systems and NFSv3+ (no flock, which NFS does not
-honour reliably). The claim holds the owner's host, pid and a random token; its mtime is the
+honour reliably). The claim holds the owner's host, pid, the process's start time (`/proc/PID/stat`, in
+clock ticks since boot) and the machine's boot id, and a random token; its mtime is the
 heartbeat, which a daemon thread (`ClaimKeeper`) renews every minute for every claim the process
 holds, so one image that takes hours in one stage keeps its claim. A claim is stale, and may be
-taken over, when its owner is on this host and its pid is gone, or when its heartbeat is older
-than `stale_after` seconds (the owner crashed elsewhere, or froze).
+taken over, when its owner is on this host and is gone: its pid is not running, or the process
+running under that pid is another one (another start time or boot id: PID reuse, PID 1 of a
+new container, this very process's PID recorded by a killed run), or when its heartbeat is
+older than `stale_after` seconds (the owner crashed on another host, or froze). Claims written
+before the start time was recorded (or where /proc is missing) are judged by pid alone.
 Takeover renames the stale claim to a private name first, so of two runs racing for it exactly
 one wins. Releasing removes the claim only if it is still ours.
 
@@ -98,6 +102,59 @@ class ClaimKeeper:
 KEEPER = ClaimKeeper()
 
 
+def _read_boot_id() -> str | None:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip() or None
+    except OSError:
+        return None
+
+
+BOOT_ID = _read_boot_id()
+
+
+def process_start(pid: int) -> int | None:
+    """When process `pid` started, in clock ticks since boot (field 22 of /proc/PID/stat); None
+    when it is not running or there is no /proc (not Linux)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    # The command name (field 2) is in parentheses and may hold spaces or parentheses itself.
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    try:
+        return int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def owner_identity() -> dict[str, int | str]:
+    """What a claim records about this process beyond its pid, where the system says it."""
+    identity: dict[str, int | str] = {}
+    start = process_start(os.getpid())
+    if start is not None:
+        identity["start"] = start
+    if BOOT_ID is not None:
+        identity["boot"] = BOOT_ID
+    return identity
+
+
+def owner_alive(owner: dict) -> bool:
+    """Whether the process a claim on this host names is still running: its pid runs, and, when
+    the claim recorded them, the same boot and the same start time."""
+    pid = owner.get("pid")
+    if not isinstance(pid, int):
+        return True  # not ours to judge: the heartbeat rule decides
+    boot, start = owner.get("boot"), owner.get("start")
+    if isinstance(boot, str) and BOOT_ID is not None and boot != BOOT_ID:
+        return False  # recorded before a reboot: that process is gone whatever runs now
+    if not pid_alive(pid):
+        return False
+    if isinstance(start, int):
+        now = process_start(pid)
+        return now is None or now == start
+    return True
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -125,9 +182,11 @@ def _stale_content(path: Path, stale_after: float, now: float | None = None) -> 
         return content
     owner = _parse(content)
     pid = owner.get("pid")
-    if owner.get("host") == HOST and isinstance(pid, int) and pid != os.getpid():
-        return None if pid_alive(pid) else content
-    return None
+    if owner.get("host") != HOST or not isinstance(pid, int):
+        return None
+    if pid == os.getpid() and not isinstance(owner.get("start"), int):
+        return None  # an old-format claim naming this pid: it may be this process's own
+    return None if owner_alive(owner) else content
 
 
 def _parse(content: bytes) -> dict:
@@ -144,7 +203,13 @@ def acquire(output: Path, *, stale_after: float = STALE_AFTER) -> Claim | None:
     path = claim_path(output)
     token = secrets.token_hex(8)
     body = json.dumps(
-        {"host": HOST, "pid": os.getpid(), "token": token, "started": time.time()}
+        {
+            "host": HOST,
+            "pid": os.getpid(),
+            **owner_identity(),
+            "token": token,
+            "started": time.time(),
+        }
     ).encode()
     for _attempt in range(3):
         try:

@@ -2,17 +2,12 @@
 
 Guarantees: every problem with the file is an ImageError with a one-line reason (decoder
 messages included, never printed); an image whose header declares more pixels than the limit is
-refused before any pixel memory is allocated."""
+refused before any pixel memory is allocated.
+Decoder messages are caught through `io.stderr` (see there for what a program that logs from
+other threads meanwhile must call first)."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
-import tempfile
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +19,7 @@ from facefix_cli.io.files import read_bytes
 from facefix_cli.io.hashing import sha256_bytes
 from facefix_cli.io.header import DEFAULT_MAX_PIXELS, animation_frames, image_dimensions
 from facefix_cli.io.pngchunks import Chunk, PngFormatError
+from facefix_cli.io.stderr import decoder_messages
 from facefix_cli.metadata import chunks_from_bytes
 from facefix_cli.metadata.containers.orientation import orientation, turn_upright, upright
 
@@ -42,36 +38,11 @@ class SourceImage:
         return self.rgb.shape[1], self.rgb.shape[0]
 
 
-_STDERR_LOCK = threading.Lock()
-
-
-@contextmanager
-def _decoder_messages() -> Iterator[list[str]]:
-    """Catch what the C decoders print on file descriptor 2 during the block (libpng's
-    `libpng error: IDAT: incorrect data check`, OpenCV's warnings), so the message becomes the
-    file's reason instead of an unattributed line in the log. The list fills when the block
-    exits."""
-    messages: list[str] = []
-    with _STDERR_LOCK, tempfile.TemporaryFile() as sink:
-        with contextlib.suppress(ValueError, OSError):
-            sys.stderr.flush()
-        saved = os.dup(2)
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield messages
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            text = sink.read(64 * 1024).decode("utf-8", "replace")
-            messages.extend(line.strip() for line in text.splitlines() if line.strip())
-
-
 def decode_pixels(data: bytes) -> tuple[np.ndarray, np.ndarray | None, int]:
     """(rgb, alpha, bit_depth) from encoded bytes; greyscale and palette become RGB."""
     array = None
     error = ""
-    with _decoder_messages() as messages:
+    with decoder_messages() as messages:
         try:
             array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
         except cv2.error as exc:  # OpenCV's own limits and decoder failures

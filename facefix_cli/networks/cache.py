@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 import torch
 
 from facefix_cli.errors import SetupError
-from facefix_cli.io.hashing import sha256_file
 from facefix_cli.networks.device import (
     DTYPES,
     auto_tile,
@@ -23,9 +22,10 @@ from facefix_cli.networks.device import (
     upscaler_dtype,
 )
 from facefix_cli.networks.load import load_parsenet, load_retinaface, load_spandrel_model
+from facefix_cli.networks.restorers import FaceRestorer, SpandrelRestorer, load_restorer
 from facefix_cli.ops.detect import FaceDetector, retinaface_detector
 from facefix_cli.recipe import Recipe
-from facefix_cli.weights import registry
+from facefix_cli.weights import digests, registry
 
 if TYPE_CHECKING:
     from spandrel import ImageModelDescriptor
@@ -46,7 +46,8 @@ class Networks:
         if self.recipe.upscales:
             _ = self.upscaler, self.upscaler_sha256
         if self.recipe.restore_with is not None:
-            _ = self.restorer_info, self.detector
+            # GFPGAN/CodeFormer (or --restorer's file) and ParseNet load at the first face.
+            _ = self.restorer_info, self.restorer_sha256, self.detector
 
     def loading_text(self) -> str:
         """What a front end shows while `load_all` runs: `loading 2 networks on cuda:0`."""
@@ -101,9 +102,17 @@ class Networks:
 
     @cached_property
     def upscaler_sha256(self) -> str:
-        if self.recipe.upscaler_path is None:
-            return registry.upscaler_for_scale(self.recipe.scale).sha256
-        return sha256_file(self.recipe.upscaler_path)
+        """The digest of the upscaler file's own bytes (cached beside it), never the
+        registry's: a fine-tune or a damaged copy under a registry name is recorded as what
+        it is."""
+        return digests.file_sha256(self.upscaler_path)
+
+    @cached_property
+    def restorer_sha256(self) -> str:
+        """The face restorer file's own digest (see `upscaler_sha256`): --restorer's file or
+        the registry's GFPGAN/CodeFormer."""
+        path = self.recipe.restorer_path or self._path(self.restorer_info.name)
+        return digests.file_sha256(path)
 
     @cached_property
     def restorer(self) -> ImageModelDescriptor:
@@ -117,6 +126,16 @@ class Networks:
         return model
 
     @cached_property
+    def face_restorer(self) -> FaceRestorer:
+        """The face model behind one interface: --restorer's file (spandrel or ONNX Runtime),
+        else the registry's GFPGAN or CodeFormer."""
+        path = self.recipe.restorer_path
+        if path is None:
+            return SpandrelRestorer(self.restorer)
+        dtype = face_dtype(self.recipe.precision, self.device)
+        return load_restorer(path, self.device, self.weights_dir, dtype)
+
+    @cached_property
     def restorer_info(self) -> registry.ModelInfo:
         if self.recipe.restore_with == "codeformer":
             return registry.get_model("codeformer")
@@ -126,7 +145,8 @@ class Networks:
     def detector(self) -> FaceDetector:
         name = registry.DETECTORS[self.recipe.detector]
         network = self.recipe.detector.removeprefix("retinaface_")
-        return retinaface_detector(load_retinaface(self._path(name), network, self.device))
+        net = load_retinaface(self._path(name), network, self.device)
+        return retinaface_detector(net, threshold=self.recipe.face_threshold)
 
     @cached_property
     def parser(self) -> torch.nn.Module:

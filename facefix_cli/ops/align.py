@@ -1,5 +1,6 @@
-"""Align faces to the 512 x 512 FFHQ template from their five landmarks, and the affine warp
-that does it (and pastes them back) on tensors, wherever they live.
+"""Align faces to the FFHQ template from their five landmarks (512 x 512, or the template
+scaled to another restorer's crop size), and the affine warp that does it (and pastes them
+back) on tensors, wherever they live.
 
 `warp_affine` follows `cv2.warpAffine`'s conventions: the matrix maps source pixel
 coordinates to destination ones, pixel centres sit at integer coordinates, sampling is
@@ -36,10 +37,19 @@ FFHQ_TEMPLATE_512 = np.array(
 BORDER_RGB = (132 / 255, 133 / 255, 135 / 255)
 
 
-def alignment_matrix(landmarks: np.ndarray) -> np.ndarray:
-    """The 2 x 3 similarity transform taking image landmarks onto the template."""
+def ffhq_template(size: int = FACE_SIZE) -> np.ndarray:
+    """The five FFHQ landmarks for a size x size crop: the 512 template scaled (exactly the
+    512 one at 512)."""
+    if size == FACE_SIZE:
+        return FFHQ_TEMPLATE_512
+    return (FFHQ_TEMPLATE_512 * np.float32(size / FACE_SIZE)).astype(np.float32)
+
+
+def alignment_matrix(landmarks: np.ndarray, size: int = FACE_SIZE) -> np.ndarray:
+    """The 2 x 3 similarity transform taking image landmarks onto the template of a
+    size x size crop."""
     matrix, _ = cv2.estimateAffinePartial2D(
-        np.asarray(landmarks, np.float32), FFHQ_TEMPLATE_512, method=cv2.LMEDS
+        np.asarray(landmarks, np.float32), ffhq_template(size), method=cv2.LMEDS
     )
     if matrix is None:
         raise ValueError("landmarks are degenerate; no alignment exists")
@@ -87,13 +97,15 @@ def warp_affine(
 
 
 @torch.inference_mode()
-def warp_faces(image: torch.Tensor, matrices: Sequence[np.ndarray]) -> torch.Tensor:
-    """The aligned FACE_SIZE x FACE_SIZE crops (F x 3 x 512 x 512) of one 3 x H x W image."""
+def warp_faces(
+    image: torch.Tensor, matrices: Sequence[np.ndarray], size: int = FACE_SIZE
+) -> torch.Tensor:
+    """The aligned size x size crops (F x 3 x size x size) of one 3 x H x W image."""
     if not matrices:
-        return image.new_zeros((0, 3, FACE_SIZE, FACE_SIZE))
+        return image.new_zeros((0, 3, size, size))
     fill = torch.tensor(BORDER_RGB, dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
     shifted = image[None] - fill  # once per image, not once per face
-    crops = [warp_affine(shifted, [matrix], (FACE_SIZE, FACE_SIZE)) for matrix in matrices]
+    crops = [warp_affine(shifted, [matrix], (size, size)) for matrix in matrices]
     return torch.cat(crops) + fill
 
 

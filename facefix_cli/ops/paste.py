@@ -3,7 +3,10 @@ face-parsing mask, and blend the result by the restore strength.
 
 Tensors in, tensors out, on whatever device they live (the warp is `align.warp_affine`, which
 agrees with OpenCV's). Guarantees: pixels where a warped mask is 0 are exactly unchanged, and
-the strength blend is exact at both ends and where restored and upscaled agree."""
+the strength blend is exact at both ends and where restored and upscaled agree.
+
+Crops of another size than 512 (restorers trained at 256, 1024, 2048) are parsed on a 512 copy,
+since ParseNet is a 512 network, and their masks resized back to the crop."""
 
 from __future__ import annotations
 
@@ -30,14 +33,26 @@ PARSE_BATCH = 4  # faces per ParseNet pass, bounded like the restorer's batches
 
 @torch.inference_mode()
 def face_masks(parser: torch.nn.Module, faces: torch.Tensor) -> torch.Tensor:
-    """Soft F x 512 x 512 masks in [0, 1] of the face area of aligned faces (F x 3 x 512 x 512
-    in [0, 1], on the parser's device)."""
+    """Soft F x S x S masks in [0, 1] of the face area of aligned faces (F x 3 x S x S in
+    [0, 1], on the parser's device; S = 512 unless a restorer works at another size)."""
+    size = faces.shape[-1]
+    if size != FACE_SIZE:
+        faces = F.interpolate(
+            faces, size=(FACE_SIZE, FACE_SIZE), mode="bilinear", align_corners=False, antialias=True
+        )
     face_classes = torch.from_numpy(FACE_CLASSES).to(faces.device)
     masks = [
         soften_masks(face_classes[parser(batch * 2.0 - 1.0)[0].argmax(dim=1)])
         for batch in faces.split(PARSE_BATCH)
     ]
-    return torch.cat(masks) if masks else faces.new_zeros((0, FACE_SIZE, FACE_SIZE))
+    if not masks:
+        return faces.new_zeros((0, size, size))
+    joined = torch.cat(masks)
+    if size != FACE_SIZE:
+        joined = F.interpolate(
+            joined[:, None], size=(size, size), mode="bilinear", align_corners=False
+        )[:, 0].clamp(0.0, 1.0)
+    return joined
 
 
 def soften_masks(hard: torch.Tensor) -> torch.Tensor:
@@ -63,11 +78,14 @@ def soften_masks(hard: torch.Tensor) -> torch.Tensor:
     return masks
 
 
-def inverse_region(matrix: np.ndarray, width: int, height: int) -> tuple[int, int, int, int] | None:
-    """The image rectangle (x0, y0, x1, y1) the aligned crop maps back onto, clipped; None if
-    it lies outside the image. Warping only this region keeps paste-back cheap on big images."""
+def inverse_region(
+    matrix: np.ndarray, width: int, height: int, size: int = FACE_SIZE
+) -> tuple[int, int, int, int] | None:
+    """The image rectangle (x0, y0, x1, y1) the aligned size x size crop maps back onto,
+    clipped; None if it lies outside the image. Warping only this region keeps paste-back
+    cheap on big images."""
     inverse = cv2.invertAffineTransform(matrix)
-    corners = np.array([[0, 0, 1], [FACE_SIZE, 0, 1], [0, FACE_SIZE, 1], [FACE_SIZE, FACE_SIZE, 1]])
+    corners = np.array([[0, 0, 1], [size, 0, 1], [0, size, 1], [size, size, 1]])
     points = corners @ inverse.T
     x0 = max(math.floor(points[:, 0].min()) - 1, 0)
     y0 = max(math.floor(points[:, 1].min()) - 1, 0)
@@ -85,15 +103,15 @@ def paste_faces(
     masks: torch.Tensor,
     matrices: list[np.ndarray],
 ) -> None:
-    """Blend each aligned face (F x 3 x 512 x 512) into `image` (3 x H x W) in place, through
-    the inverse of its alignment `matrix`, weighted by its mask (F x 512 x 512); in order, so
+    """Blend each aligned face (F x 3 x S x S) into `image` (3 x H x W) in place, through
+    the inverse of its alignment `matrix`, weighted by its mask (F x S x S); in order, so
     a later face lies over an earlier one where they overlap.
 
     Pixels where the warped mask is 0 are left exactly as they were.
     """
     height, width = image.shape[1:]
     for face, mask, matrix in zip(faces, masks, matrices, strict=True):
-        region = inverse_region(matrix, width, height)
+        region = inverse_region(matrix, width, height, face.shape[-1])
         if region is None:
             continue
         x0, y0, x1, y1 = region

@@ -1,6 +1,7 @@
-"""Restore aligned 512 x 512 faces with GFPGAN or CodeFormer (spandrel descriptors).
+"""Restore aligned faces with a spandrel face model (GFPGAN, CodeFormer, RestoreFormer, ...).
 
-Tensors in, tensors out, on the model's device: F x 3 x 512 x 512 float32 in [0, 1]. The model
+Tensors in, tensors out, on the model's device: F x 3 x S x S float32 in [0, 1] (S = 512 for
+GFPGAN and CodeFormer; see `networks.restorers` for the crop size of other models). The model
 runs in its own dtype (fp32 unless a precision was asked for); the result is float32, clamped
 to [0, 1]. At most FACE_BATCH faces go through the network at once."""
 
@@ -18,12 +19,17 @@ def restore_faces(
     """Restored copies of aligned faces.
 
     The call depends on the architecture the descriptor reports: GFPGAN runs with its stored
-    noise (randomize_noise=False) so results repeat; CodeFormer takes the fidelity weight.
+    noise (randomize_noise=False) so results repeat; CodeFormer takes the fidelity weight;
+    any other face model runs through the descriptor's own call ([0, 1] in and out).
     """
     restored: list[torch.Tensor] = []
     for chunk in faces.split(batch):
+        architecture = model.architecture.id
+        if architecture not in ("CodeFormer", "GFPGAN"):
+            restored.append(model(chunk.to(model.dtype)).float().clamp(0.0, 1.0))
+            continue
         tensor = (chunk * 2.0 - 1.0).to(model.dtype)  # the models take [-1, 1]
-        if model.architecture.id == "CodeFormer":
+        if architecture == "CodeFormer":
             output = model.model(tensor, weight=fidelity, adain=True)[0]
         else:
             output = model.model(tensor, return_rgb=False, randomize_noise=False)[0]

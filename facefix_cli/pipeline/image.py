@@ -1,5 +1,10 @@
 """`fix_images` and `fix_image`: the per-image work, arrays in and arrays out. Upscale, then
-restore the faces found in the upscaled image. No files, no events: executors call these.
+restore the faces found in the upscaled image (or, with `Recipe.order` restore-first, restore
+the faces of the original, then upscale the result). No files, no events: executors call these.
+
+Faces are looked for at the image's own size up to `Recipe.detect_size`, on a smaller copy
+above it (`ops.detect.detect_faces`), and chosen by the recipe's face rules
+(`ops.detect.select_faces`): the faces restored and how many were found are in the result.
 
 Batch-first: images of one size go through the upscaler and the detector as one
 N x 3 x H x W batch; the faces of every image in the batch are aligned, restored and parsed
@@ -17,19 +22,20 @@ smaller tiles).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from facefix_cli.io.read import SourceImage
 from facefix_cli.networks.cache import Networks
-from facefix_cli.operations import Detection, Operation
+from facefix_cli.operations import Detection, Operation, OperationType
 from facefix_cli.ops.align import alignment_matrix, warp_faces
-from facefix_cli.ops.detect import Face, select_faces
+from facefix_cli.ops.detect import Face, detect_faces, scale_faces, select_faces
 from facefix_cli.ops.paste import blend_restored, face_masks, paste_faces
-from facefix_cli.ops.restore import restore_faces
 from facefix_cli.ops.upscale import upscale, upscale_alpha
-from facefix_cli.recipe import Recipe
+from facefix_cli.recipe import DEFAULT_DETECT_SIZE, DEFAULT_FACE_THRESHOLD, Recipe
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,12 @@ class FixedImage:
     operations: list[Operation]
     # The faces restored: box, score and landmarks in the output image's pixel coordinates.
     detections: tuple[Face, ...] = field(default=())
+    found: int = 0  # faces the detector found, restored or not
+
+    @property
+    def skipped(self) -> int:
+        """Faces found but not restored (the recipe's face rules chose others)."""
+        return max(self.found - self.faces, 0)
 
     @property
     def upscaled(self) -> bool:
@@ -99,7 +111,14 @@ def _fix_batch(batch: list[SourceImage], recipe: Recipe, networks: Networks) -> 
     with_alpha = [i for i, source in enumerate(batch) if source.alpha is not None]
     alpha_planes = [source.alpha for source in batch if source.alpha is not None]
     alphas = _to_device(alpha_planes, device) if alpha_planes else None
-    operations: list[Operation] = []
+    restoring = recipe.restore_with is not None
+    restore_first = restoring and recipe.upscales and recipe.order == "restore-first"
+    chosen: list[tuple[Face, ...]] = [()] * len(batch)
+    found = [0] * len(batch)
+    if restore_first:
+        # Faces are chosen by their size in the output, which is the upscaler's scale larger.
+        chosen, found = _restore_faces(images, recipe, networks, networks.upscaler.scale)
+    upscaling: list[Operation] = []
     if recipe.upscales:
         model = networks.upscaler
         height, width = images.shape[2:]
@@ -112,7 +131,7 @@ def _fix_batch(batch: list[SourceImage], recipe: Recipe, networks: Networks) -> 
         )
         if alphas is not None:
             alphas = upscale_alpha(alphas, images.shape[2], images.shape[3])
-        operations.append(
+        upscaling.append(
             Operation(
                 type="esrgan",
                 scale=model.scale,
@@ -122,12 +141,18 @@ def _fix_batch(batch: list[SourceImage], recipe: Recipe, networks: Networks) -> 
                 precision=networks.upscaler_precision,
             )
         )
-    detections: list[tuple[Face, ...]] = [()] * len(batch)
-    if recipe.restore_with is not None:
-        detections = _restore_faces(images, recipe, networks)
+        if restore_first:  # the faces' places in the output, as the upscale moved them
+            chosen = [
+                tuple(scale_faces(list(faces), images.shape[3] / width, images.shape[2] / height))
+                for faces in chosen
+            ]
+    if restoring and not restore_first:
+        chosen, found = _restore_faces(images, recipe, networks, 1)
     results = []
     for index in range(len(batch)):
-        restore = _restore_operation(recipe, networks, detections[index])
+        restore = _restore_operation(recipe, networks, chosen[index], found[index])
+        restoration = [restore] if restore else []
+        operations = restoration + upscaling if restore_first else upscaling + restoration
         planes = images[index]
         if alphas is not None and index in with_alpha:
             planes = torch.cat([planes, alphas[with_alpha.index(index)]])
@@ -136,34 +161,43 @@ def _fix_batch(batch: list[SourceImage], recipe: Recipe, networks: Networks) -> 
         if index in with_alpha:
             rgb, alpha = np.ascontiguousarray(host[:, :, :3]), np.ascontiguousarray(host[:, :, 3])
         results.append(
-            FixedImage(
-                rgb,
-                alpha,
-                len(detections[index]),
-                operations + ([restore] if restore else []),
-                detections[index],
-            )
+            FixedImage(rgb, alpha, len(chosen[index]), operations, chosen[index], found[index])
         )
     return results
 
 
 def _restore_faces(
-    images: torch.Tensor, recipe: Recipe, networks: Networks
-) -> list[tuple[Face, ...]]:
-    """Restore the faces of every image in place (N x 3 x H x W); the faces restored, per
-    image. Faces of all images are gathered, so the restorer and parser see full batches."""
+    images: torch.Tensor, recipe: Recipe, networks: Networks, output_scale: int
+) -> tuple[list[tuple[Face, ...]], list[int]]:
+    """Restore the chosen faces of every image in place (N x 3 x H x W); per image, the faces
+    restored and how many were found. `output_scale`: how much larger the output will be
+    than `images` (--min-face is in output pixels). Faces of all images are gathered, so the
+    restorer and parser see full batches."""
     height, width = images.shape[2:]
+    every = detect_faces(networks.detector, images, recipe.detect_size)
     selected = [
-        tuple(select_faces(found, (width, height), only_center_face=recipe.only_center_face))
-        for found in networks.detector(images)
+        tuple(
+            select_faces(
+                found,
+                (width, height),
+                only_center_face=recipe.only_center_face,
+                min_size=recipe.min_face / output_scale,
+                min_share=recipe.min_face_share,
+                max_faces=recipe.max_faces,
+            )
+        )
+        for found in every
     ]
-    matrices = [[alignment_matrix(face.landmarks) for face in faces] for faces in selected]
+    counts = [len(found) for found in every]
+    restorer = networks.face_restorer
+    size = restorer.size  # 512 for GFPGAN and CodeFormer; an ONNX model's own input size
+    matrices = [[alignment_matrix(face.landmarks, size) for face in faces] for faces in selected]
     if not any(matrices):
-        return selected
+        return selected, counts
     crops = torch.cat(
-        [warp_faces(image, mats) for image, mats in zip(images, matrices, strict=True)]
+        [warp_faces(image, mats, size) for image, mats in zip(images, matrices, strict=True)]
     )
-    restored = restore_faces(networks.restorer, crops, fidelity=recipe.fidelity)
+    restored = restorer.restore(crops, recipe.fidelity)
     masks = face_masks(networks.parser, restored)
     start = 0
     for index, mats in enumerate(matrices):
@@ -174,14 +208,17 @@ def _restore_faces(
         paste_faces(pasted, restored[start:end], masks[start:end], mats)
         images[index] = blend_restored(images[index], pasted, recipe.restore_strength)
         start = end
-    return selected
+    return selected, counts
 
 
 def _restore_operation(
-    recipe: Recipe, networks: Networks, faces: tuple[Face, ...]
+    recipe: Recipe, networks: Networks, faces: tuple[Face, ...], found: int
 ) -> Operation | None:
     if recipe.restore_with is None:
         return None
+    detections = tuple(Detection.rounded(face.box, face.score, face.landmarks) for face in faces)
+    if recipe.restorer_path is not None:
+        return restorer_operation(recipe, recipe.restorer_path, networks, detections, found)
     info = networks.restorer_info
     codeformer = recipe.restore_with == "codeformer"
     return Operation(
@@ -190,7 +227,48 @@ def _restore_operation(
         fidelity=recipe.fidelity if codeformer else None,
         version=None if codeformer else recipe.gfpgan_version,
         model=info.file,
-        sha256=info.sha256,
+        sha256=networks.restorer_sha256,
         faces=len(faces),
-        detections=tuple(Detection.rounded(face.box, face.score, face.landmarks) for face in faces),
+        detections=detections,
+        **_face_choices(recipe, len(faces), found),
+    )
+
+
+def _face_choices(recipe: Recipe, restored: int, found: int) -> dict[str, Any]:
+    """The record's face choices: only what differs from the defaults, so runs without
+    these choices record as before."""
+    return {
+        "found": found if found != restored else None,
+        "face_threshold": (
+            recipe.face_threshold if recipe.face_threshold != DEFAULT_FACE_THRESHOLD else None
+        ),
+        "min_face": recipe.min_face or None,
+        "min_face_share": recipe.min_face_share or None,
+        "max_faces": recipe.max_faces,
+        "detect_size": recipe.detect_size if recipe.detect_size != DEFAULT_DETECT_SIZE else None,
+    }
+
+
+def restorer_operation(
+    recipe: Recipe, path: Path, networks: Networks, detections: tuple[Detection, ...], found: int
+) -> Operation:
+    """The record of a --restorer file: its name, SHA-256, architecture and crop size; typed
+    `gfpgan` or `codeformer` when it is one (so A1111 and InvokeAI see what they know)."""
+    restorer = networks.face_restorer
+    kind: OperationType = "restorer"
+    if restorer.takes_fidelity:
+        kind = "codeformer"
+    elif restorer.architecture == "GFPGAN":
+        kind = "gfpgan"
+    return Operation(
+        type=kind,
+        strength=recipe.restore_strength,
+        fidelity=recipe.fidelity if restorer.takes_fidelity else None,
+        model=path.name,
+        sha256=networks.restorer_sha256,
+        architecture=restorer.architecture,
+        size=restorer.size,
+        faces=len(detections),
+        detections=detections,
+        **_face_choices(recipe, len(detections), found),
     )

@@ -8,7 +8,7 @@ import signal as signals
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol, assert_never
+from typing import TYPE_CHECKING, Any, Protocol, assert_never
 
 from facefix_cli.errors import (
     EXIT_CRASHED,
@@ -19,6 +19,9 @@ from facefix_cli.errors import (
 )
 from facefix_cli.io.discover import Job
 from facefix_cli.io.names import display_path
+
+if TYPE_CHECKING:
+    from facefix_cli.weights.digests import WeightsNotice
 
 
 class Status(StrEnum):
@@ -43,7 +46,8 @@ class FileResult:
     output: Path | None
     status: Status
     reason: str = ""
-    faces: int = 0
+    faces: int = 0  # restored
+    faces_skipped: int = 0  # found but not restored (the recipe's face choices)
     seconds: float = 0.0
     tool: str | None = None
     seed: int | str | None = None
@@ -63,7 +67,9 @@ class FixSummary:
     signal: int | None = None  # the signal that interrupted the run (SIGINT for Ctrl-C)
     devices: str = ""  # what ran the networks: "cuda:0 (NVIDIA H100 80GB HBM3)", "cpu"; "" = none
     recipe: tuple[tuple[str, str], ...] = ()  # Recipe.rows() of the run
-    models: tuple[tuple[str, str], ...] = ()  # (file, sha256) of the weights the recipe needs
+    # (file, its own sha256) of the weights the run used, as hashed (weights.digests); empty
+    # when the files were not looked at here (a dry run, Ray nodes with their own folders).
+    models: tuple[tuple[str, str], ...] = ()
     time_limit: str | None = None  # the limit's name when one was set (`--max-time 15m`)
 
     def count(self, status: Status) -> int:
@@ -111,7 +117,18 @@ class FixSummary:
         fixed = self.count(Status.FIXED)
         return fixed / self.seconds if self.seconds > 0 else 0.0
 
-    def to_dict(self) -> dict[str, Any]:
+    def skipped_reasons(self) -> dict[str, int]:
+        """How many files were skipped for each reason, most common first."""
+        counts: dict[str, int] = {}
+        for result in self.results:
+            if result.status is Status.SKIPPED:
+                counts[result.reason] = counts.get(result.reason, 0) + 1
+        return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+    def to_dict(self, list_skipped: bool = True) -> dict[str, Any]:
+        """The summary as JSON-ready data. `skipped_reasons` counts the skipped files by reason;
+        `files` lists every file, or, without `list_skipped`, every file but the skipped ones
+        (a cron run over a big tree of done files stays small)."""
         return {
             "processed": self.count(Status.FIXED),
             "skipped": self.count(Status.SKIPPED),
@@ -127,6 +144,7 @@ class FixSummary:
             "faces": self.faces,
             "seconds": round(self.seconds, 3),
             "images_per_second": round(self.images_per_second, 3),
+            "skipped_reasons": self.skipped_reasons(),
             "files": [
                 {
                     "source": display_path(r.source),
@@ -134,11 +152,13 @@ class FixSummary:
                     "status": str(r.status),
                     "reason": display_path(r.reason),
                     "faces": r.faces,
+                    "faces_skipped": r.faces_skipped,
                     "seconds": round(r.seconds, 3),
                     "tool": r.tool,
                     "seed": r.seed,
                 }
                 for r in self.results
+                if list_skipped or r.status is not Status.SKIPPED
             ],
         }
 
@@ -159,9 +179,15 @@ class FixEvents(Protocol):
     """What a front end hears while `fix` runs; every method is optional to act on."""
 
     def started(self, total: int) -> None: ...
+    # The run has begun (`recipe`: Recipe.describe() and the settings' rows), before the walk:
+    # the log's first line. `run_started` follows once the walk has counted the files.
+    def begun(self, recipe: str) -> None: ...
     def run_started(self, info: RunStart) -> None: ...
     # What the run waits on before files can finish (`loading 4 networks on cuda:0`, starting
     # Ray workers); None once files flow. Called in the caller's thread.
     def waiting(self, what: str | None) -> None: ...
     def file_started(self, job: Job) -> None: ...
     def file_finished(self, result: FileResult) -> None: ...
+    # A weight file that is not the released one (or has no registry entry) is used: once per
+    # file per run, before any file finishes; `notice.text` is the line to show.
+    def weights_notice(self, notice: WeightsNotice) -> None: ...

@@ -37,7 +37,7 @@ from facefix_cli.metadata import (
     chunks_from_bytes,
     parse_generation,
 )
-from facefix_cli.operations import Detection, Operation
+from facefix_cli.operations import RESTORATIONS, Detection, Operation
 from facefix_cli.pipeline.results import FixSummary, Status
 from facefix_cli.report import html, thumbnails
 
@@ -390,7 +390,7 @@ def _read(path: Path) -> bytes:
 
 def _detections(operations: Iterable[Operation]) -> list[Detection]:
     """The faces of the last restoration: those are the ones in the output."""
-    restorations = [op for op in operations if op.type in ("gfpgan", "codeformer")]
+    restorations = [op for op in operations if op.type in RESTORATIONS]
     return list(restorations[-1].detections or ()) if restorations else []
 
 
@@ -423,8 +423,11 @@ def _describe(operation: Operation) -> str:
     settings = [f"strength {operation.strength:g}"]
     if operation.fidelity is not None:
         settings.append(f"fidelity {operation.fidelity:g}")
+    if operation.architecture is not None:  # a --restorer model
+        settings.append(f"{operation.architecture} {operation.size} px")
     if operation.faces is not None:
         settings.append(f"{operation.faces} face{'s' if operation.faces != 1 else ''}")
+    settings.extend(operation.face_choices())
     model = f" ({operation.model})" if operation.model else ""
     return f"{name}: {', '.join(settings)}{model}"
 
@@ -434,7 +437,8 @@ def _options_from_cards(cards: Sequence[html.Card]) -> tuple[tuple[str, str], ..
     counts: dict[str, int] = {}
     for card in cards:
         for operation in card.operations:
-            key = re.sub(r", \d+ faces?", "", operation)  # the same settings, any face count
+            # The same settings, any face count.
+            key = re.sub(r", \d+ faces?|, \d+ skipped of \d+ found", "", operation)
             counts[key] = counts.get(key, 0) + 1
     return tuple((f"{count} image{'s' if count != 1 else ''}", op) for op, count in counts.items())
 

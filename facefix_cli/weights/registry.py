@@ -166,13 +166,17 @@ class Registry:
         gfpgan_version: str = "1.4",
         detector: str = "retinaface_resnet50",
         custom_upscaler: bool = False,
+        custom_restorer: bool = False,
     ) -> list[ModelInfo]:
-        """The files a `fix` run with these options needs, in the order they are used."""
+        """The files a `fix` run with these options needs, in the order they are used (a
+        custom upscaler's or restorer's own file is the user's, not the registry's)."""
         needed: list[ModelInfo] = []
         if upscale > 1 and not custom_upscaler:
             needed.append(self.upscaler_for_scale(upscale))
         if restorer is not None:
-            if restorer == "gfpgan":
+            if custom_restorer:
+                pass
+            elif restorer == "gfpgan":
                 needed.append(self.get(GFPGAN_VERSIONS[gfpgan_version]))
             elif restorer == "codeformer":
                 needed.append(self.get("codeformer"))

@@ -5,7 +5,8 @@ Guarantees, with no network code involved (`fix`, `models` and workers import on
 * A file under its final name got there by `install`, an atomic rename of a verified `.part`
   (or was put there by a person); bytes in flight live only in `<file>.part`.
 * `is_present` trusts a file with the pinned size without hashing it; `model_states(verify=True)`
-  and `check` hash every byte.
+  and `check` hash every byte (and refresh the digest cache, `digests`); without `verify`,
+  `model_states` uses a cached digest that still matches the file, and never hashes.
 * `file_lock` serialises processes working on one file (flock on `<file>.lock`).
 * OS errors writing the folder become one-line SetupErrors (`disk_error`).
 """
@@ -22,7 +23,8 @@ from pathlib import Path
 from typing import Literal
 
 from facefix_cli.errors import SetupError
-from facefix_cli.io.hashing import sha256_file
+from facefix_cli.io import hashing
+from facefix_cli.weights import digests
 from facefix_cli.weights.registry import ModelInfo
 
 try:
@@ -43,6 +45,7 @@ class ModelState:
     # missing; present (right size, not hashed); verified (size and SHA-256 match); corrupt.
     state: State
     detail: str = ""  # why it is corrupt
+    sha256: str | None = None  # the file's own digest, when hashed or cached for its bytes
 
 
 def weights_path(model: ModelInfo, weights_dir: Path) -> Path:
@@ -86,22 +89,27 @@ def model_states(
             continue
         if not stat.S_ISREG(st.st_mode):
             states.append(ModelState(model, path, "corrupt", "not a regular file"))
-        elif st.st_size != model.size:
-            detail = f"{st.st_size} bytes, expected {model.size}"
-            states.append(ModelState(model, path, "corrupt", detail))
-        elif not verify:
-            states.append(ModelState(model, path, "present"))
-        else:
+            continue
+        digest = digests.cached_sha256(path)
+        if verify:
             try:
-                digest = sha256_file(path)
+                digest = hashing.sha256_file(path)
             except OSError as exc:
                 states.append(ModelState(model, path, "corrupt", f"cannot read: {exc.strerror}"))
                 continue
-            if digest == model.sha256:
-                states.append(ModelState(model, path, "verified"))
-            else:
-                detail = f"SHA-256 {digest}, expected {model.sha256}"
-                states.append(ModelState(model, path, "corrupt", detail))
+            digests.remember_sha256(path, digest, st)
+        if st.st_size != model.size:
+            detail = f"{st.st_size} bytes, expected {model.size}"
+            if digest is not None:
+                detail += f"; SHA-256 {digest}"
+            states.append(ModelState(model, path, "corrupt", detail, digest))
+        elif digest is None:
+            states.append(ModelState(model, path, "present"))
+        elif digest == model.sha256:
+            states.append(ModelState(model, path, "verified", sha256=digest))
+        else:
+            detail = f"SHA-256 {digest}, expected {model.sha256}"
+            states.append(ModelState(model, path, "corrupt", detail, digest))
     return states
 
 
@@ -155,12 +163,14 @@ def resumable_size(model: ModelInfo, part: Path) -> int:
 
 
 def install(part: Path, final: Path, model: ModelInfo) -> None:
-    """Rename the verified .part into place and make the rename durable."""
+    """Rename the verified .part into place and make the rename durable; its digest (just
+    verified) goes into the cache, so the first run after a download does not hash it again."""
     try:
         os.replace(part, final)
     except OSError as exc:
         unlink_quietly(part)
         raise disk_error(exc, final, model) from None
+    digests.remember_sha256(final, model.sha256)
     try:
         dir_fd = os.open(final.parent, os.O_RDONLY)
     except OSError:

@@ -5,6 +5,7 @@ GFPGAN and CodeFormer take seconds per face on a CPU, so each runs in as few tes
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import cv2
@@ -12,7 +13,13 @@ import numpy as np
 import pytest
 import torch
 from conftest import gradient_image
-from helpers import centred_face_detector, centred_faces, source_image
+from helpers import (
+    TinyParser,
+    centred_face_detector,
+    centred_faces,
+    source_image,
+    with_tiny_faces,
+)
 
 from facefix_cli.io.write import quantize
 from facefix_cli.networks.cache import Networks
@@ -106,11 +113,17 @@ def test_alpha_is_upscaled_and_never_touched_by_restoration(gfpgan_run):
     np.testing.assert_array_equal(upscaled_only.alpha, expected)
 
 
-def test_operations_record_models_digests_and_settings(gfpgan_run):
+def own_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_operations_record_models_digests_and_settings(gfpgan_run, gfpgan_weights):
     _, full, half, _, _, _ = gfpgan_run
     esrgan, gfpgan = (operation.to_json() for operation in full.operations)
     assert esrgan["type"] == "esrgan" and esrgan["scale"] == 2 and esrgan["strength"] == 0.75
-    assert esrgan["model"] == "RealESRGAN_x2plus.pth" and len(esrgan["sha256"]) == 64
+    # The random stand-ins are recorded with their own digests, never the registry's.
+    assert esrgan["model"] == "RealESRGAN_x2plus.pth"
+    assert esrgan["sha256"] == own_digest(gfpgan_weights / "RealESRGAN_x2plus.pth")
     # The face's box, score and landmarks (checked in the test above) ride along in the record.
     assert [d["box"] for d in gfpgan.pop("detections")] == [[0.0, 0.0, 96.0, 80.0]]
     assert gfpgan == {
@@ -118,7 +131,7 @@ def test_operations_record_models_digests_and_settings(gfpgan_run):
         "strength": 1.0,
         "version": "1.4",
         "model": "GFPGANv1.4.pth",
-        "sha256": "e2cd4703ab14f4d01fd1383a8a8b266f9a5833dacee8e6a79d3bf21a1b6be5ad",
+        "sha256": own_digest(gfpgan_weights / "GFPGANv1.4.pth"),
         "faces": 1,
     }
     assert half.operations[1].strength == 0.5
@@ -143,7 +156,7 @@ def test_codeformer_restores_at_known_landmarks_with_fidelity(codeformer_weights
         "strength": 1.0,
         "fidelity": 0.3,
         "model": "codeformer.pth",
-        "sha256": "1009e537e0c2a07d4cabce6355f53cb66767cd4b4297ec7a4a64ca4b8a5684b7",
+        "sha256": own_digest(codeformer_weights / "codeformer.pth"),
         "faces": 1,
     }
     changed = np.any(fixed.rgb != source.rgb, axis=2)
@@ -172,18 +185,6 @@ def test_no_faces_means_upscaled_only(weights_dir):
     assert "restorer" not in vars(models)  # GFPGAN never loaded when no face needs it
 
 
-class TinyParser(torch.nn.Module):
-    """ParseNet's call and output form, as a 1x1 convolution: cheap on a CPU."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.conv = torch.nn.Conv2d(3, 19, 1)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
-        return (self.conv(x),)
-
-
 def test_batched_face_masks_match_one_at_a_time():
     # TinyParser stands in for ParseNet to keep this cheap; the real one runs in the test above.
     parser = TinyParser()
@@ -198,18 +199,6 @@ def test_batched_face_masks_match_one_at_a_time():
 
 
 # --- batches ----------------------------------------------------------------------------
-
-
-class TinyRestorer:
-    """A spandrel GFPGAN descriptor's call and output form, as a 3x3 convolution."""
-
-    architecture = type("Architecture", (), {"id": "GFPGAN"})
-    dtype = torch.float32
-
-    def __init__(self) -> None:
-        torch.manual_seed(1)
-        conv = torch.nn.Conv2d(3, 3, 3, padding=1)
-        self.model = lambda x, return_rgb, randomize_noise: (torch.tanh(conv(x) * 3),)
 
 
 def faces_by_first_pixel(table: dict[float, int]):
@@ -245,7 +234,7 @@ def test_batch_equals_one_at_a_time_with_faces_gathered_across_images(weights_di
     models.detector = faces_by_first_pixel(
         {round(float(s.rgb[0, 0, 0]), 6): n for s, n in zip(sources, counts, strict=True)}
     )
-    models.restorer, models.parser = TinyRestorer(), TinyParser()
+    with_tiny_faces(models)
     batch = fix_images(sources, recipe, models)
     again = fix_images(sources, recipe, models)
     for source, fixed, repeat, count in zip(sources, batch, again, counts, strict=True):

@@ -147,3 +147,53 @@ def test_two_runs_at_once_fix_each_file_exactly_once(folder, tiny_upscaler, tmp_
     reasons = [f["reason"] for r in records for f in r["files"] if f["status"] == "skipped"]
     assert "being fixed by another run" in reasons
     assert hidden(folder) == []
+
+
+# A run killed by the OOM killer as a container's PID 1 (or any run whose PID this one now
+# has) left claims naming a PID that is alive again: the start time tells them apart.
+CLAIMED_BY_OWN_PID = """
+import json, os, sys
+from pathlib import Path
+from facefix_cli.io import claims
+from facefix_cli.io.names import claim_path
+output = Path(sys.argv[1])
+start = claims.process_start(os.getpid()) - 1  # this pid, but an earlier process
+claim_path(output).write_text(json.dumps({"host": claims.HOST, "pid": os.getpid(),
+    "start": start, "boot": claims.BOOT_ID, "token": "killed"}))
+from facefix_cli.cli import main
+main(["fix", *sys.argv[2:]])
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux's /proc")
+@pytest.mark.parametrize("owner", ["own pid", "pid 1", "live, same start"])
+def test_claims_of_a_killed_run_whose_pid_is_alive_again_are_taken_over(
+    folder, tiny_upscaler, owner
+):
+    from facefix_cli.io import claims
+    from facefix_cli.io.names import claim_path
+
+    output = folder / "0.fixed.png"
+    args = [str(folder), "--upscaler", str(tiny_upscaler), "--weights-dir"]
+    args += [str(tiny_upscaler.parent), "--workers", "0", "--json", "-v"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if owner == "own pid":
+        argv = [sys.executable, "-c", CLAIMED_BY_OWN_PID, str(output), *args]
+    else:
+        pid = 1 if owner == "pid 1" else os.getpid()  # this test process: alive, and itself
+        start = claims.process_start(pid)
+        recorded = start if owner == "live, same start" else (start or 0) + 1
+        claim_path(output).write_text(
+            json.dumps({"host": claims.HOST, "pid": pid, "start": recorded, "token": "killed"})
+        )
+        argv = [sys.executable, "-m", "facefix_cli", "fix", *args]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    files = {Path(f["source"]).name: f for f in json.loads(done.stdout)["files"]}
+    if owner == "live, same start":  # a live run holds it: left alone
+        assert files["0.png"]["reason"] == "being fixed by another run"
+        assert claim_path(output).exists() and not output.exists()
+    else:
+        assert files["0.png"]["status"] == "fixed" and output.exists()
+        assert not claim_path(output).exists()
+    assert all(files[f"{i}.png"]["status"] == "fixed" for i in range(1, FILES))

@@ -234,6 +234,67 @@ def test_a_live_claim_of_another_host_waits_for_the_age_limit(tmp_path):
     claim.release()
 
 
+def claim_of(output: Path, **owner: object) -> Path:
+    path = claim_path(output)
+    path.write_text(json.dumps({"host": claims.HOST, "token": "old", **owner}))
+    return path
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux's /proc")
+def test_a_claim_records_who_owns_it_beyond_the_pid(tmp_path):
+    claim = claims.acquire(tmp_path / "a.fixed.png")
+    assert claim is not None
+    owner = json.loads(claim.path.read_text())
+    own_start = claims.process_start(os.getpid())
+    assert isinstance(own_start, int) and owner["start"] == own_start
+    assert owner["boot"] == Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    claim.release()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux's /proc")
+@pytest.mark.parametrize(
+    "who",
+    ["own pid, earlier process", "live pid, other process", "pid 1, other container", "rebooted"],
+)
+def test_a_claim_whose_pid_runs_another_process_is_taken_over(tmp_path, who):
+    output = tmp_path / "a.fixed.png"
+    own = claims.process_start(os.getpid())
+    assert own is not None
+    parent = os.getppid()
+    owner = {
+        "own pid, earlier process": {"pid": os.getpid(), "start": own - 1},
+        "live pid, other process": {"pid": parent, "start": claims.process_start(parent) + 7},
+        "pid 1, other container": {"pid": 1, "start": (claims.process_start(1) or 0) + 1},
+        "rebooted": {"pid": os.getpid(), "start": own, "boot": "another-boot"},
+    }[who]
+    path = claim_of(output, **owner)
+    assert claims.is_stale(path)
+    claim = claims.acquire(output)
+    assert claim is not None and json.loads(path.read_text())["token"] == claim.token
+    claim.release()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux's /proc")
+def test_a_claim_of_a_live_process_with_its_start_time_is_kept(tmp_path):
+    output = tmp_path / "a.fixed.png"
+    parent = os.getppid()
+    path = claim_of(output, pid=parent, start=claims.process_start(parent), boot=claims.BOOT_ID)
+    assert not claims.is_stale(path)
+    assert claims.acquire(output) is None
+
+
+def test_old_format_claims_are_judged_by_pid_alone(tmp_path):
+    output = tmp_path / "a.fixed.png"
+    path = claim_of(output, pid=os.getppid())  # no start time, no boot id: alive is alive
+    assert not claims.is_stale(path) and claims.acquire(output) is None
+    claim_of(output, pid=os.getpid())  # possibly this very process's own claim: kept
+    assert claims.acquire(output) is None
+    claim_of(output, pid=dead_pid())
+    claim = claims.acquire(output)
+    assert claim is not None
+    claim.release()
+
+
 def wait_until(condition, timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

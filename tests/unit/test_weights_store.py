@@ -35,11 +35,14 @@ def test_check_and_model_states(tmp_path):
     (tmp_path / wrong_size.file).write_bytes(bad_data[:-1])
     (tmp_path / wrong_bytes.file).write_bytes(payload(4))
     models = [good, missing, wrong_size, wrong_bytes]
+    quick = store.model_states(models, tmp_path, verify=False)  # nothing hashed yet
+    assert [s.state for s in quick] == ["present", "missing", "corrupt", "present"]
 
     checked = store.check(models, tmp_path)
     assert [s.state for s in checked] == ["verified", "missing", "corrupt", "corrupt"]
     assert "47999 bytes, expected 48000" in checked[2].detail
     assert "SHA-256" in checked[3].detail
 
+    # The check left each digest beside its file: states without hashing now know them.
     quick = store.model_states(models, tmp_path, verify=False)
-    assert [s.state for s in quick] == ["present", "missing", "corrupt", "present"]
+    assert [s.state for s in quick] == ["verified", "missing", "corrupt", "corrupt"]

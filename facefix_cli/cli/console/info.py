@@ -11,6 +11,7 @@ from typing import Any
 from facefix_cli.io.pngchunks import Chunk
 from facefix_cli.metadata import Generation, InfoResult, Pass
 from facefix_cli.metadata.containers.pngtext import TextReader
+from facefix_cli.operations import Operation
 
 
 def record_rows(record: Generation) -> list[tuple[str, str]]:
@@ -76,6 +77,15 @@ def _describe_entry(entry: dict) -> str:
     return ", ".join(f"{key}: {value}" for key, value in entry.items())
 
 
+def _face_choices(operation: dict) -> list[str]:
+    """A restoration's face choices and skipped faces, as `Operation.face_choices` words them;
+    nothing for a record that does not parse as one."""
+    try:
+        return Operation.from_json(operation).face_choices()
+    except (TypeError, ValueError, KeyError):
+        return []
+
+
 def describe_facefix_record(record: dict) -> str:
     """One line per facefix run: version, then each operation with its settings."""
     version = record.get("facefix_version") or record.get("version")
@@ -91,9 +101,12 @@ def describe_facefix_record(record: dict) -> str:
             name += f" {operation['version']}"
         settings = [
             f"{key} {operation[key]}"
-            for key in ("scale", "strength", "fidelity", "model")
+            for key in ("scale", "strength", "fidelity", "model", "architecture")
             if operation.get(key) is not None
         ]
+        settings.extend(_face_choices(operation))
+        if operation.get("size") is not None:  # a --restorer model's crop size
+            settings.append(f"crops {operation['size']} px")
         described.append(f"{name} ({', '.join(settings)})")
     prefix = f"facefix {version}: " if version else ""
     return prefix + ("; ".join(described) or "no operations")

@@ -221,6 +221,13 @@ def a1111_postprocessing_text(operations: Sequence[Operation]) -> str:
             parts.append(("CodeFormer visibility", _a1111_number(operation.strength)))
             # CodeFormer's fidelity w is what A1111 calls weight (0 = strongest effect).
             parts.append(("CodeFormer weight", _a1111_number(operation.fidelity)))
+        elif kind == "restorer":
+            # A1111 names a face restorer's visibility after the restorer ("GFPGAN
+            # visibility"); a model it does not ship goes by its architecture, or, for an ONNX
+            # file, its file stem (as A1111 names custom upscalers).
+            parts.append(
+                (f"{a1111_restorer_name(operation)} visibility", _a1111_number(operation.strength))
+            )
     return ", ".join(f"{key}: {_a1111_quote(value)}" for key, value in parts if value is not None)
 
 
@@ -233,6 +240,14 @@ _A1111_UPSCALER_NAMES = {
     "realesr-general-wdn-x4v3": "R-ESRGAN General WDN 4xV3",
     "realesr-animevideov3": "R-ESRGAN AnimeVideo",
 }
+
+
+def a1111_restorer_name(operation: Operation) -> str:
+    """The name in A1111's `<name> visibility` for a --restorer model that is neither GFPGAN
+    nor CodeFormer: `RestoreFormer`, or `GPEN-BFR-512` for GPEN-BFR-512.onnx."""
+    if operation.architecture and operation.architecture != "ONNX":
+        return operation.architecture
+    return Path(operation.model).stem if operation.model else "Face restoration"
 
 
 def a1111_upscaler_name(model: str | None) -> str | None:

@@ -1,0 +1,102 @@
+"""The walk decides before it pays (io.discover.scan): done files are never opened, symlinked
+folders are walked once per real folder, loops are safe."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from facefix_cli.io import discover
+from facefix_cli.io.discover import DONE_REASON, Kind, scan
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(16)
+
+
+def image(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(PNG)
+    return path
+
+
+def kinds(found) -> list[tuple[str, str]]:
+    return [(f.kind.value, f.source.name) for f in found]
+
+
+def test_done_files_are_decided_from_the_listing_without_opening_them(tmp_path, monkeypatch):
+    for name in ("a", "b", "c"):
+        image(tmp_path / f"{name}.png")
+    image(tmp_path / "a.fixed.png")
+    (tmp_path / "c.fixed.png").write_bytes(b"")
+    opened: list[str] = []
+    real = discover._has_format
+
+    def spy(path: str, formats) -> bool:
+        opened.append(os.path.basename(path))
+        return real(path, formats)
+
+    monkeypatch.setattr(discover, "_has_format", spy)
+    found = list(scan([tmp_path]))
+    assert kinds(found) == [("done", "a.png"), ("todo", "b.png"), ("done", "c.png")]
+    assert found[0].reason == DONE_REASON and found[0].output == tmp_path / "a.fixed.png"
+    assert opened == ["b.png"]  # only the file that will be worked on was sniffed
+    assert kinds(scan([tmp_path], overwrite=True)) == [
+        ("todo", n) for n in ("a.png", "b.png", "c.png")
+    ]
+
+
+def test_a_done_file_that_is_not_an_image_is_done_not_failed(tmp_path):
+    (tmp_path / "x.png").write_bytes(b"GIF89a")  # never opened: its output is there
+    image(tmp_path / "x.fixed.png")
+    (tmp_path / "y.png").write_bytes(b"GIF89a")
+    found = list(scan([tmp_path]))
+    assert kinds(found) == [("done", "x.png"), ("rejected", "y.png")]
+    assert "bad signature" in found[1].reason
+
+
+def test_a_dangling_symlink_output_is_not_there(tmp_path):
+    image(tmp_path / "a.png")
+    os.symlink(tmp_path / "gone.png", tmp_path / "a.fixed.png")
+    assert kinds(scan([tmp_path])) == [("todo", "a.png")]
+
+
+def test_output_dir_outputs_are_looked_up_in_the_output_tree(tmp_path):
+    image(tmp_path / "in" / "sub" / "a.png")
+    image(tmp_path / "in" / "sub" / "b.png")
+    image(tmp_path / "out" / "sub" / "a.fixed.png")
+    found = list(scan([tmp_path / "in"], output_dir=tmp_path / "out"))
+    assert kinds(found) == [("done", "a.png"), ("todo", "b.png")]
+    assert found[1].output == tmp_path / "out" / "sub" / "b.fixed.png"
+
+
+def test_symlinked_folders_are_walked_each_real_folder_once(tmp_path):
+    image(tmp_path / "disk" / "renders" / "a.png")
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    image(tree / "b.png")
+    os.symlink(tmp_path / "disk" / "renders", tree / "elsewhere")  # renders on another disk
+    os.symlink(tmp_path / "disk" / "renders", tree / "same_again")  # a second link to it
+    os.symlink(tree, tree / "elsewhere_loop")  # a loop back to the top
+    found = list(scan([tree]))
+    assert [f.source.relative_to(tree).as_posix() for f in found] == ["b.png", "elsewhere/a.png"]
+    assert found[1].output == tree / "elsewhere" / "a.fixed.png"  # beside it, through the link
+    assert all(f.kind is Kind.TODO for f in found)
+
+
+def test_a_folder_named_twice_or_inside_another_is_walked_once(tmp_path):
+    image(tmp_path / "sub" / "a.png")
+    image(tmp_path / "b.png")
+    found = list(scan([tmp_path / "sub", tmp_path, tmp_path / "sub"]))
+    assert sorted(f.source.name for f in found) == ["a.png", "b.png"]
+
+
+@pytest.mark.parametrize("recursive", [True, False])
+def test_walk_order_is_sorted_with_sub_folders_in_place(tmp_path, recursive):
+    for name in ("a.png", "m/b.png", "m/n/c.png", "z.png", "m/y.png"):
+        image(tmp_path / name)
+    found = [
+        f.source.relative_to(tmp_path).as_posix() for f in scan([tmp_path], recursive=recursive)
+    ]
+    expected = ["a.png", "m/b.png", "m/n/c.png", "m/y.png", "z.png"]
+    assert found == (expected if recursive else ["a.png", "z.png"])
