@@ -189,11 +189,11 @@ def _restore_faces(
         for found in every
     ]
     counts = [len(found) for found in every]
+    if not any(selected):  # no face: the restorer and parser are never loaded
+        return selected, counts
     restorer = networks.face_restorer
     size = restorer.size  # 512 for GFPGAN and CodeFormer; an ONNX model's own input size
     matrices = [[alignment_matrix(face.landmarks, size) for face in faces] for faces in selected]
-    if not any(matrices):
-        return selected, counts
     crops = torch.cat(
         [warp_faces(image, mats, size) for image, mats in zip(images, matrices, strict=True)]
     )
