@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import TinyParser, TinyRestorer, placed_faces_detector, source_image
+from helpers import TinyParser, TinyRestorer, placed_faces_detector, source_image, with_tiny_faces
 
 from facefix_cli.networks.cache import Networks
 from facefix_cli.networks.load import load_retinaface
@@ -36,7 +36,7 @@ SIZES = [80.0, 48.0, 30.0, 12.0]
 def networks(recipe: Recipe, weights: Path, calls: list | None = None) -> Networks:
     models = Networks(recipe, weights, CPU)
     models.detector = placed_faces_detector(LAYOUT, calls)
-    models.restorer, models.parser = TinyRestorer(), TinyParser()
+    with_tiny_faces(models)
     return models
 
 
@@ -167,6 +167,17 @@ def test_a_large_image_is_searched_on_a_copy_and_its_faces_mapped_back(source, w
 # --- --order ------------------------------------------------------------------------------
 
 
+def restore_then_upscale(source, weights: Path, upscaler) -> tuple:
+    """The two steps of restore-first as two runs: restore only, then upscale that result."""
+    restore_only = Recipe(restore_with="gfpgan", restore_strength=0.8, min_face=35)
+    restored = fix_image(source, restore_only, networks(restore_only, weights))
+    upscale_only = Recipe(scale=2, upscale_strength=0.6)
+    upscale_models = Networks(upscale_only, weights, CPU)
+    upscale_models.upscaler = upscaler  # the same network
+    as_source = source.__class__(source.path, restored.rgb, None, 8, [], source.sha256)
+    return restored, fix_image(as_source, upscale_only, upscale_models)
+
+
 @pytest.fixture(scope="module")
 def restore_first_run(source, weights_dir):
     """restore-first at x2 and the same two steps run one after the other."""
@@ -174,16 +185,7 @@ def restore_first_run(source, weights_dir):
     recipe = Recipe(**base, order="restore-first", min_face=70)  # output pixels: 35 here
     models = networks(recipe, weights_dir)
     first = fix_image(source, recipe, models)
-    restore_only = Recipe(restore_with="gfpgan", restore_strength=0.8, min_face=35)
-    restored = fix_image(source, restore_only, networks(restore_only, weights_dir))
-    upscale_only = Recipe(scale=2, upscale_strength=0.6)
-    upscale_models = Networks(upscale_only, weights_dir, CPU)
-    upscale_models.upscaler = models.upscaler  # the same network
-    composed = fix_image(
-        source.__class__(source.path, restored.rgb, None, 8, [], source.sha256),
-        upscale_only,
-        upscale_models,
-    )
+    restored, composed = restore_then_upscale(source, weights_dir, models.upscaler)
     return recipe, models, first, restored, composed
 
 
@@ -212,3 +214,47 @@ def test_restore_first_in_a_batch_equals_one_at_a_time(restore_first_run, source
     np.testing.assert_allclose(batch[0].rgb, first.rgb, atol=1.5 / 255)
     np.testing.assert_allclose(batch[1].rgb, alone.rgb, atol=1.5 / 255)
     assert [b.faces for b in batch] == [2, 2, 2]
+
+
+@pytest.mark.parametrize(("workers", "batch"), [(0, 1), (2, 2)])
+def test_restore_first_in_every_executor_writes_the_composed_image(
+    workers, batch, restore_first_run, source, weights_dir, tmp_path, monkeypatch
+):
+    """The sequential and pipelined executors (Ray workers run the same `fix_file` in other
+    processes, where these stand-ins cannot follow) write restore-first's pixels."""
+    from PIL import Image
+
+    from facefix_cli.io.write import quantize
+    from facefix_cli.pipeline import RunSettings, Status, fix
+
+    recipe = restore_first_run[0]
+    # The files hold the 8-bit source: the two steps are composed on that.
+    eight_bit = source.__class__(
+        source.path, quantize(source.rgb, 8).astype(np.float32) / 255, None, 8, [], "0" * 64
+    )
+    _, composed_8 = restore_then_upscale(eight_bit, weights_dir, restore_first_run[1].upscaler)
+    expected = quantize(composed_8.rgb, 8)
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    for path in weights_dir.iterdir():
+        (weights / path.name).symlink_to(path)
+    (weights / "GFPGANv1.4.pth").write_bytes(b"")  # present; the stand-in is used instead
+    monkeypatch.setattr(Networks, "detector", property(lambda self: placed_faces_detector(LAYOUT)))
+    monkeypatch.setattr(Networks, "restorer", property(lambda self: TinyRestorer()))
+    monkeypatch.setattr(Networks, "parser", property(lambda self: TinyParser()))
+    monkeypatch.setattr(Networks, "restorer_sha256", "0" * 64)
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for index in range(2):
+        Image.fromarray(quantize(source.rgb, 8)).save(inputs / f"{index}.png")
+    summary = fix(
+        [inputs],
+        recipe,
+        RunSettings(weights_dir=weights, device="cpu", workers=workers, batch_size=batch),
+    )
+    assert [r.status for r in summary.results] == [Status.FIXED] * 2
+    assert [(r.faces, r.faces_skipped) for r in summary.results] == [(2, 2)] * 2
+    for index in range(2):
+        written = np.asarray(Image.open(inputs / f"{index}.fixed.png").convert("RGB"))
+        assert np.abs(written.astype(int) - expected.astype(int)).max() <= (batch > 1)
+    assert expected.shape == (2 * HEIGHT, 2 * WIDTH, 3)

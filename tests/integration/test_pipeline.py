@@ -13,7 +13,13 @@ import numpy as np
 import pytest
 import torch
 from conftest import gradient_image
-from helpers import TinyParser, TinyRestorer, centred_face_detector, centred_faces, source_image
+from helpers import (
+    TinyParser,
+    centred_face_detector,
+    centred_faces,
+    source_image,
+    with_tiny_faces,
+)
 
 from facefix_cli.io.write import quantize
 from facefix_cli.networks.cache import Networks
@@ -228,7 +234,7 @@ def test_batch_equals_one_at_a_time_with_faces_gathered_across_images(weights_di
     models.detector = faces_by_first_pixel(
         {round(float(s.rgb[0, 0, 0]), 6): n for s, n in zip(sources, counts, strict=True)}
     )
-    models.restorer, models.parser = TinyRestorer(), TinyParser()
+    with_tiny_faces(models)
     batch = fix_images(sources, recipe, models)
     again = fix_images(sources, recipe, models)
     for source, fixed, repeat, count in zip(sources, batch, again, counts, strict=True):

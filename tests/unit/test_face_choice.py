@@ -3,6 +3,8 @@ copy and the mapping back, the recipe's options and how a restoration records th
 
 from __future__ import annotations
 
+import json
+
 import cv2
 import numpy as np
 import pytest
@@ -216,3 +218,55 @@ def test_a_restoration_records_its_choices_and_skipped_faces_and_reads_them_back
         "3 skipped of 5 found",
     ]
     assert Operation(type="gfpgan", strength=0.8, faces=2).face_choices() == []
+
+
+# --- where people see them ------------------------------------------------------------------
+
+
+def test_the_log_line_counts_skipped_faces_only_when_there_are_some():
+    from pathlib import Path
+
+    from facefix_cli.cli.console.fix import describe
+    from facefix_cli.pipeline.results import FileResult, Status
+
+    result = FileResult(Path("a.png"), Path("a.fixed.png"), Status.FIXED, faces=2, seconds=1.4)
+    assert "(2 faces, 1.4s)" in describe(result)
+    result.faces_skipped = 3
+    assert "(2 faces, 3 skipped, 1.4s)" in describe(result)
+
+
+def test_info_and_the_report_show_the_choices_and_the_skipped_faces():
+    from facefix_cli.cli.console.info import describe_facefix_record
+    from facefix_cli.report.build import _describe
+
+    operation = Operation(type="gfpgan", strength=0.8, faces=1, found=4, min_face_share=0.3)
+    line = describe_facefix_record(
+        {"facefix_version": "0.1.0", "operations": [operation.to_json()]}
+    )
+    assert "min face 0.3x the largest" in line and "3 skipped of 4 found" in line
+    assert _describe(operation) == (
+        "gfpgan: strength 0.8, 1 face, min face 0.3x the largest, 3 skipped of 4 found"
+    )
+    plain = Operation(type="gfpgan", strength=0.8, faces=1)
+    assert "skipped" not in describe_facefix_record({"operations": [plain.to_json()]})
+
+
+def test_the_command_line_reaches_the_recipe(tmp_path):
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from facefix_cli.cli import app
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    common = ["fix", str(tmp_path), "-G", "0.8", "-U", "2", "--dry-run", "--json"]
+    chosen = [
+        "--min-face", "0.3x", "--max-faces", "2", "--face-threshold", "0.9",
+        "--detect-size", "1024", "--order", "restore-first",
+    ]  # fmt: skip
+    result = CliRunner().invoke(app, [*common, *chosen, "--weights-dir", str(tmp_path)])
+    recipe = json.loads(result.stdout)["recipe"]
+    assert recipe["min face"] == "0.3x the largest" and recipe["max faces"] == "2"
+    assert recipe["face threshold"] == "0.9" and recipe["detect size"] == "1024"
+    assert recipe["order"] == "restore-first"
+    bad = CliRunner().invoke(app, [*common, "--min-face", "big", "--weights-dir", str(tmp_path)])
+    assert bad.exit_code == 2 and "--min-face 'big'" in json.loads(bad.stdout)["error"]
