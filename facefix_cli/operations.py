@@ -90,6 +90,7 @@ class Operation:
     max_faces: int | None = None
     detect_size: int | None = None
     detections: tuple[Detection, ...] | None = None  # restorations only: each restored face
+    precision: str | None = None  # upscales only: the network's dtype when not fp32 (bf16)
 
     @property
     def skipped(self) -> int:

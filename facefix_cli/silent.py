@@ -10,6 +10,9 @@ class Silent:
     def started(self, total: int) -> None:
         pass
 
+    def begun(self, recipe: str) -> None:
+        pass
+
     def run_started(self, info: object) -> None:
         pass
 

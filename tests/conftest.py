@@ -10,6 +10,8 @@ import pytest
 # No test may touch the network: fix never downloads in tests.
 os.environ["FACEFIX_OFFLINE"] = "1"
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+# --precision auto stays fp32 on a CPU with native bf16 too, so outputs are fp32-exact.
+os.environ["FACEFIX_CPU_BF16"] = "0"
 
 from checkpoints import LIGHT_FILES, build  # noqa: E402
 

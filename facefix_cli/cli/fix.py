@@ -320,7 +320,9 @@ def fix(
             time_limit=(
                 None
                 if max_time is None
-                else TimeLimit(parse_duration(max_time), f"--max-time {max_time}")
+                else TimeLimit.from_process_start(
+                    parse_duration(max_time), f"--max-time {max_time}"
+                )
             ),
             # --ray alone starts Ray on this machine; --ray-address names a cluster to join.
             ray_address=ray_address or ("local" if ray else None),
@@ -350,17 +352,17 @@ def fix(
                 registry=app_context(ctx).registry,
             )
     except FacefixError as exc:
-        console.print_error(str(exc))
-        _finish(summary, as_json, exc.exit_code, error=str(exc), show_summary=False)
+        _error(str(exc))
+        _finish(
+            summary, as_json, exc.exit_code, verbose=verbose, error=str(exc), show_summary=False
+        )
     except KeyboardInterrupt as exc:  # before the run started or after it returned
         summary.interrupted(exc.signum if isinstance(exc, Interrupted) else signal.SIGINT)
     # 3. what happened
     if summary.signal is not None:
-        console.print_error(
-            f"{summary.stop_text}; finished outputs are kept, no original was changed"
-        )
+        _error(f"{summary.stop_text}; finished outputs are kept, no original was changed")
     elif summary.fault is not None:
-        console.print_error(f"stopped: {summary.fault}")
+        _error(f"stopped: {summary.fault}")
     elif summary.stopped is not None:
         _log(f"stopped: {summary.stop_text}; {summary.not_started} files left for the next run")
     built = None
@@ -376,14 +378,15 @@ def fix(
                 show_progress=console.is_terminal() and not as_json,
             )
         except FacefixError as exc:
-            console.print_error(str(exc))
+            _error(str(exc))
         except KeyboardInterrupt:
-            console.print_error("interrupted while writing the report; the outputs are complete")
+            _error("interrupted while writing the report; the outputs are complete")
             summary.interrupted(signal.SIGINT)
     _finish(
         summary,
         as_json,
         summary.exit_code,
+        verbose=verbose,
         report_path=built.path if built is not None else None,
         report_text=report_line(built) if built is not None else None,
     )
@@ -421,6 +424,11 @@ def signals_as_interrupts() -> Iterator[None]:
             signal.signal(number, handler)
 
 
+def _error(text: str) -> None:
+    """An `error: ...` line, timestamped like every other line of a log (not on a terminal)."""
+    _log(f"error: {text}")
+
+
 def _log(text: str) -> None:
     from facefix_cli.cli import console
 
@@ -435,6 +443,7 @@ def _finish(
     as_json: bool,
     code: int,
     *,
+    verbose: bool = False,
     error: str | None = None,
     show_summary: bool = True,
     report_path: Path | None = None,
@@ -444,7 +453,7 @@ def _finish(
     from facefix_cli.cli import console
 
     if as_json:
-        record = summary.to_dict()
+        record = summary.to_dict(list_skipped=verbose)  # skipped files: counted, listed with -v
         record["exit_code"] = code
         record["error"] = error
         record["report"] = str(report_path) if report_path is not None else None

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import NamedTuple
 
 from facefix_cli.io.formats import EXTENSIONS, HEAD_SIZE, ImageFormat, sniff
 from facefix_cli.io.names import OUTPUT_SUFFIX, display_path, output_name
@@ -68,8 +69,7 @@ class Kind(StrEnum):
     REJECTED = "rejected"  # cannot be an input: the reason says why
 
 
-@dataclass(frozen=True)
-class Found:
+class Found(NamedTuple):  # a tuple: one is made per file of the tree, done or not
     kind: Kind
     source: Path
     output: Path | None = None

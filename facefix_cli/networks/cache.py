@@ -1,24 +1,34 @@
 """`Networks`: the networks one run needs, each loaded on first use and kept for the run.
 
-Loading is lazy so that a run with nothing to do loads nothing, and a run that only upscales
-never reads the face models."""
+Loading is lazy so that a run with nothing to do loads nothing, a run that only upscales
+never reads the face models, and the restorer and parser are loaded at the first image that
+has a face (a run over renders without faces never pays for them)."""
 
 from __future__ import annotations
 
 import copy
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-from spandrel import ImageModelDescriptor
 
 from facefix_cli.errors import SetupError
-from facefix_cli.networks.device import auto_tile, face_dtype, upscaler_dtype
+from facefix_cli.networks.device import (
+    DTYPES,
+    auto_tile,
+    channels_last_upscaler,
+    face_dtype,
+    upscaler_dtype,
+)
 from facefix_cli.networks.load import load_parsenet, load_retinaface, load_spandrel_model
 from facefix_cli.networks.restorers import FaceRestorer, SpandrelRestorer, load_restorer
 from facefix_cli.ops.detect import FaceDetector, retinaface_detector
 from facefix_cli.recipe import Recipe
 from facefix_cli.weights import digests, registry
+
+if TYPE_CHECKING:
+    from spandrel import ImageModelDescriptor
 
 
 class Networks:
@@ -30,16 +40,18 @@ class Networks:
         self.device = device
 
     def load_all(self) -> None:
-        """Load every network the recipe needs now, so the first file does not pay for it (and
-        the load can be announced and timed on its own)."""
+        """Load the networks every file needs now, so the first file does not pay for them (and
+        the load can be announced and timed on its own): the upscaler and the face detector.
+        The restorer and the parser wait for the first face."""
         if self.recipe.upscales:
             _ = self.upscaler, self.upscaler_sha256
         if self.recipe.restore_with is not None:
-            _ = self.face_restorer, self.restorer_sha256, self.detector, self.parser
+            # GFPGAN/CodeFormer (or --restorer's file) and ParseNet load at the first face.
+            _ = self.restorer_info, self.restorer_sha256, self.detector
 
     def loading_text(self) -> str:
-        """What a front end shows while `load_all` runs: `loading 4 networks on cuda:0`."""
-        count = int(self.recipe.upscales) + (3 if self.recipe.restore_with is not None else 0)
+        """What a front end shows while `load_all` runs: `loading 2 networks on cuda:0`."""
+        count = int(self.recipe.upscales) + (1 if self.recipe.restore_with is not None else 0)
         return f"loading {count} network{'s' if count != 1 else ''} on {self.device}"
 
     def _path(self, name: str) -> Path:
@@ -56,7 +68,9 @@ class Networks:
     def upscaler_fp32(self) -> ImageModelDescriptor:
         """The upscaler in fp32: the model itself at fp32, the fallback otherwise."""
         path = self.upscaler_path
-        model = load_spandrel_model(path, self.device)
+        # The registry's Real-ESRGAN files are ESRGAN; a file of the user's may be anything.
+        known = "ESRGAN" if self.recipe.upscaler_path is None else None
+        model = load_spandrel_model(path, self.device, known)
         if model.purpose not in ("SR", "Restoration") or model.input_channels != 3:
             raise SetupError(
                 f"{path} is a {model.architecture.name} {model.purpose} model, not an RGB upscaler"
@@ -70,7 +84,16 @@ class Networks:
         model = self.upscaler_fp32
         if _supports(model, dtype):
             model = copy.deepcopy(model).to(dtype)
+            if channels_last_upscaler(dtype, self.device):
+                model.model.to(memory_format=torch.channels_last)
         return model
+
+    @property
+    def upscaler_precision(self) -> str | None:
+        """The upscaler's dtype for the output's record when it is not fp32 (`bf16`)."""
+        dtype = self.upscaler.dtype
+        names = {value: name for name, value in DTYPES.items()}
+        return None if dtype == torch.float32 else names.get(dtype, str(dtype))
 
     @property
     def upscaler_fallback(self) -> ImageModelDescriptor | None:
@@ -93,7 +116,8 @@ class Networks:
 
     @cached_property
     def restorer(self) -> ImageModelDescriptor:
-        model = load_spandrel_model(self._path(self.restorer_info.name), self.device)
+        known = "GFPGAN" if self.recipe.restore_with == "gfpgan" else None
+        model = load_spandrel_model(self._path(self.restorer_info.name), self.device, known)
         if model.purpose != "FaceSR":
             raise SetupError(f"{self.restorer_info.file} is not a face restoration model")
         dtype = face_dtype(self.recipe.precision, self.device)

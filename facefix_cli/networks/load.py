@@ -1,5 +1,10 @@
 """Load checkpoints into networks: spandrel for upscalers and face restorers, facexlib for the
-face detector and parser. Only tensors are unpickled (`weights_only=True`) or safetensors."""
+face detector and parser. Only tensors are unpickled (`weights_only=True`) or safetensors.
+
+Leanly (`networks.lean`): files are memory-mapped rather than read whole, a known
+architecture is imported alone rather than spandrel's every architecture, and modules are
+built without the random initialisation that the strict weight load replaces at once. The
+networks, and so the outputs, are the same as with the ordinary path."""
 
 from __future__ import annotations
 
@@ -10,6 +15,12 @@ from pathlib import Path
 import torch
 
 from facefix_cli.errors import SetupError, first_line
+from facefix_cli.networks.lean import (
+    build_on_meta,
+    facexlib_module,
+    no_random_init,
+    spandrel_architecture,
+)
 
 
 @functools.cache
@@ -31,6 +42,12 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
             from safetensors.torch import load_file
 
             return load_file(str(path), device="cpu")
+        try:
+            # Mapped, not read: pages are read as the weights are copied into the module.
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as exc:
+            if "mmap" not in str(exc):  # a legacy (pre-zip) file cannot be mapped
+                raise
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise SetupError(f"model file not found: {path}") from None
@@ -40,16 +57,25 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
         ) from None
 
 
-def load_spandrel_model(path: Path, device: torch.device):
-    """A spandrel ImageModelDescriptor (ESRGAN, GFPGAN, CodeFormer and the rest), in eval mode."""
+# spandrel architectures a caller may name: (module in spandrel.architectures, class)
+ARCHITECTURES = {"ESRGAN": ("ESRGAN", "ESRGANArch"), "GFPGAN": ("GFPGAN", "GFPGANArch")}
+
+
+def load_spandrel_model(path: Path, device: torch.device, architecture: str | None = None):
+    """A spandrel ImageModelDescriptor (ESRGAN, GFPGAN, CodeFormer and the rest), in eval mode.
+    `architecture` (a key of ARCHITECTURES), when the caller knows it, is imported alone and
+    tried first; a file it does not fit, or no name, goes through spandrel's full registry."""
     import spandrel
 
-    _install_extra_arches()
     state_dict = spandrel.canonicalize_state_dict(load_state_dict(path))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            descriptor = spandrel.ModelLoader(device).load_from_state_dict(state_dict)
+            descriptor = _load_known(state_dict, architecture)
+            if descriptor is None:
+                _install_extra_arches()
+                descriptor = spandrel.ModelLoader(device).load_from_state_dict(state_dict)
+            descriptor = descriptor.to(device)
     except spandrel.UnsupportedModelError:
         raise SetupError(f"{path} is not a model architecture facefix can load") from None
     except (RuntimeError, KeyError, ValueError) as exc:
@@ -58,17 +84,31 @@ def load_spandrel_model(path: Path, device: torch.device):
     return descriptor
 
 
+def _load_known(state_dict: dict[str, torch.Tensor], architecture: str | None):
+    if architecture is None:
+        return None
+    arch = spandrel_architecture(*ARCHITECTURES[architecture])
+    if arch is None or not arch.detect(state_dict):
+        return None
+    # spandrel's descriptor loads the state dict strictly into the module it is given, so the
+    # random draws of the build would be overwritten anyway (ESRGAN and GFPGAN: every tensor).
+    descriptor = build_on_meta(lambda: arch.load(state_dict))
+    if descriptor is not None:
+        return descriptor
+    with no_random_init():
+        return arch.load(state_dict)
+
+
 def _strip_prefix(state_dict: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     return {k.removeprefix(prefix): v for k, v in state_dict.items()}
 
 
 def load_retinaface(path: Path, network_name: str, device: torch.device) -> torch.nn.Module:
     """facexlib's RetinaFace ('resnet50' or 'mobile0.25') with the checkpoint's weights."""
-    from facexlib.detection.retinaface import RetinaFace
-
-    with warnings.catch_warnings():
+    retinaface = facexlib_module("facexlib.detection.retinaface")
+    with warnings.catch_warnings(), no_random_init():
         warnings.simplefilter("ignore")  # torchvision's deprecation notice for `pretrained=`
-        net = RetinaFace(network_name=network_name, half=False, device=device)
+        net = retinaface.RetinaFace(network_name=network_name, half=False, device=device)
     # The released file was saved from DataParallel, so its keys start with "module.".
     state_dict = _strip_prefix(load_state_dict(path), "module.")
     _load_strict(net, state_dict, path)
@@ -76,9 +116,9 @@ def load_retinaface(path: Path, network_name: str, device: torch.device) -> torc
 
 
 def load_parsenet(path: Path, device: torch.device) -> torch.nn.Module:
-    from facexlib.parsing.parsenet import ParseNet
-
-    net = ParseNet(in_size=512, out_size=512, parsing_ch=19)
+    parsenet = facexlib_module("facexlib.parsing.parsenet")
+    with no_random_init():
+        net = parsenet.ParseNet(in_size=512, out_size=512, parsing_ch=19)
     _load_strict(net, load_state_dict(path), path)
     return net.to(device).eval()
 

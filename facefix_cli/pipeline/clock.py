@@ -8,6 +8,7 @@ holds the `time.perf_counter()` of each finished file for steady-state rates."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import defaultdict
@@ -74,3 +75,20 @@ def record_stages() -> Iterator[StageClock]:
         yield _installed
     finally:
         _installed = previous
+
+
+def process_age() -> float:
+    """Seconds since this process started (Linux: its start time in /proc/self/stat against the
+    boot clock); 0.0 where the system does not say. What `--max-time` counts from: the imports
+    before the run are part of the interval a cron run must fit in."""
+    from facefix_cli.io.claims import process_start
+
+    ticks = process_start(os.getpid())
+    if ticks is None:
+        return 0.0
+    try:
+        since_boot = time.clock_gettime(time.CLOCK_BOOTTIME)
+        per_second = os.sysconf("SC_CLK_TCK")
+    except (AttributeError, OSError, ValueError):
+        return 0.0
+    return max(0.0, since_boot - ticks / per_second)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     import torch
 
     from facefix_cli.networks.cache import Networks
+    from facefix_cli.pipeline.preload import NetworkLoad
 
 
 @dataclass(frozen=True)
@@ -39,12 +40,33 @@ class Work:
     events: FixEvents
     should_stop: Callable[[], bool]
     registry: Registry = REGISTRY  # the weight files the recipe's networks come from
+    # The networks already loading in the background (the run started them as the walk found
+    # the first file); None: each executor loads its own.
+    preload: NetworkLoad | None = None
 
     def networks(self, device: torch.device) -> Networks:
-        """The networks this work needs on `device`, not loaded yet."""
+        """The networks this work needs on `device`: the ones loading in the background, or
+        new ones, not loaded yet."""
         from facefix_cli.networks.cache import Networks
 
+        if self.preload is not None and (loading := self.preload.networks(device)) is not None:
+            return loading
         return Networks(self.recipe, self.settings.weights_dir, device)
+
+    def load(self, networks: Networks) -> None:
+        """Load `networks` (from `networks()`), or wait for their background load to end."""
+        if self.preload is not None and self.preload.owns(networks):
+            self.preload.wait(networks)
+        else:
+            networks.load_all()
+
+    def loading_text(self, networks: Networks) -> str | None:
+        """What waiting for `load(networks)` is waiting for, or None if they are loaded."""
+        if self.preload is not None and self.preload.owns(networks):
+            if self.preload.loaded():
+                return None
+            return self.preload.waiting_text(networks.loading_text())
+        return networks.loading_text()
 
 
 Run = Callable[[Work], Generator[FileResult, None, None]]

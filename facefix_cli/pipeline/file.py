@@ -47,6 +47,7 @@ from facefix_cli.errors import (
 from facefix_cli.io import claims
 from facefix_cli.io.claims import Claim
 from facefix_cli.io.discover import Job
+from facefix_cli.io.environment import ENVIRONMENT_ERRNOS, OUTPUT_TREE_ERRNOS
 from facefix_cli.io.names import display_path
 from facefix_cli.io.read import SourceImage, read_image
 from facefix_cli.io.write import encode_png, write_atomic
@@ -66,10 +67,6 @@ from facefix_cli.pipeline.results import FileResult, Status
 from facefix_cli.pipeline.settings import RunSettings
 from facefix_cli.recipe import Recipe
 
-# Write errors that no later file can escape: the storage itself is full, failing or read-only.
-ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO}
-# With --output-dir every output goes to one tree: if it refuses writes or vanished, all will.
-OUTPUT_TREE_ERRNOS = {errno.EACCES, errno.EPERM, errno.ENOENT, errno.ESTALE}
 # Messages of a CUDA context that is gone or poisoned: every later call on it fails too.
 GPU_GONE = (
     "CUDA error",
@@ -184,12 +181,20 @@ class OpenFile:
     generation: Generation
     stealth: StealthPayload | None
     started: float = field(default_factory=time.perf_counter)
+    # Seconds spent on this file in the stages so far (claim and decode, its share of the
+    # network pass, encode and write), not in queues: the result's `seconds`.
+    seconds: float = 0.0
+
+    def since(self) -> float:
+        """A `perf_counter()` value that `failure_result` turns into this file's stage time."""
+        return time.perf_counter() - self.seconds
 
 
 def finish_file(
     file: OpenFile, fixed: FixedImage, settings: RunSettings, clock: StageClock = NO_CLOCK
 ) -> FileResult:
     """Write the fixed image with its metadata atomically; the file's `fixed` result."""
+    begun = time.perf_counter()
     job, source, generation, stealth = file.job, file.source, file.generation, file.stealth
     with clock.stage("encode"):
         record = facefix_record(fixed.operations, source.path.name, source.sha256)
@@ -209,7 +214,7 @@ def finish_file(
     if generation.stealth:  # the only copy of the settings may have been in the pixels
         notes.append(f"settings hidden in the pixels ({generation.stealth}) kept as text")
     result.reason = "; ".join(notes)
-    result.seconds = time.perf_counter() - file.started
+    result.seconds = file.seconds + time.perf_counter() - begun
     return result
 
 
@@ -239,7 +244,9 @@ def read_job(
                 tool=generation.tool,
                 seed=generation.seed,
             )
-        return OpenFile(job, claim, source, generation, stealth, started)
+        opened = OpenFile(job, claim, source, generation, stealth, started)
+        opened.seconds = time.perf_counter() - started
+        return opened
     except BaseException as exc:
         if claim is not None:
             claim.release()
@@ -252,10 +259,11 @@ def write_fixed(
     file: OpenFile, fixed: FixedImage, settings: RunSettings, clock: StageClock = NO_CLOCK
 ) -> FileResult:
     """Step 3: write `fixed` with `file`'s metadata extended, atomically; release the claim."""
+    begun = time.perf_counter() - file.seconds
     try:
         return finish_file(file, fixed, settings, clock)
     except Exception as exc:
-        return failure_result(file.job, exc, settings, file.started)
+        return failure_result(file.job, exc, settings, begun)
     finally:
         file.claim.release()
 
@@ -264,7 +272,7 @@ def abandon(file: OpenFile, exc: BaseException, settings: RunSettings) -> FileRe
     """The result of a file whose fixing raised `exc`; releases its claim (and re-raises what
     ends the run, as `failure_result` does)."""
     file.claim.release()
-    return failure_result(file.job, exc, settings, file.started)
+    return failure_result(file.job, exc, settings, file.since())
 
 
 def fix_file(
@@ -279,10 +287,13 @@ def fix_file(
     opened = read_job(job, settings, clock)
     if isinstance(opened, FileResult):
         return opened
+    begun = time.perf_counter()
     try:
         with clock.stage("fix"):
             fixed = fix_image(opened.source, recipe, networks)
+        opened.seconds += time.perf_counter() - begun
     except BaseException as exc:
+        opened.seconds += time.perf_counter() - begun
         if not isinstance(exc, Exception):
             opened.claim.release()
             raise

@@ -138,6 +138,7 @@ def _fix_batch(batch: list[SourceImage], recipe: Recipe, networks: Networks) -> 
                 strength=recipe.upscale_strength,
                 model=networks.upscaler_path.name,
                 sha256=networks.upscaler_sha256,
+                precision=networks.upscaler_precision,
             )
         )
         if restore_first:  # the faces' places in the output, as the upscale moved them

@@ -30,6 +30,7 @@ import contextlib
 import dataclasses
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Generator, Sequence
 
@@ -74,6 +75,7 @@ class _Pipeline:
         fix_batch: FixBatch,
         clock: StageClock,
     ) -> None:
+        self.work = work
         self.jobs, self.stages = list(work.jobs), list(stages)
         self.recipe, self.settings = work.recipe, work.settings
         self.should_stop, self.fix_batch, self.clock = work.should_stop, fix_batch, clock
@@ -95,6 +97,9 @@ class _Pipeline:
         self.to_write: deque[tuple[OpenFile, FixedImage]] = deque()
         self.writing = 0
         self.stopped = False  # hard stop: Ctrl-C, a setup error, a bug in a thread
+        # Soft stop (--max-time, should_stop) seen by a GPU stage: files read ahead are given
+        # back (claims released, no result) instead of entering a network pass.
+        self.draining = False
         self.ended = False
         self.outbox: queue.SimpleQueue[tuple[str, object]] = queue.SimpleQueue()
         # Files read and claimed but not yet written: their claims are released if the run
@@ -180,6 +185,9 @@ class _Pipeline:
             if isinstance(opened, FileResult):
                 self.decoded[index] = None  # keeps its place in the order
                 self._finish(opened)
+            elif self.draining:  # read ahead, never started: left for the next run
+                opened.claim.release()
+                self.decoded[index] = None
             else:
                 self.decoded[index] = opened
                 self.in_flight[id(opened)] = opened
@@ -195,12 +203,23 @@ class _Pipeline:
 
     # --- GPU stages ---
 
+    def _give_back_read_ahead(self) -> None:
+        """The run is to start nothing new: release the files decoded ahead (with `changed`
+        held); they get no result, and the run counts them as not started."""
+        self.draining = self.no_more_jobs = True
+        for index, file in list(self.decoded.items()):
+            if file is not None:
+                file.claim.release()
+                self.in_flight.pop(id(file), None)
+                self.decoded[index] = None
+        self._notify()
+
     def gpu_stage(self, networks: Networks) -> None:
         try:
             if networks.device.type == "cuda":
                 torch.cuda.set_device(networks.device)
             with self.clock.stage("load"):
-                networks.load_all()
+                self.work.load(networks)  # or wait for the load the run started in the background
             self.outbox.put(("loaded", networks.device))
             sizes: dict[BatchKey, int] = {}
             while (batch := self._take_batch(networks, sizes)) is not None:
@@ -223,6 +242,8 @@ class _Pipeline:
                 if self.stopped:
                     return None
                 if not self.forming:
+                    if not self.draining and self.should_stop():
+                        self._give_back_read_ahead()
                     while (
                         self.next_in_order in self.decoded
                         and self.decoded[self.next_in_order] is None
@@ -264,14 +285,18 @@ class _Pipeline:
             return batch
 
     def _fix(self, batch: list[OpenFile], networks: Networks) -> list[FixedImage | FileResult]:
+        begun = time.perf_counter()
         try:
             with self.clock.stage("fix", count=len(batch)):
                 fixed = self.fix_batch([f.source for f in batch], self.recipe, networks)
-            return list(fixed)
         except Exception as exc:  # noqa: BLE001 - per-file problems only; others re-raised
+            _charge(batch, begun)
             raise_if_run_ends(exc, self.settings)  # as EnvironmentFault: exit 4, not a crash
             if len(batch) == 1:
                 return [abandon(batch[0], exc, self.settings)]
+        else:
+            _charge(batch, begun)
+            return list(fixed)
         # One at a time, so that only the file that fails fails (and an out-of-memory batch
         # still gets its images done singly).
         return [self._fix([file], networks)[0] for file in batch]
@@ -305,9 +330,9 @@ class _Pipeline:
             for n in self.stages
         ]
         # "loading 4 networks on cuda:0, cuda:1": every stage loads its own copy at once
-        events.waiting(
-            ", ".join([self.stages[0].loading_text(), *(str(n.device) for n in self.stages[1:])])
-        )
+        first = self.work.loading_text(self.stages[0])
+        if first is not None:
+            events.waiting(", ".join([first, *(str(n.device) for n in self.stages[1:])]))
         for thread in (*gpu_stages, *workers):
             thread.start()
         loading = len(self.stages)
@@ -340,6 +365,13 @@ class _Pipeline:
                 thread.join()
             for file in self.in_flight.values():
                 file.claim.release()
+
+
+def _charge(batch: list[OpenFile], begun: float) -> None:
+    """Each file's share of a network pass that began at `begun`: its own time, not its wait."""
+    share = (time.perf_counter() - begun) / len(batch)
+    for file in batch:
+        file.seconds += share
 
 
 def run(work: Work) -> Generator[FileResult, None, None]:

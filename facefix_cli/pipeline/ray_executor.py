@@ -164,7 +164,11 @@ def _absolute(path: Path | None) -> Path | None:
 
 def worker_recipe(recipe: Recipe) -> Recipe:
     """The recipe as workers on other machines need it: absolute paths."""
-    return dataclasses.replace(recipe, upscaler_path=_absolute(recipe.upscaler_path))
+    return dataclasses.replace(
+        recipe,
+        upscaler_path=_absolute(recipe.upscaler_path),
+        restorer_path=_absolute(recipe.restorer_path),
+    )
 
 
 def worker_settings(settings: RunSettings, device: str) -> RunSettings:

@@ -117,7 +117,18 @@ class FixSummary:
         fixed = self.count(Status.FIXED)
         return fixed / self.seconds if self.seconds > 0 else 0.0
 
-    def to_dict(self) -> dict[str, Any]:
+    def skipped_reasons(self) -> dict[str, int]:
+        """How many files were skipped for each reason, most common first."""
+        counts: dict[str, int] = {}
+        for result in self.results:
+            if result.status is Status.SKIPPED:
+                counts[result.reason] = counts.get(result.reason, 0) + 1
+        return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+    def to_dict(self, list_skipped: bool = True) -> dict[str, Any]:
+        """The summary as JSON-ready data. `skipped_reasons` counts the skipped files by reason;
+        `files` lists every file, or, without `list_skipped`, every file but the skipped ones
+        (a cron run over a big tree of done files stays small)."""
         return {
             "processed": self.count(Status.FIXED),
             "skipped": self.count(Status.SKIPPED),
@@ -133,6 +144,7 @@ class FixSummary:
             "faces": self.faces,
             "seconds": round(self.seconds, 3),
             "images_per_second": round(self.images_per_second, 3),
+            "skipped_reasons": self.skipped_reasons(),
             "files": [
                 {
                     "source": display_path(r.source),
@@ -146,6 +158,7 @@ class FixSummary:
                     "seed": r.seed,
                 }
                 for r in self.results
+                if list_skipped or r.status is not Status.SKIPPED
             ],
         }
 
@@ -166,6 +179,9 @@ class FixEvents(Protocol):
     """What a front end hears while `fix` runs; every method is optional to act on."""
 
     def started(self, total: int) -> None: ...
+    # The run has begun (`recipe`: Recipe.describe() and the settings' rows), before the walk:
+    # the log's first line. `run_started` follows once the walk has counted the files.
+    def begun(self, recipe: str) -> None: ...
     def run_started(self, info: RunStart) -> None: ...
     # What the run waits on before files can finish (`loading 4 networks on cuda:0`, starting
     # Ray workers); None once files flow. Called in the caller's thread.

@@ -1,6 +1,12 @@
-"""`fix`: the batch job. Check the recipe and settings, discover the inputs, plan what to do
-(skip finished outputs), make sure the weights are there, then hand the work to the executor
-the settings choose (`pipeline.executors`) and collect its results.
+"""`fix`: the batch job. Check the recipe and settings, walk the inputs and plan what to do
+(finished outputs are skipped from the folder listings, unopened), then hand the work to the
+executor the settings choose (`pipeline.executors`) and collect its results.
+
+Walk first, pay later: torch is imported and networks loaded only once the walk finds a file to
+do; at that moment the machine is checked (`io.environment`: an --output-dir that cannot be
+written, a full disk: exit 4 before any load), the weights are made sure of, and the networks
+start loading in the background (`pipeline.preload`) while the walk goes on; the executor's
+network stage waits for that load. A run with nothing to do never imports torch.
 
 Guarantees: setup problems raise SetupError before any image is read and before any file is
 reported; every per-file problem is a failed (or crashed) result and the batch goes on; an
@@ -17,12 +23,14 @@ import signal
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import assert_never
+from typing import TYPE_CHECKING, assert_never
 
 from facefix_cli.errors import EnvironmentFault, Interrupted, SetupError
 from facefix_cli.io import claims
 from facefix_cli.io.discover import Job, Kind, normalise_extensions, scan
-from facefix_cli.pipeline.executors import Work, choose_executor
+from facefix_cli.io.environment import output_fault
+from facefix_cli.pipeline.executors import Executor, Work, choose_executor
+from facefix_cli.pipeline.preload import NetworkLoad
 from facefix_cli.pipeline.results import (
     FileResult,
     FixEvents,
@@ -34,10 +42,11 @@ from facefix_cli.pipeline.results import (
 from facefix_cli.pipeline.settings import RunSettings
 from facefix_cli.recipe import Recipe
 from facefix_cli.silent import Silent
-from facefix_cli.weights import digests
-from facefix_cli.weights.download import ensure_weights
-from facefix_cli.weights.progress import DownloadProgress
 from facefix_cli.weights.registry import REGISTRY, Registry
+
+if TYPE_CHECKING:
+    from facefix_cli.weights.digests import WeightsNotice
+    from facefix_cli.weights.progress import DownloadProgress
 
 
 def plan(
@@ -103,6 +112,7 @@ def fix(
     events = events or Silent()
     summary = FixSummary(
         recipe=tuple(recipe.rows()),
+        models=tuple((m.file, m.sha256) for m in recipe.required_weights(registry)),
         time_limit=settings.time_limit.text if settings.time_limit is not None else None,
     )
     stop_requested = should_stop or (lambda: False)
@@ -115,79 +125,144 @@ def fix(
             summary.stopped = StopReason.REQUESTED
         return summary.stopped is not None
 
-    # 2. plan: what is there, what is done already
-    todo, skipped, failed = plan(paths, settings)
-    summary.results.extend(failed + skipped)
-    found = len(todo) + len(skipped) + len(failed)
     description = ", ".join(f"{label} {value}" for label, value in recipe.rows() + settings.rows())
+    events.begun(description)  # the log's first line, before the walk
 
-    def announce(devices: str) -> None:
-        events.run_started(
-            RunStart(devices, description, found, len(todo), len(skipped), len(failed))
-        )
-        events.started(found)
-        for result in summary.results:
-            events.file_finished(result)
+    # 2.-5. the walk, the checks and the load as work is found, then the files
+    run = _Run(paths, recipe, settings, executor, events, summary, registry, download_progress)
+    try:
+        return run.execute(stop_now, description, started)
+    finally:
+        if run.preload is not None:
+            run.preload.join()  # torch loading at interpreter exit can abort the process
 
-    # 3. clean up after killed runs: their temporary files and claims
-    if not settings.dry_run:
-        # by name: hashing 20,000 Paths would cost more than the whole walk
-        folders = {os.path.dirname(j.output) for j in todo}
-        folders |= {os.path.dirname(r.output) for r in skipped if r.output is not None}
-        for folder in sorted(folders):
-            claims.sweep_folder(Path(folder))
-    if settings.dry_run or not todo:
-        announce("none")
-        for job in todo:
-            result = FileResult(job.source, job.output, Status.PLANNED)
-            summary.results.append(result)
-            events.file_finished(result)
+
+class _Run:
+    """One run's state between the walk and the executor: the background load once work is
+    found, or the environment fault that prevents it."""
+
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        recipe: Recipe,
+        settings: RunSettings,
+        executor: Executor,
+        events: FixEvents,
+        summary: FixSummary,
+        registry: Registry,
+        download_progress: DownloadProgress | None,
+    ) -> None:
+        self.paths, self.recipe, self.settings = paths, recipe, settings
+        self.executor, self.events, self.summary = executor, events, summary
+        self.registry, self.download_progress = registry, download_progress
+        self.preload: NetworkLoad | None = None
+        self.fault: str | None = None
+        self.notices: list[WeightsNotice] = []  # said once the run has started
+
+    def found_work(self, job: Job) -> None:
+        """The walk found the first file to do: check the machine and the weights, then start
+        loading the networks while the walk goes on."""
+        settings = self.settings
+        if settings.dry_run:
+            return
+        # Here, not at the top: a run with nothing to do never imports the download machinery.
+        from facefix_cli.weights import digests
+        from facefix_cli.weights.download import ensure_weights
+
+        self.fault = output_fault(job.output, settings.output_dir)
+        if self.fault is not None:  # before any network loads: exit 4 in a second
+            return
+        if self.executor.fetches_weights_here(settings):
+            ensure_weights(
+                self.recipe.required_weights(self.registry),
+                settings.weights_dir,
+                offline=settings.offline,
+                mirrors=settings.mirrors,
+                progress=self.download_progress,
+            )
+        if self.executor.name != "ray":  # Ray workers load their own networks
+            self.preload = NetworkLoad(self.recipe, settings).start()
+            self.events.waiting("found files to do: loading the networks while finding the rest")
+        if self.executor.fetches_weights_here(settings):
+            # What the outputs will record: each file's own digest (cached beside it), and one
+            # warning per file that is not the released one. Hashed while the networks load.
+            models, self.notices = digests.compare(
+                self.recipe.required_weights(self.registry),
+                settings.weights_dir,
+                [
+                    p
+                    for p in (self.recipe.upscaler_path, self.recipe.restorer_path)
+                    if p is not None
+                ],
+            )
+            self.summary.models = tuple(models)
+
+    def execute(self, stop_now: Callable[[], bool], description: str, started: float) -> FixSummary:
+        paths, recipe, settings, registry = self.paths, self.recipe, self.settings, self.registry
+        executor, events, summary = self.executor, self.events, self.summary
+        # 2. plan: what is there, what is done already (the first file to do: `found_work`)
+        todo, skipped, failed = plan(paths, settings, self.found_work)
+        summary.results.extend(failed + skipped)
+        found = len(todo) + len(skipped) + len(failed)
+
+        def announce(devices: str) -> None:
+            events.run_started(
+                RunStart(devices, description, found, len(todo), len(skipped), len(failed))
+            )
+            events.started(found)
+            for result in summary.results:
+                events.file_finished(result)
+
+        # 3. clean up after killed runs: their temporary files and claims
+        if not settings.dry_run:
+            # by name: hashing 20,000 Paths would cost more than the whole walk
+            folders = {os.path.dirname(j.output) for j in todo}
+            folders |= {os.path.dirname(r.output) for r in skipped if r.output is not None}
+            for folder in sorted(folders):
+                claims.sweep_folder(Path(folder))
+        if settings.dry_run or not todo or self.fault is not None:
+            announce("none")
+            if self.fault is not None:  # the machine cannot take a single output: nothing loaded
+                summary.fault = self.fault
+                summary.not_started = len(todo)
+            else:
+                for job in todo:
+                    result = FileResult(job.source, job.output, Status.PLANNED)
+                    summary.results.append(result)
+                    events.file_finished(result)
+            summary.seconds = time.perf_counter() - started
+            return summary
+
+        # 4. the devices (the weights were checked as the walk found the first file)
+        preload = self.preload
+        if preload is not None:
+            preload.wait_imported()  # torch is imported by the load: one thread imports it
+        summary.devices = executor.devices(settings)
+        announce(summary.devices)
+        for notice in self.notices:
+            events.weights_notice(notice)
+
+        # 5. the files, through the executor
+        work = Work(todo, recipe, settings, events, stop_now, registry, preload)
+        done = 0
+        attempted = 0  # the file whose fault stopped the run: neither done nor "not started"
+        try:
+            # closing: Ctrl-C in this loop stops the executor's threads or workers at once, not at
+            # garbage collection (the traceback keeps the generator alive).
+            with contextlib.closing(executor.run(work)) as results:
+                for result in results:
+                    done += 1
+                    summary.results.append(result)
+                    events.file_finished(result)
+            if done == len(todo):
+                summary.stopped = None  # the limit passed as the last file finished: nothing left
+            elif summary.stopped is None:
+                summary.stopped = StopReason.REQUESTED
+        except EnvironmentFault as exc:
+            summary.fault = str(exc)
+            attempted = 1
+        except KeyboardInterrupt as exc:
+            summary.interrupted(exc.signum if isinstance(exc, Interrupted) else signal.SIGINT)
+        summary.not_started = max(0, len(todo) - done - attempted)
         summary.seconds = time.perf_counter() - started
         return summary
-
-    # 4. the devices and the weights
-    summary.devices = executor.devices(settings)
-    if executor.fetches_weights_here(settings):
-        ensure_weights(
-            recipe.required_weights(registry),
-            settings.weights_dir,
-            offline=settings.offline,
-            mirrors=settings.mirrors,
-            progress=download_progress,
-        )
-        # What the outputs will record: each file's own digest (cached beside it), and one
-        # warning per file that is not the released one.
-        models, notices = digests.compare(
-            recipe.required_weights(registry),
-            settings.weights_dir,
-            [recipe.upscaler_path] if recipe.upscaler_path is not None else [],
-        )
-        summary.models = tuple(models)
-    else:
-        notices = []
-    announce(summary.devices)
-    for notice in notices:
-        events.weights_notice(notice)
-
-    # 5. the files, through the executor
-    work = Work(todo, recipe, settings, events, stop_now, registry)
-    done = 0
-    try:
-        # closing: Ctrl-C in this loop stops the executor's threads or workers at once, not at
-        # garbage collection (the traceback keeps the generator alive).
-        with contextlib.closing(executor.run(work)) as results:
-            for result in results:
-                done += 1
-                summary.results.append(result)
-                events.file_finished(result)
-        if done == len(todo):
-            summary.stopped = None  # the limit passed as the last file finished: nothing left
-        elif summary.stopped is None:
-            summary.stopped = StopReason.REQUESTED
-    except EnvironmentFault as exc:
-        summary.fault = str(exc)
-    except KeyboardInterrupt as exc:
-        summary.interrupted(exc.signum if isinstance(exc, Interrupted) else signal.SIGINT)
-    summary.not_started = len(todo) - done
-    summary.seconds = time.perf_counter() - started
-    return summary

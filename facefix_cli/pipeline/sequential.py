@@ -27,9 +27,9 @@ def run_sequential(work: Work, networks: Networks) -> Generator[FileResult, None
     clock = current_clock()
     events = work.events
     if work.jobs:
-        events.waiting(networks.loading_text())
+        events.waiting(work.loading_text(networks))
         with clock.stage("load"):
-            networks.load_all()
+            work.load(networks)  # or wait for the load the run started in the background
         events.waiting(None)
     for job in work.jobs:
         if work.should_stop():

@@ -31,6 +31,14 @@ class TimeLimit:
     def passed(self) -> bool:
         return time.monotonic() - self.since >= self.seconds
 
+    @classmethod
+    def from_process_start(cls, seconds: float, text: str) -> TimeLimit:
+        """A limit that counts from when this process started, not from now (`--max-time`:
+        a cron run's interval includes its imports)."""
+        from facefix_cli.pipeline.clock import process_age
+
+        return cls(seconds, text, time.monotonic() - process_age())
+
 
 @dataclass(frozen=True)
 class RunSettings:

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from html import escape
 
+from facefix_cli.weights.registry import REGISTRY
+
 
 @dataclass(frozen=True)
 class Thumb:
@@ -136,14 +138,26 @@ def _summary(summary: Summary) -> str:
         out.append("</table></details>")
     if summary.models:
         out.append("<details open><summary>Model files</summary><table class=models>")
-        out.append("<tr><th>file</th><th>SHA-256</th></tr>")
+        out.append("<tr><th>file</th><th>SHA-256</th><th>released file?</th></tr>")
         out += [
-            f"<tr><td>{_text(name)}</td><td><code>{_text(digest)}</code></td></tr>"
+            f"<tr><td>{_text(name)}</td><td><code>{_text(digest)}</code></td>"
+            f"<td>{released_note(name, digest)}</td></tr>"
             for name, digest in summary.models
         ]
         out.append("</table></details>")
     out.append("</section>")
     return "\n".join(out)
+
+
+def released_note(file: str, digest: str) -> str:
+    """Whether the recorded digest is the released file's, as HTML: the records name the bytes
+    used, so a fine-tune or a damaged copy under a registry name shows here as such."""
+    rows = [m for m in REGISTRY.models if m.file == file]
+    if any(m.sha256 == digest for m in rows):
+        return "yes"
+    if rows:
+        return f"no: the release is <code>{_text(rows[0].sha256)}</code>"
+    return "no registry entry"
 
 
 def _filters(total: int) -> str:

@@ -166,8 +166,8 @@ def test_missing_weights_offline_exit_2_naming_the_download_command(inputs, tmp_
     empty = tmp_path / "no-weights"
     result = run("fix", inputs, "-U", "2", "--gfpgan", "0.8", "--weights-dir", empty)
     assert result.exit_code == 2
-    message = result.stderr.strip()
-    assert len(message.splitlines()) == 1 and message.startswith("error: ")
+    message = result.stderr.strip().splitlines()[-1]  # after the run's start line
+    assert len(result.stderr.strip().splitlines()) == 2 and " error: " in message
     for name in ("RealESRGAN_x2plus.pth", "GFPGANv1.4.pth", "facefix download"):
         assert name in message
     assert not list(inputs.rglob("*.fixed.png"))

@@ -75,6 +75,7 @@ def test_a_dry_run_imports_no_torch_and_says_how_many_it_would_do(tmp_path, tiny
     assert done.returncode == 0, done.stderr
     assert "torch" not in imported.split()
     assert not list((tmp_path / "in").glob("*.fixed.png"))
+    assert "would do 2, processed 0" in done.stderr.splitlines()[-1]
 
 
 def test_symlinked_render_folders_are_fixed_once(tmp_path, tiny_upscaler):
@@ -90,3 +91,71 @@ def test_symlinked_render_folders_are_fixed_once(tmp_path, tiny_upscaler):
     assert record["processed"] == 2 and record["failed"] == 0
     assert (tmp_path / "disk" / "renders" / "a.fixed.png").exists()
     assert (tree / "b.fixed.png").exists()
+
+
+def test_json_counts_skipped_files_by_reason_and_lists_them_only_with_verbose(
+    tmp_path, tiny_upscaler
+):
+    for index in range(5):
+        make_png(tmp_path / "in" / f"{index}.png", seed=index)
+        make_png(tmp_path / "in" / f"{index}.fixed.png", seed=index)
+    (tmp_path / "in" / "x.webp").write_bytes(b"RIFF\0\0\0\0WEBP")
+    done, _ = facefix(tiny_upscaler, tmp_path, str(tmp_path / "in"), "--json")
+    record = json.loads(done.stdout)
+    assert done.returncode == 0 and record["skipped"] == 6 and record["files"] == []
+    assert record["skipped_reasons"] == {
+        "output exists (use --overwrite)": 5,
+        ".webp is not in --ext": 1,
+    }
+    done, _ = facefix(tiny_upscaler, tmp_path, str(tmp_path / "in"), "--json", "-v")
+    assert len(json.loads(done.stdout)["files"]) == 6
+
+
+def test_a_full_disk_or_unwritable_output_tree_stops_before_any_network_loads(
+    tmp_path, tiny_upscaler
+):
+    make_png(tmp_path / "in" / "a.png")
+    blocked = Path("/sys/facefix-test-output")  # sysfs: mkdir refused even to root
+    try:
+        blocked.mkdir()
+    except OSError as exc:
+        refused = exc.errno
+    else:
+        blocked.rmdir()
+        pytest.skip("this machine lets /sys be written")
+    import errno
+
+    if refused not in (errno.EPERM, errno.EACCES, errno.EROFS):
+        pytest.skip(f"mkdir in /sys fails with {errno.errorcode[refused]} here")
+    done, imported = facefix(
+        tiny_upscaler, tmp_path, str(tmp_path / "in"), "--output-dir", str(blocked), "--json"
+    )
+    assert done.returncode == 4, done.stderr
+    record = json.loads(done.stdout)
+    assert record["fault"].startswith(f"cannot write to {blocked}")
+    assert record["not_started"] == 1 and record["processed"] == 0
+    assert "torch" not in imported.split()  # nothing loaded: it said so at once
+    assert "loading" not in done.stderr
+
+
+STARTS_LATE = """
+import sys, time
+time.sleep(float(sys.argv.pop(1)))  # a slow start (imports on a loaded machine)
+from facefix_cli.cli import main
+main(sys.argv[1:])
+"""
+
+
+def test_max_time_counts_from_process_start(tmp_path, tiny_upscaler):
+    for index in range(2):
+        make_png(tmp_path / "in" / f"{index}.png", seed=index)
+    argv = [sys.executable, "-c", STARTS_LATE, "2.5", "fix", str(tmp_path / "in"), "--upscaler"]
+    argv += [str(tiny_upscaler), "--weights-dir", str(tiny_upscaler.parent), "--max-time", "2s"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    done = subprocess.run(argv + ["--json"], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)
+    assert record["stopped"] == "--max-time 2s reached"
+    assert record["processed"] == 0 and record["not_started"] == 2
+    assert not list((tmp_path / "in").glob("*.fixed.png"))
+    assert not [p for p in (tmp_path / "in").iterdir() if p.name.startswith(".")]  # no claims

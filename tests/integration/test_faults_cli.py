@@ -274,13 +274,14 @@ def test_environment_faults_stop_the_run_with_one_line_and_the_summary(
     workers = 0 if executor == "sequential" else 2
     result = fix(tiny_upscaler, folder, *extra, workers=workers)
     assert result.exit_code == 4, result.output
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1 and errors[0].startswith("error: stopped: ")
+    errors = [line for line in result.stderr.splitlines() if " error: " in line]
+    assert all(ISO.match(line) for line in errors)  # timestamped like every other line
+    assert len(errors) == 1 and " error: stopped: " in errors[0]
     assert FAULT_LINES[fault] in errors[0]
     assert "processed 0, skipped 0, failed 0" in result.stderr
     if executor == "sequential":
         assert len(calls) == 1  # stopped at the first write, not after upscaling everything
-        assert "not started 4" in result.stderr
+        assert "not started 3" in result.stderr  # the file the fault hit was attempted
     assert originals(folder) == before and hidden_files(tmp_path) == []
     assert not list(tmp_path.rglob("*.fixed.png"))
 
@@ -340,6 +341,8 @@ def test_max_time_stops_starting_files_and_exits_0(tmp_path, tiny_upscaler, monk
         make_png(tmp_path / f"{index}.png", seed=index)
     clock = iter(range(0, 10_000, 100))  # every look at the clock is 100 s later
     monkeypatch.setattr(settings_module, "time", SimpleNamespace(monotonic=lambda: next(clock)))
+    # in this test process "since the process started" would be since pytest started
+    monkeypatch.setattr("facefix_cli.pipeline.clock.process_age", lambda: 0.0)
     result = fix(tiny_upscaler, tmp_path, "--max-time", "2.5m")
     assert result.exit_code == 0, result.output
     assert "stopped: --max-time 2.5m reached; 2 files left for the next run" in result.stderr
@@ -392,11 +395,19 @@ def test_cron_logs_timestamps_run_start_line_and_no_skip_lines(tmp_path, tiny_up
     result = fix(tiny_upscaler, tmp_path)
     lines = result.stderr.splitlines()
     assert result.exit_code == 0 and all(ISO.match(line) for line in lines), lines
-    assert "fix: upscaler tiny_x2.pth" in lines[0] and "device cpu" in lines[0]
-    assert "found 2, to do 1, skipped 1, failed 0" in lines[0]
-    assert lines[1].endswith(" loading 1 network on cpu")  # what the first seconds wait for
-    assert not any("skipped: " in line for line in lines) and "fixed: " in lines[2]
-    assert "processed 1, skipped 1" in lines[-1] and len(lines) == 4
+    # --upscaler PATH is no released file: one warning about it, after the run-start line
+    warnings = [index for index, line in enumerate(lines) if " warning: using " in line]
+    assert warnings == [3], lines
+    del lines[3]
+    # the start line first, before the walk; the load starts as the walk finds work
+    assert "fix: upscaler tiny_x2.pth" in lines[0] and lines[0].endswith("; finding images")
+    assert lines[1].endswith(" found files to do: loading the networks while finding the rest")
+    assert lines[2].endswith(" found 2, to do 1, skipped 1, failed 0; device cpu")
+    # then what the run waits for, if the load is still going: the load, with its age
+    waits = lines[3:-2]
+    assert all(" loading 1 network on cpu (started " in line for line in waits), lines
+    assert not any("skipped: " in line for line in lines) and "fixed: " in lines[-2]
+    assert "processed 1, skipped 1" in lines[-1] and len(lines) <= 6
     verbose = fix(tiny_upscaler, tmp_path, "-v")
     assert sum("skipped: " in line for line in verbose.stderr.splitlines()) == 2
 
@@ -410,7 +421,9 @@ def test_json_is_printed_on_exit_2_and_offline_setup_errors_print_nothing_before
         app, ["fix", str(tmp_path), "-U", "2", "--offline", "--json", "--weights-dir", str(empty)]
     )
     assert result.exit_code == 2
-    assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("error: missing")
+    lines = result.stderr.splitlines()  # the start line, then the error: no file line
+    assert len(lines) == 2 and lines[0].endswith("; finding images")
+    assert ISO.match(lines[1]) and " error: missing" in lines[1]
     record = json.loads(result.stdout)
     assert record["exit_code"] == 2 and "facefix download" in record["error"]
 

@@ -195,3 +195,38 @@ def test_a_node_without_the_weights_fails_at_once(ray_cluster, inputs, tmp_path)
     assert "facefix download realesrgan-x2plus --weights-dir" in message
     assert raised.value.exit_code == 2
     assert not out.exists()
+
+
+def test_ray_workers_load_an_onnx_restorer_and_record_it(
+    ray_cluster, inputs, weights_dir, tmp_path
+):
+    """--restorer crosses to the workers (its path absolute): the same bytes as a plain run,
+    and each output's record names the file and its SHA-256 (no faces: random RetinaFace)."""
+    import hashlib
+
+    from checkpoints import export_onnx_restorer
+
+    model = tmp_path / "face.onnx"
+    export_onnx_restorer(model, 256)
+    runs = {}
+    for name, extra in (("plain", ["--workers", "0"]), ("ray", ["--ray"])):
+        out = tmp_path / name
+        result = CliRunner().invoke(
+            app,
+            ["fix", str(inputs), "--restorer", str(model), "--output-dir", str(out)]
+            + ["--weights-dir", str(weights_dir), "--json", *extra],
+            catch_exceptions=False,
+        )
+        assert result.exit_code == 1, result.output  # the corrupt file
+        runs[name] = outputs(out)
+    assert len(runs["ray"]) == IMAGES and runs["ray"] == runs["plain"]
+    from facefix_cli.io.pngchunks import parse_chunks
+    from facefix_cli.metadata import parse_generation
+
+    (record,) = parse_generation(parse_chunks(runs["ray"]["img1.fixed.png"])).facefix
+    (restoration,) = record["operations"]
+    assert (restoration["model"], restoration["sha256"], restoration["faces"]) == (
+        "face.onnx",
+        hashlib.sha256(model.read_bytes()).hexdigest(),
+        0,
+    )

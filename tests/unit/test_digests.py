@@ -157,3 +157,20 @@ def test_install_caches_the_verified_digest(tmp_path, hashed):
     store.install(part, final, model)
     assert digests.file_sha256(final) == model.sha256
     assert hashed == []  # the download had verified it already
+
+
+def test_the_report_says_which_recorded_digests_are_released_files():
+    from facefix_cli.report import html
+
+    x4 = REGISTRY.get("realesrgan-x4plus")
+    summary = html.Summary(
+        created="now", fixed=1, skipped=0, failed=0, faces=0,
+        models=((x4.file, x4.sha256), ("RealESRGAN_x2plus.pth", "ab" * 32), ("mine.pth", "cd" * 32)),
+    )  # fmt: skip
+    page = html.render(html.Page(summary))
+    table = page[page.index("<table class=models>") :].split("</table>")[0]
+    rows = [row.strip() for row in table.split("<tr>")[2:]]
+    assert [row.count("<code>") for row in rows] == [1, 2, 1]
+    assert rows[0].endswith("<td>yes</td></tr>")
+    assert "ab" * 32 in rows[1] and REGISTRY.get("realesrgan-x2plus").sha256 in rows[1]
+    assert rows[2].endswith("<td>no registry entry</td></tr>")

@@ -36,3 +36,32 @@ def test_precision_is_validated_and_the_recipe_pickles():
     assert pickle.loads(pickle.dumps(recipe)) == recipe
     with pytest.raises(SetupError, match="--precision must be one of"):
         Recipe(scale=2, precision="fp8").validate()  # type: ignore[arg-type]
+
+
+def test_auto_on_the_cpu_is_bf16_where_the_cpu_has_native_bf16(monkeypatch):
+    from facefix_cli.networks import device
+
+    assert device.upscaler_dtype("auto", CPU) == torch.float32  # the suite pins FACEFIX_CPU_BF16=0
+    monkeypatch.setenv("FACEFIX_CPU_BF16", "1")
+    assert device.upscaler_dtype("auto", CPU) == torch.bfloat16
+    assert device.upscaler_dtype("auto", CUDA) == torch.float16
+    assert device.upscaler_dtype("fp32", CPU) == torch.float32  # explicit wins
+    assert device.face_dtype("auto", CPU) == torch.float32
+    monkeypatch.delenv("FACEFIX_CPU_BF16")
+    for native in (True, False):
+        monkeypatch.setattr(device, "_this_cpu_has_bf16", lambda native=native: native)
+        assert device.upscaler_dtype("auto", CPU) == (torch.bfloat16 if native else torch.float32)
+
+
+def test_native_bf16_is_read_from_the_cpu_flags():
+    from facefix_cli.networks.device import channels_last_upscaler, cpuinfo_has_bf16
+
+    base = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw"
+    assert not cpuinfo_has_bf16(base)
+    assert cpuinfo_has_bf16(base + " avx512_bf16 avx512_vnni")
+    assert cpuinfo_has_bf16(base + " amx_bf16 amx_tile")
+    assert not cpuinfo_has_bf16(base + " avx512_bf16x")  # whole flags only
+    assert not cpuinfo_has_bf16("no flags line")
+    assert channels_last_upscaler(torch.bfloat16, CPU)
+    assert not channels_last_upscaler(torch.float32, CPU)
+    assert not channels_last_upscaler(torch.bfloat16, CUDA)

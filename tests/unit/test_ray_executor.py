@@ -58,8 +58,9 @@ def test_workers_get_absolute_paths_and_a_concrete_device(tmp_path, monkeypatch)
     assert sent.weights_dir == tmp_path / "w" and sent.output_dir == tmp_path / "out"
     assert dataclasses.replace(sent, device="auto", weights_dir=Path("w"), output_dir=Path("out"),
                                ray_address="auto") == settings  # fmt: skip
-    recipe = Recipe(upscaler_path=Path("m.pth"))
+    recipe = Recipe(upscaler_path=Path("m.pth"), restorer_path=Path("face.onnx"))
     assert ray_executor.worker_recipe(recipe).upscaler_path == tmp_path / "m.pth"
+    assert ray_executor.worker_recipe(recipe).restorer_path == tmp_path / "face.onnx"
     assert (
         ray_executor.worker_settings(RunSettings(weights_dir=Path("w")), "cpu").output_dir is None
     )

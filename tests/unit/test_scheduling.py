@@ -157,7 +157,9 @@ def test_both_executors_report_a_failing_file_alone_and_alike(tmp_path, monkeypa
     assert sorted(p.name for p in tmp_path.glob("*.fixed.png")) == ["00.fixed.png", "03.fixed.png"]
 
 
-def test_should_stop_starts_no_new_file_and_finishes_those_started(tmp_path):
+def test_a_stop_finishes_the_network_pass_and_gives_back_what_was_read_ahead(tmp_path):
+    """--max-time or should_stop: the file in a network pass is finished and written; files
+    decoded ahead never enter one: no result (the run counts them not started), claims gone."""
     jobs = make_jobs(tmp_path, [(8, 6)] * 6)
     started: list[Job] = []
 
@@ -165,16 +167,46 @@ def test_should_stop_starts_no_new_file_and_finishes_those_started(tmp_path):
         def file_started(self, job: Job) -> None:
             started.append(job)
 
-    checks = iter([False, False])  # two files may start, then the stop is asked for
+    class SlowToLoad(FakeNetworks):
+        def load_all(self) -> None:  # the decoders read ahead meanwhile
+            deadline = time.monotonic() + 10
+            while len(started) < 3 and time.monotonic() < deadline:
+                time.sleep(0.01)
+
+    in_pass = threading.Event()
+    stage = FakeStage()
+
+    def fix_batch(sources, options, networks):
+        in_pass.set()  # the stop comes while this pass runs
+        return stage(sources, options, networks)
+
     results = list(
         run_pipelined(
-            work(jobs, tmp_path, Events(), lambda: next(checks, True), workers=2, batch_size=1),
-            [FakeNetworks("gpu")], fix_batch=FakeStage(),
+            work(jobs, tmp_path, Events(), in_pass.is_set, workers=2, batch_size=1),
+            [SlowToLoad("gpu")], fix_batch=fix_batch,
         )
     )  # fmt: skip
-    assert sorted(r.source.name for r in results) == sorted(j.source.name for j in started)
-    assert len(results) == 2 and all(r.status == "fixed" for r in results)
-    assert len(list(tmp_path.glob("*.fixed.png"))) == 2
+    assert len(started) >= 3  # read ahead: claimed and decoded
+    assert [(r.source.name, r.status) for r in results] == [("00.png", "fixed")]
+    assert [p.name for p in tmp_path.glob("*.fixed.png")] == ["00.fixed.png"]
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no claim left
+
+
+def test_seconds_are_the_files_own_stage_time_not_its_wait(tmp_path):
+    jobs = make_jobs(tmp_path, [(8, 6)] * 4)
+    stage = FakeStage()
+
+    def slow(sources, options, networks):
+        time.sleep(0.5)
+        return stage(sources, options, networks)
+
+    results = list(
+        run_pipelined(work(jobs, tmp_path, workers=2, batch_size=2), [FakeNetworks("gpu")], slow)
+    )
+    # Each pass of two files takes 0.5 s: a file's share is 0.25 s, plus its decode and write
+    # (milliseconds). The last files, decoded at once, waited 0.5 s for the first pass: counted
+    # from their decode they would take 1 s.
+    assert all(0.25 <= r.seconds < 0.75 for r in results), [r.seconds for r in results]
 
 
 def test_an_exception_that_ends_the_run_is_raised_in_the_caller_without_hanging(tmp_path):

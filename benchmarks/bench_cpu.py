@@ -1,0 +1,267 @@
+"""The CPU path (issue #18), in CPU seconds (the development machine is shared), each figure
+beside its baseline measured in the same run:
+
+- imports: what an upscale-only `fix` imports (the pipeline, torch, the upscaler's loader), now
+  (spandrel's ESRGAN alone) against before (spandrel's every architecture and the extra ones);
+- load:    the four networks of `-U 4 --gfpgan` (x4plus, GFPGAN, RetinaFace, ParseNet), lean
+           (memory-mapped, no random init, one architecture) against the ordinary loaders;
+- executors: CPU seconds per image of the file work (after the load) and images/s for
+           `default`, `workers 0` and `before` (pipelined, 1 worker beside torch's default
+           threads, OpenMP's default wait policy), quiet and beside a load this script starts
+           (one single-threaded torch matmul loop per core);
+- precision: Real-ESRGAN x4plus on the CPU in fp32 and the bf16 variants (random weights:
+           speed only; PSNR against fp32 on trained weights is benchmarks/bench_precision.py's).
+
+Each measurement runs in a fresh child process. Random-weight checkpoints in the released
+layouts are built once under --weights (default /tmp/facefix-bench-cpu).
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_cpu.py --parts imports,load --repeat 3
+    python benchmarks/bench_cpu.py --parts executors --repeat 2 --size 48
+    python benchmarks/bench_cpu.py --parts precision --repeat 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+LOAD_FILES = (
+    "RealESRGAN_x4plus.pth",
+    "RealESRGAN_x2plus.pth",
+    "GFPGANv1.4.pth",
+    "detection_Resnet50_Final.pth",
+    "parsing_parsenet.pth",
+)
+
+IMPORTS_NOW = """
+import time; t = time.process_time()
+import facefix_cli.cli, facefix_cli.pipeline.image, facefix_cli.networks.load
+from facefix_cli.networks.lean import spandrel_architecture
+import spandrel; spandrel_architecture("ESRGAN", "ESRGANArch")
+print(json.dumps({"cpu": time.process_time() - t, "torchvision": "torchvision" in sys.modules}))
+"""
+IMPORTS_BEFORE = """
+import time; t = time.process_time()
+import facefix_cli.cli, facefix_cli.pipeline.image, facefix_cli.networks.load
+import spandrel; len(spandrel.MAIN_REGISTRY)  # every architecture, as `import spandrel` did
+import spandrel_extra_arches; spandrel_extra_arches.install()
+print(json.dumps({"cpu": time.process_time() - t, "torchvision": "torchvision" in sys.modules}))
+"""
+LOAD = """
+import time, warnings
+from pathlib import Path
+import torch, spandrel, spandrel_extra_arches
+len(spandrel.MAIN_REGISTRY)
+from facexlib.detection.retinaface import RetinaFace
+from facexlib.parsing.parsenet import ParseNet
+from facefix_cli.networks import load
+weights, lean, cpu = Path(sys.argv[1]), sys.argv[2] == "lean", torch.device("cpu")
+warnings.simplefilter("ignore")
+def ordinary(path):
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return spandrel.ModelLoader(cpu).load_from_state_dict(spandrel.canonicalize_state_dict(state))
+times = {}
+def timed(name, build):
+    t = time.process_time(); build(); times[name] = time.process_time() - t
+if lean:
+    timed("x4plus", lambda: load.load_spandrel_model(weights / "RealESRGAN_x4plus.pth", cpu, "ESRGAN"))
+    timed("gfpgan", lambda: load.load_spandrel_model(weights / "GFPGANv1.4.pth", cpu, "GFPGAN"))
+    timed("retinaface", lambda: load.load_retinaface(weights / "detection_Resnet50_Final.pth", "resnet50", cpu))
+    timed("parsenet", lambda: load.load_parsenet(weights / "parsing_parsenet.pth", cpu))
+else:
+    def retinaface():
+        net = RetinaFace(network_name="resnet50", half=False, device=cpu)
+        state = torch.load(weights / "detection_Resnet50_Final.pth", map_location="cpu", weights_only=True)
+        net.load_state_dict({k.removeprefix("module."): v for k, v in state.items()})
+    def parsenet():
+        net = ParseNet(in_size=512, out_size=512, parsing_ch=19)
+        net.load_state_dict(torch.load(weights / "parsing_parsenet.pth", map_location="cpu", weights_only=True))
+    timed("x4plus", lambda: ordinary(weights / "RealESRGAN_x4plus.pth"))
+    timed("gfpgan", lambda: ordinary(weights / "GFPGANv1.4.pth"))
+    timed("retinaface", retinaface)
+    timed("parsenet", parsenet)
+print(json.dumps(times))
+"""
+# The file work of one run, in CPU seconds of the whole process from the end of the network
+# load (the `waiting(None)` event) to the end of the run.
+EXECUTOR = """
+mode, folder, weights = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+if mode == "before":
+    import torch  # OpenMP reads its wait policy at load: the default one, as before
+    import contextlib
+    import facefix_cli.pipeline.pipelined as pipelined
+    pipelined.torch_threads = lambda count: contextlib.nullcontext()  # torch's own threads
+import facefix_cli.cli  # the CLI's environment (OMP_WAIT_POLICY=PASSIVE unless set)
+import time
+from facefix_cli.pipeline import RunSettings, fix
+from facefix_cli.recipe import Recipe
+from facefix_cli.silent import Silent
+class Events(Silent):
+    loaded_at = None
+    def waiting(self, what):
+        if what is None:
+            self.loaded_at = (time.process_time(), time.perf_counter())
+workers = {"default": None, "workers 0": 0, "before": 1}[mode]
+events = Events()
+summary = fix([folder], Recipe(scale=2), RunSettings(weights_dir=weights, device="cpu", workers=workers, overwrite=True), events=events)
+cpu, wall = time.process_time() - events.loaded_at[0], time.perf_counter() - events.loaded_at[1]
+print(json.dumps({"cpu": cpu, "wall": wall, "processed": summary.processed}))
+"""
+HOG = """
+import torch
+torch.set_num_threads(1)
+a = torch.rand(256, 256)
+while True:
+    a = (a @ a).clamp_(0, 1)
+"""
+
+
+def child(code: str, *args: str, env: dict[str, str] | None = None) -> dict:
+    environ = dict(os.environ, PYTHONPATH=str(REPO), FACEFIX_OFFLINE="1", **(env or {}))
+    done = subprocess.run(
+        [sys.executable, "-c", "import json, sys\n" + code, *args],
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=900,
+    )
+    if done.returncode != 0:
+        raise SystemExit(done.stderr[-3000:])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def ensure_weights(folder: Path, names: tuple[str, ...]) -> None:
+    from checkpoints import build
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        build(name, folder)
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def header(args: argparse.Namespace) -> None:
+    print(
+        f"cores available: {cores()}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}"
+        f", repeat {args.repeat} (median)"
+    )
+
+
+def part_imports(args: argparse.Namespace) -> None:
+    rows = {"now": IMPORTS_NOW, "before": IMPORTS_BEFORE}
+    results = {name: [child(code) for _ in range(args.repeat)] for name, code in rows.items()}
+    median = {name: statistics.median(r["cpu"] for r in runs) for name, runs in results.items()}
+    for name, runs in results.items():
+        print(f"imports {name:7s} {median[name]:6.2f} CPU-s  torchvision: {runs[0]['torchvision']}")
+    print(f"imports now / before: {median['now'] / median['before']:.2f}")
+
+
+def part_load(args: argparse.Namespace) -> None:
+    ensure_weights(args.weights, LOAD_FILES)
+    runs = {
+        m: [child(LOAD, str(args.weights), m) for _ in range(args.repeat)]
+        for m in ("lean", "before")
+    }
+    totals = {}
+    for mode, results in runs.items():
+        per = {k: statistics.median(r[k] for r in results) for k in results[0]}
+        totals[mode] = statistics.median(sum(r.values()) for r in results)
+        print(
+            f"load {mode:6s} {totals[mode]:6.2f} CPU-s  "
+            + "  ".join(f"{k} {v:.2f}" for k, v in per.items())
+        )
+    print(f"load lean / before: {totals['lean'] / totals['before']:.2f}")
+
+
+def make_images(folder: Path, count: int, size: int) -> None:
+    import cv2
+    import numpy as np
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(3)
+    for index in range(count):
+        image = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+        cv2.imwrite(str(folder / f"{index}.png"), cv2.GaussianBlur(image, (5, 5), 2))
+
+
+def part_executors(args: argparse.Namespace) -> None:
+    ensure_weights(args.weights, ("RealESRGAN_x2plus.pth",))
+    modes = [m.strip() for m in args.executors.split(",")]
+    table: dict[tuple[str, str], dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "in"
+        make_images(folder, args.images, args.size)
+        for condition in ("quiet", "loaded"):
+            hogs = []
+            if condition == "loaded":
+                hogs = [
+                    subprocess.Popen(
+                        [sys.executable, "-c", HOG], env=dict(os.environ, OMP_NUM_THREADS="1")
+                    )
+                    for _ in range(cores())
+                ]
+                time.sleep(1.0)
+            try:
+                for mode in modes:
+                    runs = [
+                        child(EXECUTOR, mode, str(folder), str(args.weights))
+                        for _ in range(args.repeat)
+                    ]
+                    table[condition, mode] = {
+                        "cpu": statistics.median(r["cpu"] for r in runs) / args.images,
+                        "ips": args.images / statistics.median(r["wall"] for r in runs),
+                    }
+            finally:
+                for hog in hogs:
+                    hog.kill()
+                    hog.wait()
+    print(f"{args.images} images of {args.size} px, -U 2, --device cpu; per image, after the load")
+    for (condition, mode), row in table.items():
+        print(
+            f"{condition:6s} {mode:10s} {row['cpu']:6.2f} CPU-s/image  {row['ips']:6.2f} images/s"
+        )
+    for condition in ("quiet", "loaded"):
+        base = table[condition, "workers 0"]["ips"] if "workers 0" in modes else None
+        for mode in modes:
+            if base and mode != "workers 0":
+                print(
+                    f"{condition}: {mode} / workers 0 images/s: {table[condition, mode]['ips'] / base:.2f}"
+                )
+    for mode in modes:
+        ratio = table["loaded", mode]["cpu"] / table["quiet", mode]["cpu"]
+        print(f"{mode}: CPU-s per image loaded / quiet: {ratio:.2f}")
+
+
+PARTS = {"imports": part_imports, "load": part_load, "executors": part_executors}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--parts", default="imports,load,executors,precision")
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--size", type=int, default=48, help="executors: image side")
+    parser.add_argument("--images", type=int, default=4, help="executors: images per run")
+    parser.add_argument("--executors", default="default,workers 0,before")
+    parser.add_argument(
+        "--weights", type=Path, default=Path(tempfile.gettempdir()) / "facefix-bench-cpu"
+    )
+    args = parser.parse_args()
+    header(args)
+    for part in args.parts.split(","):
+        PARTS[part.strip()](args)
+
+
+if __name__ == "__main__":
+    main()
