@@ -177,8 +177,8 @@ def test_missing_weights_offline_exit_2_naming_the_download_command(inputs, tmp_
     ("args", "message"),
     [
         (["-U", "3"], "'3' is not one of"),
-        (["-G", "1.5"], "strength must be in (0, 1]"),
-        (["--codeformer", "0"], "strength must be in (0, 1]"),
+        (["-G", "1.5"], "--gfpgan must be in (0, 1]"),
+        (["--codeformer", "0"], "--codeformer must be in (0, 1]"),
         (["-G", "0.5", "--codeformer", "0.5"], "mutually exclusive"),
         (["--upscale-strength", "2", "-U", "2"], "Invalid value for '--upscale-strength'"),
         ([], "nothing to do"),
