@@ -95,6 +95,7 @@ print(json.dumps(times))
 # The file work of one run, in CPU seconds of the whole process from the end of the network
 # load (the `waiting(None)` event) to the end of the run.
 EXECUTOR = """
+from pathlib import Path
 mode, folder, weights = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 if mode == "before":
     import torch  # OpenMP reads its wait policy at load: the default one, as before
@@ -104,6 +105,7 @@ if mode == "before":
 import facefix_cli.cli  # the CLI's environment (OMP_WAIT_POLICY=PASSIVE unless set)
 import time
 from facefix_cli.pipeline import RunSettings, fix
+from facefix_cli.pipeline.results import Status
 from facefix_cli.recipe import Recipe
 from facefix_cli.silent import Silent
 class Events(Silent):
@@ -115,7 +117,48 @@ workers = {"default": None, "workers 0": 0, "before": 1}[mode]
 events = Events()
 summary = fix([folder], Recipe(scale=2), RunSettings(weights_dir=weights, device="cpu", workers=workers, overwrite=True), events=events)
 cpu, wall = time.process_time() - events.loaded_at[0], time.perf_counter() - events.loaded_at[1]
-print(json.dumps({"cpu": cpu, "wall": wall, "processed": summary.processed}))
+print(json.dumps({"cpu": cpu, "wall": wall, "processed": summary.count(Status.FIXED)}))
+"""
+# x4plus (random weights: speed only) on one input, each variant timed in CPU seconds after a
+# warm-up at a small size; PSNR against fp32 is printed for the record, not judged here.
+PRECISION = """
+import copy, time, warnings
+from pathlib import Path
+import torch
+from facefix_cli.networks.device import cpu_has_native_bf16
+from facefix_cli.networks.load import load_spandrel_model
+from facefix_cli.ops.upscale import super_resolve_checked
+warnings.simplefilter("ignore")
+weights, size, repeat = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+wanted = sys.argv[4].split(",")
+fp32 = load_spandrel_model(weights / "RealESRGAN_x4plus.pth", torch.device("cpu"), "ESRGAN")
+def variant(dtype, channels_last):
+    model = copy.deepcopy(fp32).to(dtype)
+    if channels_last:
+        model.model.to(memory_format=torch.channels_last)
+    return model
+variants = {
+    "fp32": (torch.float32, False, False),
+    "fp32 channels_last": (torch.float32, True, False),
+    "bf16": (torch.bfloat16, False, False),
+    "bf16 channels_last": (torch.bfloat16, True, False),
+    "autocast bf16 channels_last": (torch.float32, True, True),
+}
+variants = {k: (variant(d, cl), a) for k, (d, cl, a) in variants.items() if k == "fp32" or k in wanted}
+image = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(1))
+small = image[:, :, :32, :32]
+out, reference = {}, None
+for name, (model, autocast) in variants.items():
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        super_resolve_checked(small, model)  # warm-up: oneDNN primitives for this layout
+        times = []
+        for _ in range(repeat):
+            t = time.process_time(); result = super_resolve_checked(image, model); times.append(time.process_time() - t)
+    if reference is None:
+        reference = result
+    mse = float(((result - reference) ** 2).mean())
+    out[name] = {"cpu": sorted(times)[len(times) // 2], "psnr": 99.0 if mse == 0 else float(10 * torch.log10(torch.tensor(1.0 / mse))), "max": float((result - reference).abs().max())}
+print(json.dumps({"native_bf16": cpu_has_native_bf16(), "threads": torch.get_num_threads(), "variants": out}))
 """
 HOG = """
 import torch
@@ -244,7 +287,27 @@ def part_executors(args: argparse.Namespace) -> None:
         print(f"{mode}: CPU-s per image loaded / quiet: {ratio:.2f}")
 
 
-PARTS = {"imports": part_imports, "load": part_load, "executors": part_executors}
+def part_precision(args: argparse.Namespace) -> None:
+    ensure_weights(args.weights, ("RealESRGAN_x4plus.pth",))
+    result = child(PRECISION, str(args.weights), str(args.precision_size), str(args.repeat), args.variants, env={"FACEFIX_CPU_BF16": ""})  # fmt: skip
+    print(
+        f"x4plus (random weights), {args.precision_size} px, torch threads {result['threads']}, "
+        f"native bf16 on this CPU: {result['native_bf16']}"
+    )
+    base = result["variants"]["fp32"]["cpu"]
+    for name, row in result["variants"].items():
+        print(
+            f"{name:28s} {row['cpu']:6.2f} CPU-s  speed x{base / row['cpu']:.2f} of fp32  "
+            f"max diff {row['max']:.2g}  PSNR {row['psnr']:.1f} dB (random weights)"
+        )
+
+
+PARTS = {
+    "imports": part_imports,
+    "load": part_load,
+    "executors": part_executors,
+    "precision": part_precision,
+}
 
 
 def main() -> None:
@@ -254,6 +317,12 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=48, help="executors: image side")
     parser.add_argument("--images", type=int, default=4, help="executors: images per run")
     parser.add_argument("--executors", default="default,workers 0,before")
+    parser.add_argument("--precision-size", type=int, default=64, help="precision: input side")
+    parser.add_argument(
+        "--variants",
+        default="fp32 channels_last,bf16,bf16 channels_last,autocast bf16 channels_last",
+        help="precision: variants beside fp32 (bf16 without native support is slow)",
+    )
     parser.add_argument(
         "--weights", type=Path, default=Path(tempfile.gettempdir()) / "facefix-bench-cpu"
     )

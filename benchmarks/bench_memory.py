@@ -118,7 +118,11 @@ def child(args: argparse.Namespace) -> None:
 
     Networks.detector = property(detector)  # type: ignore[assignment,method-assign]
     recipe = Recipe(
-        scale=args.scale, restore_with="gfpgan", restore_strength=0.8, detect_size=args.detect_size
+        scale=args.scale,
+        restore_with="gfpgan",
+        restore_strength=0.8,
+        detect_size=args.detect_size,
+        tile=args.tile,
     )
     output = Path(args.output)
     started = time.perf_counter()
@@ -156,6 +160,7 @@ def run_case(args, weights: Path, folder: Path, size: int, scale: int, detect_si
         "--scale", str(scale),
         "--detect-size", str(detect_size),
         "--threads", str(args.threads),
+        *(["--tile", str(args.tile)] if args.tile is not None else []),
     ]  # fmt: skip
     env = dict(os.environ, FACEFIX_OFFLINE="1", PYTHONPATH=str(ROOT))
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
@@ -172,6 +177,12 @@ def main() -> None:
     parser.add_argument("--no-baseline", action="store_true", help="skip --detect-size 0")
     parser.add_argument("--blocks", type=int, default=23, help="RRDBNet blocks (23: released)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads per case")
+    parser.add_argument(
+        "--tile",
+        type=int,
+        default=None,
+        help="upscaler tile (default: auto, from the free memory, so it varies by machine)",
+    )
     parser.add_argument("--weights", type=Path, default=None, help="reuse this weights folder")
     # The child's own arguments.
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -188,7 +199,8 @@ def main() -> None:
         make_weights(weights, args.blocks)
         print(
             f"# peak RSS of one whole fix (GFPGAN 1.4, 2 faces), CPU, {args.threads} torch "
-            f"threads, RRDBNet with {args.blocks} blocks, cores {os.cpu_count()}"
+            f"threads, RRDBNet with {args.blocks} blocks, tile {args.tile or 'auto'}, "
+            f"cores {os.cpu_count()}"
         )
         print("| input | scale | output | detected at | peak RSS | --detect-size 0 | ratio |")
         print("|---|---|---|---|---:|---:|---:|")

@@ -42,7 +42,7 @@ class Recipe:
     gfpgan_version: str = "1.4"
     upscaler_path: Path | None = None  # any spandrel super-resolution checkpoint
     tile: int | None = None  # None = chosen from the device; 0 = whole image
-    precision: Precision = "auto"  # auto: fp16 upscaler on CUDA, fp32 elsewhere; see device.py
+    precision: Precision = "auto"  # auto: fp16 upscaler on CUDA, bf16 on bf16 CPUs; device.py
     only_center_face: bool = False
     detector: str = "retinaface_resnet50"
     # Which faces are restored (ops.detect.select_faces); the defaults are today's behaviour.

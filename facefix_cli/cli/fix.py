@@ -142,7 +142,8 @@ def fix(
     precision: Precision = typer.Option(
         Precision.auto,
         "--precision",
-        help="auto (fp16 upscaler on CUDA, fp32 elsewhere), fp32, fp16 or bf16.",
+        help="auto (fp16 upscaler on CUDA, bf16 on a CPU with native bf16, fp32 elsewhere), "
+        "fp32, fp16 or bf16.",
     ),
     half: bool = typer.Option(False, "--half", help="Same as --precision fp16."),
     only_center_face: bool = typer.Option(

@@ -46,12 +46,17 @@ class Networks:
         if self.recipe.upscales:
             _ = self.upscaler, self.upscaler_sha256
         if self.recipe.restore_with is not None:
-            # GFPGAN/CodeFormer (or --restorer's file) and ParseNet load at the first face.
+            # GFPGAN/CodeFormer and ParseNet load at the first face. --restorer's file loads
+            # now: it is the user's, so a wrong one is a setup error before any work (exit 2),
+            # and every output's record needs its architecture and crop size.
             _ = self.restorer_info, self.restorer_sha256, self.detector
+            if self.recipe.restorer_path is not None:
+                _ = self.face_restorer
 
     def loading_text(self) -> str:
         """What a front end shows while `load_all` runs: `loading 2 networks on cuda:0`."""
         count = int(self.recipe.upscales) + (1 if self.recipe.restore_with is not None else 0)
+        count += int(self.recipe.restorer_path is not None)
         return f"loading {count} network{'s' if count != 1 else ''} on {self.device}"
 
     def _path(self, name: str) -> Path:

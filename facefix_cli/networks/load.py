@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -21,6 +22,9 @@ from facefix_cli.networks.lean import (
     no_random_init,
     spandrel_architecture,
 )
+
+if TYPE_CHECKING:
+    from spandrel import ImageModelDescriptor
 
 
 @functools.cache
@@ -61,7 +65,9 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
 ARCHITECTURES = {"ESRGAN": ("ESRGAN", "ESRGANArch"), "GFPGAN": ("GFPGAN", "GFPGANArch")}
 
 
-def load_spandrel_model(path: Path, device: torch.device, architecture: str | None = None):
+def load_spandrel_model(
+    path: Path, device: torch.device, architecture: str | None = None
+) -> ImageModelDescriptor[Any]:
     """A spandrel ImageModelDescriptor (ESRGAN, GFPGAN, CodeFormer and the rest), in eval mode.
     `architecture` (a key of ARCHITECTURES), when the caller knows it, is imported alone and
     tried first; a file it does not fit, or no name, goes through spandrel's full registry."""
@@ -80,11 +86,15 @@ def load_spandrel_model(path: Path, device: torch.device, architecture: str | No
         raise SetupError(f"{path} is not a model architecture facefix can load") from None
     except (RuntimeError, KeyError, ValueError) as exc:
         raise SetupError(f"cannot build a model from {path}: {first_line(exc)[:200]}") from None
+    if not isinstance(descriptor, spandrel.ImageModelDescriptor):  # an inpainting model
+        raise SetupError(f"{path} is a masked-image (inpainting) model, not an image model")
     descriptor.eval()
     return descriptor
 
 
-def _load_known(state_dict: dict[str, torch.Tensor], architecture: str | None):
+def _load_known(
+    state_dict: dict[str, torch.Tensor], architecture: str | None
+) -> ImageModelDescriptor[Any] | None:
     if architecture is None:
         return None
     arch = spandrel_architecture(*ARCHITECTURES[architecture])

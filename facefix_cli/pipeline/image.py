@@ -33,7 +33,7 @@ from facefix_cli.networks.cache import Networks
 from facefix_cli.operations import Detection, Operation, OperationType
 from facefix_cli.ops.align import alignment_matrix, warp_faces
 from facefix_cli.ops.detect import Face, detect_faces, scale_faces, select_faces
-from facefix_cli.ops.paste import blend_restored, face_masks, paste_faces
+from facefix_cli.ops.paste import blend_restored, face_masks, inverse_region, paste_faces
 from facefix_cli.ops.upscale import upscale, upscale_alpha
 from facefix_cli.recipe import DEFAULT_DETECT_SIZE, DEFAULT_FACE_THRESHOLD, Recipe
 
@@ -189,11 +189,11 @@ def _restore_faces(
         for found in every
     ]
     counts = [len(found) for found in every]
+    if not any(selected):  # no face: the restorer and parser are never loaded
+        return selected, counts
     restorer = networks.face_restorer
     size = restorer.size  # 512 for GFPGAN and CodeFormer; an ONNX model's own input size
     matrices = [[alignment_matrix(face.landmarks, size) for face in faces] for faces in selected]
-    if not any(matrices):
-        return selected, counts
     crops = torch.cat(
         [warp_faces(image, mats, size) for image, mats in zip(images, matrices, strict=True)]
     )
@@ -206,7 +206,14 @@ def _restore_faces(
         end = start + len(mats)
         pasted = images[index].clone()
         paste_faces(pasted, restored[start:end], masks[start:end], mats)
-        images[index] = blend_restored(images[index], pasted, recipe.restore_strength)
+        # Only where faces were pasted: elsewhere the blend gives the image back exactly, and
+        # on a 4096 px output its temporaries cost several full-size copies.
+        regions = [inverse_region(m, width, height, size) for m in mats]
+        if boxes := [r for r in regions if r is not None]:
+            x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+            x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
+            area = images[index][:, y0:y1, x0:x1]
+            area.copy_(blend_restored(area, pasted[:, y0:y1, x0:x1], recipe.restore_strength))
         start = end
     return selected, counts
 

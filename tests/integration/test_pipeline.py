@@ -172,10 +172,11 @@ def test_face_mask_from_parsenet_is_soft_and_zero_at_the_crop_border(weights_dir
     assert not mask[:10].any() and not mask[:, -10:].any()
 
 
-def test_no_faces_means_upscaled_only(weights_dir):
+def test_no_faces_means_upscaled_only(gfpgan_weights):
+    # the GFPGAN file is there (the record carries its digest) but never loaded
     recipe = Recipe(scale=2, restore_with="gfpgan", restore_strength=0.8)
     models = Networks(
-        recipe, weights_dir, CPU
+        recipe, gfpgan_weights, CPU
     )  # the real (random-weight) RetinaFace, which finds no face
     source = source_image(20, 16)
     fixed = fix_image(source, recipe, models)

@@ -206,6 +206,8 @@ def test_ray_workers_load_an_onnx_restorer_and_record_it(
 
     from checkpoints import export_onnx_restorer
 
+    pytest.importorskip("onnxruntime", reason="needs the onnx extra (uv sync --extra onnx)")
+
     model = tmp_path / "face.onnx"
     export_onnx_restorer(model, 256)
     runs = {}

@@ -8,6 +8,7 @@ import hashlib
 import json
 import shutil
 import sys
+from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,13 @@ from facefix_cli.ops.paste import inverse_region
 
 runner = CliRunner()
 WIDTH, HEIGHT = 48, 40
+
+# The ONNX tests export torch modules (onnx, onnxscript: dev dependencies) and run them on ONNX
+# Runtime (the onnx extra, which CI installs); without them they are skipped, saying why.
+ONNX = pytest.mark.skipif(
+    find_spec("onnxruntime") is None or find_spec("onnx") is None,
+    reason="needs the onnx extra and dev dependencies (uv sync --extra onnx)",
+)
 
 
 def run(*args: object):
@@ -84,6 +92,7 @@ def assert_changed_only_in(fixed: np.ndarray, before: np.ndarray, size: int) -> 
     assert not np.array_equal(fixed[y0:y1, x0:x1], before[y0:y1, x0:x1])  # and restored in it
 
 
+@ONNX
 def test_an_onnx_restorer_end_to_end(inputs, tmp_path, weights_dir):
     model = tmp_path / "GPEN-BFR-256.onnx"
     export_onnx_restorer(model, 256)
@@ -123,6 +132,7 @@ def test_an_onnx_restorer_end_to_end(inputs, tmp_path, weights_dir):
     assert restoration["sha256"] in page  # the report's model files list it
 
 
+@ONNX
 def test_a_codeformer_style_onnx_restorer_takes_fidelity(inputs, tmp_path, weights_dir):
     model = tmp_path / "codeformer.onnx"
     export_onnx_restorer(model, 512, fidelity_dtype=torch.float64)
@@ -150,6 +160,7 @@ def test_a_codeformer_style_onnx_restorer_takes_fidelity(inputs, tmp_path, weigh
     )
 
 
+@ONNX
 def test_every_in_process_executor_and_batch_size_gives_the_same_bytes(tmp_path, weights_dir):
     model = tmp_path / "face.onnx"
     export_onnx_restorer(model, 256, batch=None)
@@ -224,6 +235,7 @@ def test_a_gfpgan_file_as_restorer_gives_the_pixels_of_gfpgan(inputs, tmp_path, 
         (("--restorer", "{upscaler}"), "is a ESRGAN SR model (x2, 3 channels), not a face"),
     ],
 )
+@ONNX
 def test_usage_errors_exit_2_with_one_line(inputs, tmp_path, weights_dir, args, message):
     model = tmp_path / "face.onnx"
     export_onnx_restorer(model, 256)
@@ -238,6 +250,7 @@ def test_usage_errors_exit_2_with_one_line(inputs, tmp_path, weights_dir, args, 
     assert not list(inputs.glob("*.fixed.png"))
 
 
+@ONNX
 def test_without_onnxruntime_an_onnx_restorer_is_a_setup_error(
     inputs, tmp_path, weights_dir, monkeypatch
 ):
