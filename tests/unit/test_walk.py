@@ -100,3 +100,31 @@ def test_walk_order_is_sorted_with_sub_folders_in_place(tmp_path, recursive):
     ]
     expected = ["a.png", "m/b.png", "m/n/c.png", "m/y.png", "z.png"]
     assert found == (expected if recursive else ["a.png", "z.png"])
+
+
+def test_the_walk_names_the_output_folders_that_the_claim_sweep_looks_at(tmp_path):
+    from facefix_cli.pipeline.run import plan
+    from facefix_cli.pipeline.settings import RunSettings
+
+    image(tmp_path / "in" / "a.png")
+    image(tmp_path / "in" / "a.fixed.png")  # done beside it; to do with --output-dir
+    image(tmp_path / "in" / "sub" / "b.png")
+    (tmp_path / "in" / "other" / "c.jpg").parent.mkdir()
+    (tmp_path / "in" / "other" / "c.jpg").write_bytes(b"\xff\xd8\xff" + bytes(16))
+    (tmp_path / "in" / "bad" / "d.png").parent.mkdir()
+    (tmp_path / "in" / "bad" / "d.png").write_bytes(b"GIF89a")  # rejected
+    for out_dir, kinds_seen, expected in (
+        (None, {"done", "todo", "other type", "rejected"}, ["in", "in/sub"]),
+        (tmp_path / "out", {"todo", "other type", "rejected"}, ["out", "out/sub"]),
+    ):
+        found = list(scan([tmp_path / "in"], output_dir=out_dir))
+        assert {f.kind.value for f in found} == kinds_seen
+        for f in found:
+            if f.kind in (Kind.TODO, Kind.DONE):
+                assert f.output is not None and f.folder == os.path.dirname(f.output)
+            else:
+                assert f.folder == ""  # no output: nothing to sweep for it
+        folders: set[str] = set()
+        settings = RunSettings(weights_dir=tmp_path / "w", output_dir=out_dir)
+        plan([tmp_path / "in"], settings, None, folders)
+        assert sorted(folders) == [str(tmp_path / name) for name in expected]
