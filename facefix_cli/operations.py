@@ -4,8 +4,9 @@ An `Operation` is written three ways: into facefix's own JSON record (`facefix_r
 InvokeAI post-processing entries and as A1111's extras text (both in `metadata`). This module
 is the one definition of its fields, so those writers cannot drift apart.
 
-A restoration also records each restored face (`Detection`: box, score, landmarks, in the
-output's pixels, rounded to 0.01 px), so a report can crop the same face before and after from
+A restoration also records each restored face (`RecordedFace`: an `ops.detect.Face` as the
+record keeps it, under the JSON key `detections`: box, score, landmarks, in the output's
+pixels, rounded to 0.01 px), so a report can crop the same face before and after from
 the output and its original alone.
 """
 
@@ -27,8 +28,9 @@ _SCORE_DECIMALS = 4
 
 
 @dataclass(frozen=True)
-class Detection:
-    """One restored face, in the output image's pixels (faces are found after upscaling)."""
+class RecordedFace:
+    """One restored face (an `ops.detect.Face`, rounded for the record), in the output image's
+    pixels."""
 
     box: tuple[float, float, float, float]  # x0, y0, x1, y1
     score: float
@@ -40,7 +42,7 @@ class Detection:
         box: Sequence[float],
         score: float,
         landmarks: Iterable[Sequence[float]] = (),
-    ) -> Detection:
+    ) -> RecordedFace:
         """A detection with plain, rounded floats (detectors hand out numpy values)."""
         return cls(
             box=tuple(round(float(v), _PIXEL_DECIMALS) for v in box),  # type: ignore[arg-type]
@@ -58,7 +60,7 @@ class Detection:
         return data
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Detection:
+    def from_json(cls, data: dict[str, Any]) -> RecordedFace:
         """Raises ValueError (or TypeError, KeyError) on a malformed entry."""
         box = tuple(float(v) for v in data["box"])
         if len(box) != 4:
@@ -89,7 +91,7 @@ class Operation:
     min_face_share: float | None = None
     max_faces: int | None = None
     detect_size: int | None = None
-    detections: tuple[Detection, ...] | None = None  # restorations only: each restored face
+    detections: tuple[RecordedFace, ...] | None = None  # restorations only: each restored face
     precision: str | None = None  # upscales only: the network's dtype when not fp32 (bf16)
 
     @property
@@ -130,7 +132,7 @@ class Operation:
         """Raises ValueError (or TypeError, KeyError) on a malformed record."""
         known = {key: data[key] for key in cls.__dataclass_fields__ if key in data}
         if known.get("detections") is not None:
-            known["detections"] = tuple(Detection.from_json(d) for d in known["detections"])
+            known["detections"] = tuple(RecordedFace.from_json(d) for d in known["detections"])
         return cls(**known)
 
 

@@ -119,7 +119,7 @@ def fixed_output_with_faces(
     from facefix_cli.io.read import read_image
     from facefix_cli.io.write import encode_png, quantize
     from facefix_cli.metadata import output_chunks
-    from facefix_cli.operations import Detection, Operation, facefix_record
+    from facefix_cli.operations import Operation, RecordedFace, facefix_record
 
     width, height = size
     original = folder / f"{name}.png"
@@ -142,7 +142,7 @@ def fixed_output_with_faces(
             version="1.4",
             model="GFPGANv1.4.pth",
             faces=len(boxes),
-            detections=tuple(Detection.rounded(box, 0.99) for box in boxes),
+            detections=tuple(RecordedFace.rounded(box, 0.99) for box in boxes),
         ),
     ]
     record = facefix_record(operations, original.name, source.sha256)

@@ -30,7 +30,7 @@ import torch
 
 from facefix_cli.io.read import SourceImage
 from facefix_cli.networks.cache import Networks
-from facefix_cli.operations import Detection, Operation, OperationType
+from facefix_cli.operations import Operation, OperationType, RecordedFace
 from facefix_cli.ops.align import alignment_matrix, warp_faces
 from facefix_cli.ops.detect import Face, detect_faces, scale_faces, select_faces
 from facefix_cli.ops.paste import blend_restored, face_masks, inverse_region, paste_faces
@@ -223,7 +223,7 @@ def _restore_operation(
 ) -> Operation | None:
     if recipe.restore_with is None:
         return None
-    detections = tuple(Detection.rounded(face.box, face.score, face.landmarks) for face in faces)
+    detections = tuple(RecordedFace.rounded(face.box, face.score, face.landmarks) for face in faces)
     if recipe.restorer_path is not None:
         return restorer_operation(recipe, recipe.restorer_path, networks, detections, found)
     info = networks.restorer_info
@@ -257,7 +257,7 @@ def _face_choices(recipe: Recipe, restored: int, found: int) -> dict[str, Any]:
 
 
 def restorer_operation(
-    recipe: Recipe, path: Path, networks: Networks, detections: tuple[Detection, ...], found: int
+    recipe: Recipe, path: Path, networks: Networks, detections: tuple[RecordedFace, ...], found: int
 ) -> Operation:
     """The record of a --restorer file: its name, SHA-256, architecture and crop size; typed
     `gfpgan` or `codeformer` when it is one (so A1111 and InvokeAI see what they know)."""

@@ -37,7 +37,7 @@ from facefix_cli.metadata import (
     chunks_from_bytes,
     parse_generation,
 )
-from facefix_cli.operations import RESTORATIONS, Detection, Operation
+from facefix_cli.operations import RESTORATIONS, Operation, RecordedFace
 from facefix_cli.pipeline.results import FixSummary, Status
 from facefix_cli.report import html, thumbnails
 
@@ -388,7 +388,7 @@ def _read(path: Path) -> bytes:
         raise ImageError(f"cannot read: {exc.strerror or exc}") from None
 
 
-def _detections(operations: Iterable[Operation]) -> list[Detection]:
+def _detections(operations: Iterable[Operation]) -> list[RecordedFace]:
     """The faces of the last restoration: those are the ones in the output."""
     restorations = [op for op in operations if op.type in RESTORATIONS]
     return list(restorations[-1].detections or ()) if restorations else []

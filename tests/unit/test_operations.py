@@ -9,12 +9,12 @@ import pytest
 
 from facefix_cli.io.pngchunks import itxt_chunk
 from facefix_cli.metadata import FACEFIX_KEY, parse_generation
-from facefix_cli.operations import Detection, Operation, facefix_record
+from facefix_cli.operations import Operation, RecordedFace, facefix_record
 
 
 def test_a_detection_is_plain_rounded_json():
     landmarks = np.array([[10.123456, 20.5], [30.0, 20.25], [20, 30], [12, 40], [28, 40.001]])
-    detection = Detection.rounded(
+    detection = RecordedFace.rounded(
         np.float32([1.23456, 2.5, 40.0, 50.987]), np.float32(0.98768), landmarks
     )
     data = detection.to_json()
@@ -24,11 +24,14 @@ def test_a_detection_is_plain_rounded_json():
         "landmarks": [[10.12, 20.5], [30.0, 20.25], [20.0, 30.0], [12.0, 40.0], [28.0, 40.0]],
     }
     assert json.loads(json.dumps(data)) == data  # no numpy values left in it
-    assert Detection.from_json(data) == detection
+    assert RecordedFace.from_json(data) == detection
 
 
 def test_restoration_records_its_faces_and_reads_them_back_from_the_png_record():
-    faces = (Detection.rounded((4, 6, 30, 34), 0.99), Detection.rounded((40, 2, 60, 20), 0.975))
+    faces = (
+        RecordedFace.rounded((4, 6, 30, 34), 0.99),
+        RecordedFace.rounded((40, 2, 60, 20), 0.975),
+    )
     operations = [
         Operation(type="esrgan", strength=0.75, scale=2, model="RealESRGAN_x2plus.pth"),
         Operation(type="gfpgan", strength=0.8, version="1.4", faces=2, detections=faces),
