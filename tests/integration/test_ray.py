@@ -232,3 +232,31 @@ def test_ray_workers_load_an_onnx_restorer_and_record_it(
         hashlib.sha256(model.read_bytes()).hexdigest(),
         0,
     )
+
+
+def test_ray_workers_restore_first_when_asked(ray_cluster, inputs, weights_dir, tmp_path):
+    """--order crosses to the workers: restore-first runs on Ray give a plain run's bytes, and
+    each record lists the restoration before the upscale, in the order they ran."""
+    from checkpoints import export_onnx_restorer
+
+    from facefix_cli.io.pngchunks import parse_chunks
+    from facefix_cli.metadata import parse_generation
+
+    pytest.importorskip("onnxruntime", reason="needs the onnx extra (uv sync --extra onnx)")
+
+    model = tmp_path / "face.onnx"
+    export_onnx_restorer(model, 256)
+    runs = {}
+    for name, extra in (("plain", ["--workers", "0"]), ("ray", ["--ray"])):
+        out = tmp_path / name
+        result = CliRunner().invoke(
+            app,
+            ["fix", str(inputs), "-U", "2", "--restorer", str(model), "--order", "restore-first"]
+            + ["--output-dir", str(out), "--weights-dir", str(weights_dir), "--json", *extra],
+            catch_exceptions=False,
+        )
+        assert result.exit_code == 1, result.output  # the corrupt file
+        runs[name] = outputs(out)
+    assert len(runs["ray"]) == IMAGES and runs["ray"] == runs["plain"]
+    (record,) = parse_generation(parse_chunks(runs["ray"]["img1.fixed.png"])).facefix
+    assert [operation["type"] for operation in record["operations"]] == ["restorer", "esrgan"]
