@@ -238,7 +238,9 @@ def test_restore_first_in_every_executor_writes_the_composed_image(
     weights.mkdir()
     for path in weights_dir.iterdir():
         (weights / path.name).symlink_to(path)
-    (weights / "GFPGANv1.4.pth").write_bytes(b"")  # present; the stand-in is used instead
+    # Present (the stand-in is used instead); never written through a link to the shared file.
+    (weights / "GFPGANv1.4.pth").unlink(missing_ok=True)
+    (weights / "GFPGANv1.4.pth").write_bytes(b"")
     monkeypatch.setattr(Networks, "detector", property(lambda self: placed_faces_detector(LAYOUT)))
     monkeypatch.setattr(Networks, "restorer", property(lambda self: TinyRestorer()))
     monkeypatch.setattr(Networks, "parser", property(lambda self: TinyParser()))
