@@ -332,7 +332,7 @@ def test_models_load_once_per_run_and_only_when_needed(tmp_path, weights_dir, mo
     loads: list[str] = []
     real = cache.load_spandrel_model
     monkeypatch.setattr(
-        cache, "load_spandrel_model", lambda p, d: loads.append(p.name) or real(p, d)
+        cache, "load_spandrel_model", lambda p, d, *arch: loads.append(p.name) or real(p, d, *arch)
     )
     for index in range(3):
         make_png(tmp_path / f"{index}.png", seed=index)
