@@ -110,7 +110,7 @@ def test_ray_run_matches_a_plain_run(ray_cluster, inputs, weights_dir, plain, tm
     result = CliRunner().invoke(
         app,
         ["fix", str(inputs), "-U", "2", "--upscale-strength", "0.5", "--output-dir", str(out)]
-        + ["--weights-dir", str(weights_dir), "--ray", "--json"],
+        + ["--weights-dir", str(weights_dir), "--ray", "--json", "-v"],  # -v: skipped files listed
         catch_exceptions=False,
     )
     assert result.exit_code == 1, result.output  # the corrupt file, as in the plain run
