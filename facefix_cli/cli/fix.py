@@ -21,6 +21,7 @@ from facefix_cli.cli.app import ConfigOption, WeightsDirOption, app, app_context
 from facefix_cli.errors import FacefixError, Interrupted, SetupError
 from facefix_cli.io.defaults import DEFAULT_PNG_LEVEL
 from facefix_cli.io.header import DEFAULT_MAX_PIXELS
+from facefix_cli.recipe import DEFAULT_DETECT_SIZE, DEFAULT_FACE_THRESHOLD
 from facefix_cli.weights import registry
 
 if TYPE_CHECKING:
@@ -153,7 +154,7 @@ def fix(
         Detector("retinaface_resnet50"), "--detector", help="RetinaFace backbone."
     ),
     face_threshold: float = typer.Option(
-        0.97,
+        DEFAULT_FACE_THRESHOLD,
         "--face-threshold",
         metavar="CONFIDENCE",
         help="Restore faces the detector is at least this sure of (0-1).",
@@ -169,7 +170,7 @@ def fix(
         None, "--max-faces", min=1, metavar="N", help="Restore at most the N largest faces."
     ),
     detect_size: int = typer.Option(
-        2048,
+        DEFAULT_DETECT_SIZE,
         "--detect-size",
         min=0,
         metavar="PX",

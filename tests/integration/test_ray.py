@@ -80,6 +80,22 @@ def outputs(folder: Path) -> dict[str, bytes]:
     }
 
 
+def plain_and_ray(inputs: Path, weights_dir: Path, tmp_path: Path, args: list[str]) -> dict:
+    """The outputs of `fix INPUTS ARGS` run plainly (--workers 0) and on Ray, by run name."""
+    runs = {}
+    for name, extra in (("plain", ["--workers", "0"]), ("ray", ["--ray"])):
+        out = tmp_path / name
+        result = CliRunner().invoke(
+            app,
+            ["fix", str(inputs), *args, "--output-dir", str(out)]
+            + ["--weights-dir", str(weights_dir), "--json", *extra],
+            catch_exceptions=False,
+        )
+        assert result.exit_code == 1, result.output  # the corrupt file
+        runs[name] = outputs(out)
+    return runs
+
+
 @pytest.fixture(scope="module")
 def plain(inputs, weights_dir, tmp_path_factory) -> tuple[dict[str, bytes], dict]:
     """The plain (sequential) run's outputs and --json summary: what every Ray run must match."""
@@ -210,17 +226,7 @@ def test_ray_workers_load_an_onnx_restorer_and_record_it(
 
     model = tmp_path / "face.onnx"
     export_onnx_restorer(model, 256)
-    runs = {}
-    for name, extra in (("plain", ["--workers", "0"]), ("ray", ["--ray"])):
-        out = tmp_path / name
-        result = CliRunner().invoke(
-            app,
-            ["fix", str(inputs), "--restorer", str(model), "--output-dir", str(out)]
-            + ["--weights-dir", str(weights_dir), "--json", *extra],
-            catch_exceptions=False,
-        )
-        assert result.exit_code == 1, result.output  # the corrupt file
-        runs[name] = outputs(out)
+    runs = plain_and_ray(inputs, weights_dir, tmp_path, ["--restorer", str(model)])
     assert len(runs["ray"]) == IMAGES and runs["ray"] == runs["plain"]
     from facefix_cli.io.pngchunks import parse_chunks
     from facefix_cli.metadata import parse_generation
@@ -246,17 +252,8 @@ def test_ray_workers_restore_first_when_asked(ray_cluster, inputs, weights_dir, 
 
     model = tmp_path / "face.onnx"
     export_onnx_restorer(model, 256)
-    runs = {}
-    for name, extra in (("plain", ["--workers", "0"]), ("ray", ["--ray"])):
-        out = tmp_path / name
-        result = CliRunner().invoke(
-            app,
-            ["fix", str(inputs), "-U", "2", "--restorer", str(model), "--order", "restore-first"]
-            + ["--output-dir", str(out), "--weights-dir", str(weights_dir), "--json", *extra],
-            catch_exceptions=False,
-        )
-        assert result.exit_code == 1, result.output  # the corrupt file
-        runs[name] = outputs(out)
+    args = ["-U", "2", "--restorer", str(model), "--order", "restore-first"]
+    runs = plain_and_ray(inputs, weights_dir, tmp_path, args)
     assert len(runs["ray"]) == IMAGES and runs["ray"] == runs["plain"]
     (record,) = parse_generation(parse_chunks(runs["ray"]["img1.fixed.png"])).facefix
     assert [operation["type"] for operation in record["operations"]] == ["restorer", "esrgan"]
