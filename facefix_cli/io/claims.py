@@ -27,6 +27,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -256,15 +257,21 @@ def _take_over(path: Path, judged: bytes) -> bool:
             private.unlink()
 
 
-def sweep_folder(folder: Path, *, stale_after: float = STALE_AFTER) -> list[Path]:
+def sweep_folder(
+    folder: Path, *, stale_after: float = STALE_AFTER, hidden: Iterable[str] | None = None
+) -> list[Path]:
     """Remove what killed runs left in `folder`: temporary files (`.NAME.PID.tmp`) whose output
     has no live claim (a writer always holds the claim while its temporary file exists), and
-    stale claims. Returns what it removed; unreadable folders and races are ignored."""
+    stale claims. `hidden`: the folder's hidden names from a listing just made (the walk's), so
+    it is not listed again. Returns what it removed; unreadable folders and races are ignored."""
     removed: list[Path] = []
-    try:
-        names = {entry.name for entry in os.scandir(folder) if entry.name.startswith(".")}
-    except OSError:
-        return removed
+    if hidden is not None:
+        names = set(hidden)
+    else:
+        try:
+            names = {entry.name for entry in os.scandir(folder) if entry.name.startswith(".")}
+        except OSError:
+            return removed
     for name in sorted(names):
         path = folder / name
         temporary = TEMPORARY_RE.match(name)

@@ -76,6 +76,9 @@ class Found(NamedTuple):  # a tuple: one is made per file of the tree, done or n
     output: Path | None = None
     reason: str = ""
     folder: str = ""  # the output's folder as a string, for TODO and DONE (the claim sweep's)
+    # that folder's hidden names as the walk listed them (None: not listed), so the claim sweep
+    # need not list it again; one set per folder, shared by its files
+    hidden: frozenset[str] | None = None
 
     @property
     def job(self) -> Job:
@@ -87,17 +90,23 @@ DONE_REASON = "output exists (use --overwrite)"
 
 
 class _Folder:
-    """One folder's listing, read once: names, and which of them are symlinks."""
+    """One folder's listing, read once: names, which of them are symlinks, and the hidden ones
+    (temporary files and claims, for the claim sweep)."""
 
-    __slots__ = ("names", "links")
+    __slots__ = ("names", "links", "hidden")
 
     def __init__(self, entries: Iterable[os.DirEntry[str]]) -> None:
         self.names: set[str] = set()
         self.links: set[str] = set()
+        hidden: list[str] = []
         for entry in entries:
-            self.names.add(entry.name)
+            name = entry.name
+            self.names.add(name)
             if entry.is_symlink():
-                self.links.add(entry.name)
+                self.links.add(name)
+            if name.startswith("."):
+                hidden.append(name)
+        self.hidden = frozenset(hidden)
 
 
 def _output_exists(folder: _Folder | None, name: str, output: Path) -> bool:
@@ -227,6 +236,7 @@ def scan(
         if real in sources:
             return None
         sources.add(real)
+        hidden = out_listing.hidden if out_listing is not None else None
         name = output_name(source_name)
         output_path = _child(out_folder, name)
         key = (out_key, name)
@@ -247,7 +257,7 @@ def scan(
                 )
             if exists:
                 outputs[key] = source
-                return Found(Kind.DONE, source, output_path, DONE_REASON, out_key)
+                return Found(Kind.DONE, source, output_path, DONE_REASON, out_key, hidden)
         if not sniffed:
             try:
                 if not _has_format(str(source), formats):
@@ -257,7 +267,7 @@ def scan(
             except OSError as exc:
                 return Found(Kind.REJECTED, source, None, f"cannot read: {exc.strerror or exc}")
         outputs[key] = source
-        return Found(Kind.TODO, source, output_path, "", out_key)
+        return Found(Kind.TODO, source, output_path, "", out_key, hidden)
 
     for path in paths:
         try:

@@ -52,14 +52,15 @@ def plan(
     paths: Sequence[Path],
     settings: RunSettings,
     found_work: Callable[[Job], None] | None = None,
-    output_folders: set[str] | None = None,
+    output_folders: dict[str, frozenset[str] | None] | None = None,
 ) -> tuple[list[Job], list[FileResult], list[FileResult]]:
     """(jobs to do, skipped results, failed results) for `paths`, touching nothing. Files whose
     output exists are skipped from the folder listings, unopened; `found_work` is called with
     the first job to do as soon as the walk finds it (the run starts loading networks then).
     `output_folders`, when given, receives the output folder of every job and done file (the
-    folders the claim sweep looks at), as the walk knows them: no per-file path work."""
-    folders: set[str] = output_folders if output_folders is not None else set()
+    folders the claim sweep looks at), as the walk knows them: no per-file path work; each with
+    its hidden names where the walk listed it (None where it did not)."""
+    folders = output_folders if output_folders is not None else {}
     try:
         extensions = normalise_extensions(settings.extensions)
     except ValueError as exc:
@@ -79,12 +80,14 @@ def plan(
         match found.kind:
             case Kind.TODO:
                 todo.append(found.job)
-                folders.add(found.folder)
+                if found.folder not in folders:
+                    folders[found.folder] = found.hidden
                 if found_work is not None and len(todo) == 1:
                     found_work(todo[0])
             case Kind.DONE:
                 done.append(FileResult(found.source, found.output, Status.SKIPPED, found.reason))
-                folders.add(found.folder)
+                if found.folder not in folders:
+                    folders[found.folder] = found.hidden
             case Kind.OTHER_TYPE:
                 other_types.append(FileResult(found.source, None, Status.SKIPPED, found.reason))
             case Kind.REJECTED:
@@ -207,7 +210,7 @@ class _Run:
         paths, recipe, settings, registry = self.paths, self.recipe, self.settings, self.registry
         executor, events, summary = self.executor, self.events, self.summary
         # 2. plan: what is there, what is done already (the first file to do: `found_work`)
-        folders: set[str] = set()  # where outputs go: the claim sweep's folders
+        folders: dict[str, frozenset[str] | None] = {}  # where outputs go: the sweep's folders
         todo, skipped, failed = plan(paths, settings, self.found_work, folders)
         summary.results.extend(failed + skipped)
         found = len(todo) + len(skipped) + len(failed)
@@ -222,8 +225,8 @@ class _Run:
 
         # 3. clean up after killed runs: their temporary files and claims
         if not settings.dry_run:
-            for folder in sorted(folders):
-                claims.sweep_folder(Path(folder))
+            for folder, hidden in sorted(folders.items()):
+                claims.sweep_folder(Path(folder), hidden=hidden)
         if settings.dry_run or not todo or self.fault is not None:
             announce("none")
             if self.fault is not None:  # the machine cannot take a single output: nothing loaded

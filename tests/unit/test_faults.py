@@ -363,6 +363,16 @@ def test_sweep_removes_orphans_and_keeps_live_work(tmp_path):
     live.release()
 
 
+def test_sweep_given_the_walk_s_hidden_names_does_not_list_the_folder_again(tmp_path):
+    seen = temporary_path(tmp_path / "a.fixed.png", dead_pid())
+    unseen = temporary_path(tmp_path / "b.fixed.png", dead_pid())  # after the walk's listing
+    seen.write_bytes(b"half")
+    unseen.write_bytes(b"half")
+    removed = claims.sweep_folder(tmp_path, hidden={seen.name, ".gone-since.claim"})
+    assert removed == [seen]  # a name that vanished meanwhile is ignored
+    assert unseen.exists()  # the next run's walk will see it
+
+
 # --- the walk -------------------------------------------------------------------------------
 
 

@@ -113,9 +113,17 @@ def test_the_walk_names_the_output_folders_that_the_claim_sweep_looks_at(tmp_pat
     (tmp_path / "in" / "other" / "c.jpg").write_bytes(b"\xff\xd8\xff" + bytes(16))
     (tmp_path / "in" / "bad" / "d.png").parent.mkdir()
     (tmp_path / "in" / "bad" / "d.png").write_bytes(b"GIF89a")  # rejected
+    (tmp_path / "in" / ".a.fixed.png.123.tmp").write_bytes(b"")  # what a killed run left
+    (tmp_path / "out" / "sub").mkdir(parents=True)
+    (tmp_path / "out" / "sub" / ".b.fixed.png.claim").write_bytes(b"")
+    in_hidden = frozenset({".a.fixed.png.123.tmp"})
     for out_dir, kinds_seen, expected in (
-        (None, {"done", "todo", "other type", "rejected"}, ["in", "in/sub"]),
-        (tmp_path / "out", {"todo", "other type", "rejected"}, ["out", "out/sub"]),
+        (None, {"done", "todo", "other type", "rejected"}, {"in": in_hidden, "in/sub": set()}),
+        (
+            tmp_path / "out",
+            {"todo", "other type", "rejected"},
+            {"out": set(), "out/sub": {".b.fixed.png.claim"}},
+        ),
     ):
         found = list(scan([tmp_path / "in"], output_dir=out_dir))
         assert {f.kind.value for f in found} == kinds_seen
@@ -124,7 +132,8 @@ def test_the_walk_names_the_output_folders_that_the_claim_sweep_looks_at(tmp_pat
                 assert f.output is not None and f.folder == os.path.dirname(f.output)
             else:
                 assert f.folder == ""  # no output: nothing to sweep for it
-        folders: set[str] = set()
+        folders: dict[str, frozenset[str] | None] = {}
         settings = RunSettings(weights_dir=tmp_path / "w", output_dir=out_dir)
         plan([tmp_path / "in"], settings, None, folders)
-        assert sorted(folders) == [str(tmp_path / name) for name in expected]
+        # each with the hidden names the walk saw there, so the sweep does not list it again
+        assert folders == {str(tmp_path / name): hidden for name, hidden in expected.items()}
