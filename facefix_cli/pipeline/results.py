@@ -40,7 +40,7 @@ class StopReason(StrEnum):
     SIGNAL = "signal"  # Ctrl-C, SIGTERM, SIGHUP: `FixSummary.signal` says which
 
 
-@dataclass
+@dataclass(slots=True)
 class FileResult:
     source: Path
     output: Path | None

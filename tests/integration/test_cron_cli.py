@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from checkpoints import realesrgan_state_dict, save_params_ema
 from conftest import gradient_image
@@ -159,3 +160,63 @@ def test_max_time_counts_from_process_start(tmp_path, tiny_upscaler):
     assert record["processed"] == 0 and record["not_started"] == 2
     assert not list((tmp_path / "in").glob("*.fixed.png"))
     assert not [p for p in (tmp_path / "in").iterdir() if p.name.startswith(".")]  # no claims
+
+
+# A real full disk: a small tmpfs as the output tree, mounted in a private mount namespace (an
+# unprivileged user namespace, so no root is needed); the results are copied out before the
+# namespace ends.
+FULL_DISK = """
+set -u
+out=$1; saved=$2; shift 2
+mount -t tmpfs -o size=2500k facefix-test "$out" || exit 97
+"$@"
+rc=$?
+cp -a "$out/." "$saved/"
+exit $rc
+"""
+
+
+def namespaces_work() -> bool:
+    try:
+        probe = ["unshare", "--user", "--map-root-user", "--mount", "true"]
+        return subprocess.run(probe, capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def test_a_disk_that_fills_mid_run_stops_with_one_line_and_leaves_every_output_whole(
+    tmp_path, tiny_upscaler
+):
+    if not namespaces_work():
+        pytest.skip("no unprivileged mount namespaces here (unshare --user --mount)")
+    rng = np.random.default_rng(0)
+    originals = {}
+    for index in range(3):  # noise: each 720 px output is ~1.5 MB even as a PNG
+        path = tmp_path / "in" / f"{index}.png"
+        path.parent.mkdir(exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (360, 360, 3), dtype=np.uint8)).save(path)
+        originals[path] = path.read_bytes()
+    out, saved = tmp_path / "out", tmp_path / "saved"
+    out.mkdir()
+    saved.mkdir()
+    cli = [sys.executable, "-m", "facefix_cli", "fix", str(tmp_path / "in"), "-U", "2"]
+    cli += ["--upscaler", str(tiny_upscaler), "--weights-dir", str(tiny_upscaler.parent)]
+    cli += ["--output-dir", str(out), "--upscale-strength", "0", "--json"]
+    argv = ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", FULL_DISK, "sh"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        argv + [str(out), str(saved), *cli], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 4, done.stderr  # an environment fault, not a per-file failure
+    record = json.loads(done.stdout)
+    assert record["fault"] == f"cannot write {out / '1.fixed.png'}: disk full"
+    # 2.5 MB takes one output and not two: one written, one attempted, one never started
+    assert (record["processed"], record["not_started"]) == (1, 1)
+    errors = [line for line in done.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "disk full" in errors[0], done.stderr
+    written = sorted(saved.iterdir())
+    assert [p.name for p in written] == ["0.fixed.png"]  # no temporary file, no claim left
+    with Image.open(written[0]) as fixed:
+        assert fixed.size == (720, 720) and "facefix" in fixed.info
+        fixed.load()  # whole: it decodes to the end
+    assert all(path.read_bytes() == data for path, data in originals.items())
