@@ -23,6 +23,11 @@ mkdir -p "$dir"
 # a uv-made venv).
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
 "$py" -m venv "$tmp/venv"
+# basicsr's setup.py lists torch in setup_requires: with PY's packages on the throwaway venv's
+# path (a .pth, as setup_env.sh does) setuptools finds the installed torch instead of fetching
+# torch and its CUDA wheels as eggs, which fails on their pinned versions.
+"$py" -c 'import sysconfig; p = sysconfig.get_paths(); print(*dict.fromkeys([p["purelib"], p["platlib"]]), sep="\n")' \
+  > "$("$tmp/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/_base_site.pth"
 pip=("$tmp/venv/bin/python" -m pip --disable-pip-version-check -q)
 "${pip[@]}" install wheel                      # setuptools' bdist_wheel for basicsr's build
 

@@ -41,31 +41,10 @@ class Chunk:
 
 def parse_chunks(data: bytes) -> list[Chunk]:
     """Every chunk from signature to IEND, checked for truncation and CRC errors."""
-    if sniff(data) != "PNG":
-        raise PngFormatError("not a PNG file (bad signature)")
-    chunks: list[Chunk] = []
-    pos = len(PNG_SIGNATURE)
-    while True:
-        if pos + 8 > len(data):
-            raise PngFormatError("truncated PNG (file ends before the IEND chunk)")
-        (length,) = struct.unpack(">I", data[pos : pos + 4])
-        chunk_type = data[pos + 4 : pos + 8]
-        end = pos + 12 + length
-        if end > len(data):
-            raise PngFormatError(f"truncated PNG (cut off in chunk {_name(chunk_type)})")
-        body = data[pos + 8 : pos + 8 + length]
-        (crc,) = struct.unpack(">I", data[end - 4 : end])
-        if zlib.crc32(chunk_type + body) & 0xFFFFFFFF != crc:
-            raise PngFormatError(f"corrupt PNG (CRC mismatch in chunk {_name(chunk_type)})")
-        chunks.append(Chunk(chunk_type, body))
-        pos = end
-        if chunk_type == b"IEND":
-            break
-    if not chunks or chunks[0].type != b"IHDR":
-        raise PngFormatError("corrupt PNG (first chunk is not IHDR)")
-    if not any(c.type == b"IDAT" for c in chunks):
-        raise PngFormatError("corrupt PNG (no image data)")
-    return chunks
+    view = memoryview(data).cast("B")
+    return [
+        Chunk(kind, bytes(view[start + 8 : end - 4])) for kind, start, end in _chunk_spans(view)
+    ]
 
 
 def _name(chunk_type: bytes) -> str:
@@ -91,13 +70,51 @@ def carried_chunks(chunks: list[Chunk]) -> list[Chunk]:
     return [c for c in chunks if is_carried(c)]
 
 
-def with_chunks(png: bytes, extra: list[Chunk]) -> bytes:
+CRITICAL_CHUNKS = (b"IHDR", b"PLTE", b"IDAT", b"IEND")
+
+
+def with_chunks(png: bytes | memoryview, extra: list[Chunk]) -> bytes:
     """`png` (as an encoder wrote it) with its own ancillary chunks dropped and `extra` put
-    right after IHDR, in order, so colour chunks come before the image data as PNG requires."""
-    chunks = parse_chunks(png)
-    critical = [c for c in chunks if c.type in (b"IHDR", b"PLTE", b"IDAT", b"IEND")]
-    ordered = critical[:1] + list(extra) + critical[1:]
-    return PNG_SIGNATURE + b"".join(c.to_bytes() for c in ordered)
+    right after IHDR, in order, so colour chunks come before the image data as PNG requires.
+    The encoder's chunks are copied once, as they are, into the result (a big output's image
+    data is hundreds of MB); they are checked as `parse_chunks` checks a file."""
+    view = memoryview(png).cast("B")
+    kept = [
+        (kind, start, end) for kind, start, end in _chunk_spans(view) if kind in CRITICAL_CHUNKS
+    ]
+    pieces: list[bytes | memoryview] = [PNG_SIGNATURE, view[kept[0][1] : kept[0][2]]]
+    pieces += [chunk.to_bytes() for chunk in extra]
+    pieces += [view[start:end] for _kind, start, end in kept[1:]]
+    return b"".join(pieces)
+
+
+def _chunk_spans(view: memoryview) -> list[tuple[bytes, int, int]]:
+    """(type, start, end) of every raw chunk of a PNG in memory, signature to IEND, with the
+    checks of `parse_chunks` (CRC included), without copying the chunks' data."""
+    if sniff(bytes(view[: len(PNG_SIGNATURE)])) != "PNG":
+        raise PngFormatError("not a PNG file (bad signature)")
+    spans: list[tuple[bytes, int, int]] = []
+    pos = len(PNG_SIGNATURE)
+    while True:
+        if pos + 8 > len(view):
+            raise PngFormatError("truncated PNG (file ends before the IEND chunk)")
+        (length,) = struct.unpack(">I", view[pos : pos + 4])
+        chunk_type = bytes(view[pos + 4 : pos + 8])
+        end = pos + 12 + length
+        if end > len(view):
+            raise PngFormatError(f"truncated PNG (cut off in chunk {_name(chunk_type)})")
+        (crc,) = struct.unpack(">I", view[end - 4 : end])
+        if zlib.crc32(view[pos + 8 : end - 4], zlib.crc32(chunk_type)) & 0xFFFFFFFF != crc:
+            raise PngFormatError(f"corrupt PNG (CRC mismatch in chunk {_name(chunk_type)})")
+        spans.append((chunk_type, pos, end))
+        pos = end
+        if chunk_type == b"IEND":
+            break
+    if not spans or spans[0][0] != b"IHDR":
+        raise PngFormatError("corrupt PNG (first chunk is not IHDR)")
+    if not any(kind == b"IDAT" for kind, _start, _end in spans):
+        raise PngFormatError("corrupt PNG (no image data)")
+    return spans
 
 
 def itxt_chunk(keyword: str, text: str, *, compressed: bool = False) -> Chunk:

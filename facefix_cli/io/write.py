@@ -15,11 +15,22 @@ from facefix_cli.io.defaults import DEFAULT_PNG_LEVEL
 from facefix_cli.io.names import display_path, temporary_path
 from facefix_cli.io.pngchunks import Chunk, with_chunks
 
+QUANTIZE_BAND = 1 << 20  # values per float temporary in `quantize`: 4 MiB, whatever the image
+
 
 def quantize(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
+    """Float pixels in [0, 1] (rows first) as 8- or 16-bit integers in C order, rounded to
+    nearest. Done in bands of rows, so the float temporary stays small: on an 8192 px output
+    one for the whole image would be 768 MiB."""
     maximum = 65535 if bit_depth == 16 else 255
-    dtype = np.uint16 if bit_depth == 16 else np.uint8
-    return np.clip(np.rint(pixels * maximum), 0, maximum).astype(dtype)
+    out = np.empty(pixels.shape, dtype=np.uint16 if bit_depth == 16 else np.uint8)
+    rows = max(1, QUANTIZE_BAND // max(1, pixels[:1].size))
+    for top in range(0, len(pixels), rows):
+        band = pixels[top : top + rows]
+        scaled = np.multiply(band, maximum, dtype=np.result_type(band.dtype, np.float32))
+        np.rint(scaled, out=scaled)
+        out[top : top + rows] = np.clip(scaled, 0, maximum, out=scaled)
+    return out
 
 
 def encode_png(
@@ -38,7 +49,7 @@ def encode_png(
     )
     if not ok:
         raise ImageError("PNG encoding failed")
-    return with_chunks(encoded.tobytes(), chunks)
+    return with_chunks(encoded.data, chunks)  # the encoder's own buffer, not a copy
 
 
 def write_atomic(path: Path, data: bytes) -> None:

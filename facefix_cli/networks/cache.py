@@ -17,7 +17,9 @@ from facefix_cli.errors import SetupError
 from facefix_cli.networks.device import (
     DTYPES,
     auto_tile,
+    channels_last_parser,
     channels_last_upscaler,
+    face_batch,
     face_dtype,
     upscaler_dtype,
 )
@@ -136,9 +138,9 @@ class Networks:
         else the registry's GFPGAN or CodeFormer."""
         path = self.recipe.restorer_path
         if path is None:
-            return SpandrelRestorer(self.restorer)
+            return SpandrelRestorer(self.restorer, self.face_batch)
         dtype = face_dtype(self.recipe.precision, self.device)
-        return load_restorer(path, self.device, self.weights_dir, dtype)
+        return load_restorer(path, self.device, self.weights_dir, dtype, self.face_batch)
 
     @cached_property
     def restorer_info(self) -> registry.ModelInfo:
@@ -155,7 +157,15 @@ class Networks:
 
     @cached_property
     def parser(self) -> torch.nn.Module:
-        return load_parsenet(self._path("parsenet"), self.device)
+        net = load_parsenet(self._path("parsenet"), self.device)
+        if channels_last_parser(self.device):
+            net = net.to(memory_format=torch.channels_last)
+        return net
+
+    @property
+    def face_batch(self) -> int:
+        """Faces per restorer and parser pass on this device."""
+        return face_batch(self.device)
 
     def tile_for(self, height: int, width: int, batch: int) -> int:
         """--tile if given, else tiles chosen from the device's free memory for a batch of

@@ -13,6 +13,7 @@ import torch
 
 from facefix_cli.errors import SetupError
 from facefix_cli.networks.names import parse_devices
+from facefix_cli.ops.restore import FACE_BATCH
 from facefix_cli.ops.upscale import choose_tile
 
 
@@ -138,8 +139,24 @@ def upscaler_dtype(precision: str, device: torch.device) -> torch.dtype:
 def channels_last_upscaler(dtype: torch.dtype, device: torch.device) -> bool:
     """Whether the upscaler's weights go channels_last: for bf16 on the CPU, where oneDNN's
     bf16 convolutions run fastest in that layout (1.73 against 3.41 CPU-s for x4plus at
-    128 px). Not for fp32: faster too, but not byte-identical to today's outputs."""
+    128 px). Not for fp32: 1.02x on an AVX2 CPU, 1.37x on one with AVX-512, and not
+    byte-identical to today's outputs (`benchmarks/RESULTS.md`, "CPU path")."""
     return device.type == "cpu" and dtype == torch.bfloat16
+
+
+def face_batch(device: torch.device) -> int:
+    """Faces per restorer and parser pass: one at a time on a CPU, where two faces in one pass
+    cost ~10 % more CPU time per face than one after the other (GFPGAN 0.90x, ParseNet 0.91x:
+    `benchmarks/bench_cpu.py --parts faces`) and hold every face's activations at once (the
+    peak of a 1024 px x4 fix); FACE_BATCH on a GPU, where batches fill the device."""
+    return 1 if device.type == "cpu" else FACE_BATCH
+
+
+def channels_last_parser(device: torch.device) -> bool:
+    """Whether ParseNet's weights go channels_last: on a CPU, where oneDNN runs it 1.25x faster
+    in that layout with the same face classes (logits within 3e-7; `bench_cpu.py --parts
+    faces`). Its masks are what the paste is weighted by, so this stays within 1/255."""
+    return device.type == "cpu"
 
 
 def face_dtype(precision: str, device: torch.device) -> torch.dtype:

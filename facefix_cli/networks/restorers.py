@@ -68,6 +68,7 @@ class SpandrelRestorer:
     """A spandrel FaceSR descriptor: GFPGAN, CodeFormer, RestoreFormer."""
 
     model: ImageModelDescriptor
+    batch: int = FACE_BATCH  # faces per pass (`networks.device.face_batch`)
 
     @property
     def size(self) -> int:
@@ -82,7 +83,7 @@ class SpandrelRestorer:
         return self.architecture == "CodeFormer"
 
     def restore(self, faces: torch.Tensor, fidelity: float) -> torch.Tensor:
-        return restore_faces(self.model, faces, fidelity=fidelity)
+        return restore_faces(self.model, faces, fidelity=fidelity, batch=self.batch)
 
 
 def spandrel_crop_size(requirements: Any) -> int:
@@ -113,7 +114,7 @@ class OnnxRestorer:
 
     architecture = "ONNX"
 
-    def __init__(self, session: Any, path: Path) -> None:
+    def __init__(self, session: Any, path: Path, batch: int = FACE_BATCH) -> None:
         self.session = session
         inputs = session.get_inputs()
         outputs = session.get_outputs()
@@ -136,8 +137,9 @@ class OnnxRestorer:
             )
         self.image_name: str = image.name
         self._size: int = shape[2]
-        # A fixed batch of 1 (GPEN's, most exports) runs one face at a time.
-        self.batch = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else FACE_BATCH
+        # A fixed batch of 1 (GPEN's, most exports) runs one face at a time; a dynamic one
+        # `batch` faces per pass (`networks.device.face_batch`).
+        self.batch = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else batch
         self.fidelity_name: str | None = None
         self.fidelity_dtype: type = np.float64
         self.fidelity_shape: tuple[int, ...] = ()
@@ -240,9 +242,12 @@ def import_onnxruntime() -> Any:
     return onnxruntime
 
 
-def load_onnx_restorer(path: Path, device: torch.device, weights_dir: Path) -> OnnxRestorer:
+def load_onnx_restorer(
+    path: Path, device: torch.device, weights_dir: Path, batch: int = FACE_BATCH
+) -> OnnxRestorer:
     """An `.onnx` face model on `device`'s providers (TensorRT's engines kept in the weights
-    folder's `tensorrt/`)."""
+    folder's `tensorrt/`). On the CPU its threads sleep while they wait, as torch's do
+    (OMP_WAIT_POLICY=PASSIVE): ONNX Runtime's spin by default, against other jobs' cores."""
     ort = import_onnxruntime()
     if not path.is_file():
         raise SetupError(f"--restorer: no such model file: {path}")
@@ -253,24 +258,33 @@ def load_onnx_restorer(path: Path, device: torch.device, weights_dir: Path) -> O
         (weights_dir / TENSORRT_CACHE).mkdir(parents=True, exist_ok=True)
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only: its warnings would land in every cron log
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # As many threads as torch takes (OMP_NUM_THREADS, else the cores), not ONNX Runtime's own
+    # count of physical cores, which ignores OMP_NUM_THREADS and the CPU affinity.
+    options.intra_op_num_threads = torch.get_num_threads()
     try:
         session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
     except Exception as exc:  # ONNX Runtime raises its own types for unreadable models
         raise SetupError(
             f"cannot load {path.name} with ONNX Runtime: {first_line(exc, type(exc).__name__)[:200]}"
         ) from None
-    return OnnxRestorer(session, path)
+    return OnnxRestorer(session, path, batch)
 
 
 def load_restorer(
-    path: Path, device: torch.device, weights_dir: Path, dtype: torch.dtype = torch.float32
+    path: Path,
+    device: torch.device,
+    weights_dir: Path,
+    dtype: torch.dtype = torch.float32,
+    batch: int = FACE_BATCH,
 ) -> FaceRestorer:
-    """The face model in `path`: ONNX Runtime for `.onnx` files, spandrel for the rest."""
+    """The face model in `path`: ONNX Runtime for `.onnx` files, spandrel for the rest; `batch`
+    faces per pass where the model allows it."""
     if path.suffix.lower() == ONNX_SUFFIX:
-        return load_onnx_restorer(path, device, weights_dir)
+        return load_onnx_restorer(path, device, weights_dir, batch)
     model = check_face_model(load_spandrel_model(path, device), path)
     if (dtype == torch.bfloat16 and model.supports_bfloat16) or (
         dtype == torch.float16 and model.supports_half
     ):
         model.to(dtype)
-    return SpandrelRestorer(model)
+    return SpandrelRestorer(model, batch)

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from facefix_cli.ops.align import FACE_SIZE, warp_affine
+from facefix_cli.ops.restore import FACE_BATCH
 
 # ParseNet's 19 classes: which ones belong to the pasted face (skin, brows, eyes, ears, nose,
 # mouth, lips, neck...) and which do not (background, necklace, cloth, hair, hat), as in
@@ -28,13 +29,13 @@ MASK_BLUR_SIGMA = 11
 MASK_BORDER = 10  # the aligned crop's edge is never pasted, so no square seams show
 
 
-PARSE_BATCH = 4  # faces per ParseNet pass, bounded like the restorer's batches
-
-
 @torch.inference_mode()
-def face_masks(parser: torch.nn.Module, faces: torch.Tensor) -> torch.Tensor:
+def face_masks(
+    parser: torch.nn.Module, faces: torch.Tensor, batch: int = FACE_BATCH
+) -> torch.Tensor:
     """Soft F x S x S masks in [0, 1] of the face area of aligned faces (F x 3 x S x S in
-    [0, 1], on the parser's device; S = 512 unless a restorer works at another size)."""
+    [0, 1], on the parser's device; S = 512 unless a restorer works at another size), parsed
+    `batch` faces at a time."""
     size = faces.shape[-1]
     if size != FACE_SIZE:
         faces = F.interpolate(
@@ -42,8 +43,8 @@ def face_masks(parser: torch.nn.Module, faces: torch.Tensor) -> torch.Tensor:
         )
     face_classes = torch.from_numpy(FACE_CLASSES).to(faces.device)
     masks = [
-        soften_masks(face_classes[parser(batch * 2.0 - 1.0)[0].argmax(dim=1)])
-        for batch in faces.split(PARSE_BATCH)
+        soften_masks(face_classes[parser(chunk * 2.0 - 1.0)[0].argmax(dim=1)])
+        for chunk in faces.split(batch)
     ]
     if not masks:
         return faces.new_zeros((0, size, size))

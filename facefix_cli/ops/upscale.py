@@ -170,11 +170,14 @@ def upscale(
     * resized, the resize clipped like the 8-bit image InvokeAI blends with)."""
     height, width = images.shape[2:]
     out_h, out_w = height * model.scale, width * model.scale
-    plain = resize_bicubic(images, out_h, out_w) if strength < 1.0 else None
-    if plain is not None and strength <= 0.0:
-        return plain
+    if strength <= 0.0:
+        return resize_bicubic(images, out_h, out_w)
     enhanced = super_resolve_checked(images, model, tile=tile, fallback=fallback)
-    return blend(enhanced, plain, strength) if plain is not None else enhanced
+    if strength >= 1.0:
+        return enhanced
+    # The resize after the model, not before: it is not held through the model's tiles (a
+    # full-size copy, 192 MiB for a 4096 px output).
+    return blend(enhanced, resize_bicubic(images, out_h, out_w), strength)
 
 
 def upscale_alpha(alpha: torch.Tensor, height: int, width: int) -> torch.Tensor:

@@ -8,8 +8,9 @@ above it (`ops.detect.detect_faces`), and chosen by the recipe's face rules
 
 Batch-first: images of one size go through the upscaler and the detector as one
 N x 3 x H x W batch; the faces of every image in the batch are aligned, restored and parsed
-together (in bounded face batches), pasted back and blended where the images are, and each
-image comes back to the host once, at the end. The CPU runs the same code.
+together (in bounded face batches: one face at a time on a CPU), pasted back and blended
+where the images are, and each image comes back to the host once, at the end. The CPU runs
+the same code.
 
 Guarantees: one result per source, in order; a batch's results equal `fix_image` of each
 source within 1/255 (8-bit) per channel (convolutions may sum in another order for another
@@ -198,7 +199,7 @@ def _restore_faces(
         [warp_faces(image, mats, size) for image, mats in zip(images, matrices, strict=True)]
     )
     restored = restorer.restore(crops, recipe.fidelity)
-    masks = face_masks(networks.parser, restored)
+    masks = face_masks(networks.parser, restored, networks.face_batch)
     start = 0
     for index, mats in enumerate(matrices):
         if not mats:

@@ -172,6 +172,25 @@ def test_face_mask_from_parsenet_is_soft_and_zero_at_the_crop_border(weights_dir
     assert not mask[:10].any() and not mask[:, -10:].any()
 
 
+def test_the_cpu_parser_is_channels_last_with_the_same_face_masks(weights_dir):
+    parser = Networks(Recipe(restore_with="gfpgan", restore_strength=1.0), weights_dir, CPU).parser
+    assert parser.encoder[0].conv2d.weight.is_contiguous(memory_format=torch.channels_last)
+    plain = load_parsenet(weights_dir / "parsing_parsenet.pth", CPU)
+    assert plain.encoder[0].conv2d.weight.is_contiguous()  # the layout is the only difference
+    face = torch.from_numpy(gradient_image(512, 512)).permute(2, 0, 1)[None]
+    with torch.inference_mode():
+        fast, reference = parser(face * 2 - 1)[0], plain(face * 2 - 1)[0]
+    torch.testing.assert_close(fast, reference, rtol=0, atol=1e-4)
+    # A pixel whose two best classes tie within the rounding may flip (1 in 262,144 here); the
+    # mask it weights the paste with moves by far less than a level.
+    classes = torch.from_numpy(paste.FACE_CLASSES)
+    labels = fast.argmax(1), reference.argmax(1)
+    assert float((labels[0] != labels[1]).float().mean()) < 1e-4
+    masks = [paste.soften_masks(classes[label]) for label in labels]
+    assert float(masks[0].max()) > 0
+    torch.testing.assert_close(masks[0], masks[1], rtol=0, atol=0.5 / 255)
+
+
 def test_no_faces_means_upscaled_only(gfpgan_weights):
     # the GFPGAN file is there (the record carries its digest) but never loaded
     recipe = Recipe(scale=2, restore_with="gfpgan", restore_strength=0.8)

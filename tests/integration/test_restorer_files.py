@@ -19,6 +19,7 @@ from checkpoints import (
 )
 
 from facefix_cli.errors import SetupError
+from facefix_cli.networks.device import face_batch
 from facefix_cli.networks.restorers import (
     OnnxRestorer,
     load_onnx_restorer,
@@ -66,6 +67,21 @@ def test_a_dynamic_batch_onnx_model_runs_faces_together(tmp_path):
     path = tmp_path / "dynamic.onnx"
     model = export_onnx_restorer(path, 256, batch=None)
     restorer = load_onnx_restorer(path, CPU, tmp_path)
+    faces = crops(3, 256, seed=1)
+    assert float((restorer.restore(faces, 0.5) - torch_restore(model, faces)).abs().max()) < 1e-3
+
+
+@ONNX
+def test_on_the_cpu_onnx_runtime_threads_sleep_and_faces_go_one_at_a_time(tmp_path):
+    path = tmp_path / "dynamic.onnx"
+    model = export_onnx_restorer(path, 256, batch=None)
+    restorer = load_restorer(path, CPU, tmp_path, batch=face_batch(CPU))
+    assert isinstance(restorer, OnnxRestorer) and restorer.batch == 1
+    options = restorer.session.get_session_options()
+    # Waiting threads sleep, as torch's do under OMP_WAIT_POLICY=PASSIVE, and there are as
+    # many as torch's.
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert options.intra_op_num_threads == torch.get_num_threads()
     faces = crops(3, 256, seed=1)
     assert float((restorer.restore(faces, 0.5) - torch_restore(model, faces)).abs().max()) < 1e-3
 

@@ -65,3 +65,12 @@ def test_native_bf16_is_read_from_the_cpu_flags():
     assert channels_last_upscaler(torch.bfloat16, CPU)
     assert not channels_last_upscaler(torch.float32, CPU)
     assert not channels_last_upscaler(torch.bfloat16, CUDA)
+
+
+def test_faces_go_one_at_a_time_and_parsenet_channels_last_on_the_cpu_only():
+    from facefix_cli.networks.device import channels_last_parser, face_batch
+    from facefix_cli.ops.restore import FACE_BATCH
+
+    assert face_batch(CPU) == 1
+    assert face_batch(CUDA) == FACE_BATCH > 1
+    assert channels_last_parser(CPU) and not channels_last_parser(CUDA)
