@@ -9,6 +9,9 @@ beside its baseline measured in the same run:
            `default`, `workers 0` and `before` (pipelined, 1 worker beside torch's default
            threads, OpenMP's default wait policy), quiet and beside a load this script starts
            (one single-threaded torch matmul loop per core);
+- faces:   GFPGAN v1.4, ParseNet and RetinaFace R50 in fp32 eager against channels_last,
+           torch.compile (inductor), ONNX Runtime (CPU provider) and bf16 (random weights:
+           speed, and how far each output moves from fp32 eager);
 - precision: Real-ESRGAN x4plus on the CPU in fp32 and the bf16 variants (random weights:
            speed only; PSNR against fp32 on trained weights is benchmarks/bench_precision.py's).
 
@@ -18,6 +21,7 @@ layouts are built once under --weights (default /tmp/facefix-bench-cpu).
     OMP_NUM_THREADS=1 python benchmarks/bench_cpu.py --parts imports,load --repeat 3
     python benchmarks/bench_cpu.py --parts executors --repeat 2 --size 48
     python benchmarks/bench_cpu.py --parts precision --repeat 2
+    python benchmarks/bench_cpu.py --parts faces --repeat 2
 """
 
 from __future__ import annotations
@@ -160,6 +164,91 @@ for name, (model, autocast) in variants.items():
     out[name] = {"cpu": sorted(times)[len(times) // 2], "psnr": 99.0 if mse == 0 else float(10 * torch.log10(torch.tensor(1.0 / mse))), "max": float((result - reference).abs().max())}
 print(json.dumps({"native_bf16": cpu_has_native_bf16(), "threads": torch.get_num_threads(), "variants": out}))
 """
+# GFPGAN v1.4, ParseNet and RetinaFace R50 (random weights, as loaded by facefix) on one input,
+# each backend variant timed in CPU seconds after an untimed first call (which builds a
+# compiled or exported variant), and compared with fp32 eager on the same input: the largest
+# difference of the output (GFPGAN's image in [-1, 1], ParseNet's and RetinaFace's raw
+# outputs) and, for ParseNet, the share of pixels whose face class (argmax) changes.
+FACES = """
+import copy, tempfile, time, warnings
+from pathlib import Path
+import torch
+from facefix_cli.networks.load import load_parsenet, load_retinaface, load_spandrel_model
+warnings.simplefilter("ignore")
+weights, repeat, wanted, budget = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3].split(","), float(sys.argv[4])
+cpu = torch.device("cpu")
+nets = {
+    "gfpgan": (load_spandrel_model(weights / "GFPGANv1.4.pth", cpu, "GFPGAN").model, (1, 3, 512, 512)),
+    "parsenet": (load_parsenet(weights / "parsing_parsenet.pth", cpu), (1, 3, 512, 512)),
+    "retinaface": (load_retinaface(weights / "detection_Resnet50_Final.pth", "resnet50", cpu), (1, 3, 1024, 1024)),
+}
+def first(output):
+    return output[0] if isinstance(output, (tuple, list)) else output
+def cast(net, dtype, channels_last):
+    model = copy.deepcopy(net).to(dtype)
+    if channels_last:  # convolution weights only: GFPGAN's modulated weights are 5-D
+        for module in model.modules():
+            if isinstance(module, torch.nn.Conv2d):
+                module.to(memory_format=torch.channels_last)
+    def run(x):
+        x = x.to(dtype)
+        return first(model(x.contiguous(memory_format=torch.channels_last) if channels_last else x)).float()
+    return run
+def compiled(net):
+    model = torch.compile(net, dynamic=False)
+    return lambda x: first(model(x)).float()
+def onnx_runtime(net, shape):
+    import onnxruntime as ort
+    path = Path(tempfile.mkdtemp()) / "net.onnx"
+    torch.onnx.export(net, (torch.rand(shape),), str(path), dynamo=False, input_names=["input"])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return lambda x: torch.from_numpy(session.run(None, {"input": x.numpy()})[0])
+def two_at_once(net):
+    # Two copies of the input in one pass, timed per input: does batching faces pay on a CPU?
+    run = cast(net, torch.float32, False)
+    return lambda x: run(torch.cat([x, x]))[:1]
+makers = {
+    "fp32": lambda net, shape: cast(net, torch.float32, False),
+    "fp32 batch of 2 (per input)": lambda net, shape: two_at_once(net),
+    "fp32 channels_last": lambda net, shape: cast(net, torch.float32, True),
+    "fp32 torch.compile": lambda net, shape: compiled(net),
+    "fp32 ONNX Runtime": onnx_runtime,
+    "bf16": lambda net, shape: cast(net, torch.bfloat16, False),
+    "bf16 channels_last": lambda net, shape: cast(net, torch.bfloat16, True),
+}
+out = {}
+for name, (net, shape) in nets.items():
+    if name not in wanted:
+        continue
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    reference = None
+    for variant, make in makers.items():
+        if variant != "fp32" and variant not in wanted:
+            continue
+        try:
+            with torch.inference_mode(variant != "fp32 ONNX Runtime"):
+                t = time.process_time(); run = make(net, shape); result = run(x); setup = time.process_time() - t
+                if setup > budget:
+                    raise TimeoutError(f"first call took {setup:.0f} CPU-s")
+                times = []
+                for _ in range(repeat):
+                    t = time.process_time(); result = run(x); times.append(time.process_time() - t)
+                if variant.startswith("fp32 batch of 2"):
+                    times = [t / 2 for t in times]
+        except Exception as exc:
+            out[f"{name} {variant}"] = {"error": str(exc).splitlines()[0][:100] if str(exc) else type(exc).__name__}
+            continue
+        if reference is None:
+            reference = result
+        row = {"cpu": sorted(times)[len(times) // 2], "setup": setup, "max": float((result - reference).abs().max())}
+        if name == "parsenet":
+            row["labels"] = float((result.argmax(1) != reference.argmax(1)).float().mean())
+        out[f"{name} {variant}"] = row
+        print(json.dumps({f"{name} {variant}": row}), file=sys.stderr, flush=True)
+print(json.dumps({"threads": torch.get_num_threads(), "variants": out}))
+"""
 HOG = """
 import torch
 torch.set_num_threads(1)
@@ -169,14 +258,14 @@ while True:
 """
 
 
-def child(code: str, *args: str, env: dict[str, str] | None = None) -> dict:
+def child(code: str, *args: str, env: dict[str, str] | None = None, timeout: int = 900) -> dict:
     environ = dict(os.environ, PYTHONPATH=str(REPO), FACEFIX_OFFLINE="1", **(env or {}))
     done = subprocess.run(
         [sys.executable, "-c", "import json, sys\n" + code, *args],
         capture_output=True,
         text=True,
         env=environ,
-        timeout=900,
+        timeout=timeout,
     )
     if done.returncode != 0:
         raise SystemExit(done.stderr[-3000:])
@@ -302,11 +391,33 @@ def part_precision(args: argparse.Namespace) -> None:
         )
 
 
+def part_faces(args: argparse.Namespace) -> None:
+    ensure_weights(args.weights, LOAD_FILES[2:])
+    wanted = f"{args.face_networks},{args.face_variants}"
+    result = child(
+        FACES, str(args.weights), str(args.repeat), wanted, str(args.budget), timeout=7200
+    )
+    print(f"face networks (random weights), torch threads {result['threads']}")
+    base: dict[str, float] = {}
+    for name, row in result["variants"].items():
+        network = name.split()[0]
+        if "error" in row:
+            print(f"{name:34s} not run: {row['error']}")
+            continue
+        base.setdefault(network, row["cpu"])
+        labels = f"  face classes changed {row['labels']:.2e}" if "labels" in row else ""
+        print(
+            f"{name:34s} {row['cpu']:6.2f} CPU-s  speed x{base[network] / row['cpu']:.2f} of fp32"
+            f"  first call {row['setup']:6.1f} CPU-s  max diff {row['max']:.2g}{labels}"
+        )
+
+
 PARTS = {
     "imports": part_imports,
     "load": part_load,
     "executors": part_executors,
     "precision": part_precision,
+    "faces": part_faces,
 }
 
 
@@ -322,6 +433,16 @@ def main() -> None:
         "--variants",
         default="fp32 channels_last,bf16,bf16 channels_last,autocast bf16 channels_last",
         help="precision: variants beside fp32 (bf16 without native support is slow)",
+    )
+    parser.add_argument("--face-networks", default="gfpgan,parsenet,retinaface")
+    parser.add_argument(
+        "--face-variants",
+        default="fp32 batch of 2 (per input),fp32 channels_last,fp32 torch.compile,"
+        "fp32 ONNX Runtime,bf16 channels_last",
+        help="faces: variants beside fp32 eager",
+    )
+    parser.add_argument(
+        "--budget", type=float, default=300.0, help="faces: CPU-s a variant's first call may take"
     )
     parser.add_argument(
         "--weights", type=Path, default=Path(tempfile.gettempdir()) / "facefix-bench-cpu"

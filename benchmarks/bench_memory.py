@@ -15,10 +15,15 @@ size) can shrink its body for a quicker run on a slow machine: the blocks run on
 other, so the peak of their feature maps, which the tile size bounds, does not depend on
 their number; only the weights (64 MB for 23 blocks) do.
 
+With --trace the child also samples its resident set every 5 ms and prints, per step of the
+fix (read, upscale and its parts, detect, warp, restore, parse, paste, blend, encode, write,
+the network loads), the largest sample taken while that step ran: where the peak is.
+
 Usage:
 
     python benchmarks/bench_memory.py --sizes 512,1024 --scales 2,4
     python benchmarks/bench_memory.py --sizes 2048 --scales 2 --blocks 1 --threads 2
+    python benchmarks/bench_memory.py --sizes 1024 --scales 4 --blocks 1 --tile 256 --trace
 """
 
 from __future__ import annotations
@@ -117,6 +122,7 @@ def child(args: argparse.Namespace) -> None:
         return detect_then_place
 
     Networks.detector = property(detector)  # type: ignore[assignment,method-assign]
+    phases = trace_phases() if args.trace else None
     recipe = Recipe(
         scale=args.scale,
         restore_with="gfpgan",
@@ -143,7 +149,73 @@ def child(args: argparse.Namespace) -> None:
     if result.status is not Status.FIXED:
         raise SystemExit(f"not fixed: {result.status} {result.reason}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-    print(json.dumps({"peak": peak, "seconds": seconds, "faces": result.faces, "detect": seen}))
+    record = {"peak": peak, "seconds": seconds, "faces": result.faces, "detect": seen}
+    if phases is not None:
+        record["phases"] = phases.stop()
+    print(json.dumps(record))
+
+
+class PhaseTrace:
+    """Samples the process's resident set every few milliseconds and keeps, per phase (the
+    innermost traced function running), the largest sample: where a case's peak is."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.stack: list[str] = ["other"]
+        self.peaks: dict[str, int] = {}
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.sample, daemon=True)
+        self.thread.start()
+
+    def sample(self) -> None:
+        page = os.sysconf("SC_PAGE_SIZE")
+        with open("/proc/self/statm", "rb") as statm:
+            while not self.done.wait(0.005):
+                statm.seek(0)
+                rss = int(statm.read().split()[1]) * page
+                phase = self.stack[-1]
+                self.peaks[phase] = max(self.peaks.get(phase, 0), rss)
+
+    def wrap(self, name: str, function):
+        import functools
+
+        @functools.wraps(function)
+        def traced(*args, **kwargs):
+            self.stack.append(name)
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.stack.pop()
+
+        return traced
+
+    def stop(self) -> dict[str, int]:
+        self.done.set()
+        self.thread.join()
+        return self.peaks
+
+
+def trace_phases() -> PhaseTrace:
+    """Trace the per-image steps under the names the modules that call them import them by
+    (`fix_image`: the rest of the image work, e.g. the copy back to the host)."""
+    from facefix_cli.networks import cache, restorers
+    from facefix_cli.ops import upscale
+    from facefix_cli.pipeline import file, image
+
+    trace = PhaseTrace()
+    steps = (
+        (file, ("read_image", "fix_image", "encode_png", "write_atomic")),
+        (cache, ("load_spandrel_model", "load_parsenet", "load_retinaface")),
+        (restorers.SpandrelRestorer, ("restore",)),
+        (image, ("upscale", "detect_faces", "warp_faces", "face_masks", "paste_faces",
+                 "blend_restored")),
+        (upscale, ("super_resolve_checked", "resize_bicubic", "blend")),
+    )  # fmt: skip
+    for module, names in steps:
+        for name in names:
+            setattr(module, name, trace.wrap(name, getattr(module, name)))
+    return trace
 
 
 def run_case(args, weights: Path, folder: Path, size: int, scale: int, detect_size: int) -> dict:
@@ -161,6 +233,7 @@ def run_case(args, weights: Path, folder: Path, size: int, scale: int, detect_si
         "--detect-size", str(detect_size),
         "--threads", str(args.threads),
         *(["--tile", str(args.tile)] if args.tile is not None else []),
+        *(["--trace"] if args.trace else []),
     ]  # fmt: skip
     env = dict(os.environ, FACEFIX_OFFLINE="1", PYTHONPATH=str(ROOT))
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
@@ -184,6 +257,9 @@ def main() -> None:
         help="upscaler tile (default: auto, from the free memory, so it varies by machine)",
     )
     parser.add_argument("--weights", type=Path, default=None, help="reuse this weights folder")
+    parser.add_argument(
+        "--trace", action="store_true", help="also print each step's peak RSS (where it goes)"
+    )
     # The child's own arguments.
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--input", help=argparse.SUPPRESS)
@@ -216,6 +292,11 @@ def main() -> None:
                     f" ({new['seconds']:.0f} s) | {before} | {ratio} |",
                     flush=True,
                 )
+                if args.trace:
+                    steps = sorted(new["phases"].items(), key=lambda item: -item[1])
+                    print("  peak RSS by step: " + ", ".join(
+                        f"{name} {peak / GIB:.2f} GiB" for name, peak in steps
+                    ), flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -11,6 +11,9 @@ pictures, and the count of non-finite output values. Variants:
 - fp16 / bf16 autocast: fp32 weights under `torch.autocast`.
 - bf16 channels_last: bf16 weights and channels_last memory (the CPU `--precision auto`
   candidate).
+- fp32 channels_last, fp32 torch.compile (inductor, compiled for the input size at a warm-up
+  call that is not timed), fp32 ONNX Runtime (the module exported with torch.onnx.export and
+  run by ONNX Runtime's CPU provider with torch's thread count): other fp32 backends (#18).
 - fp16 emulated: fp32 arithmetic on fp16-rounded weights, input and every layer's output
   (what a GPU's fp16 convolution stores, accumulating in fp32). torch's own fp16 convolution
   on a CPU without fp16 instructions is a slow reference loop; this gives the rounding and
@@ -87,7 +90,8 @@ def run_variant(
         if time.process_time() - start > budget:
             raise OverBudget(f"stopped after {budget:.0f} CPU s")
 
-    hooks = [m.register_forward_pre_hook(check) for m in net.modules() if is_conv(m)]
+    modules = net.modules() if net is not None else ()  # None: no hooks (compiled, ONNX)
+    hooks = [m.register_forward_pre_hook(check) for m in modules if is_conv(m)]
     try:
         outputs = [fn(image[None]).float() for image in images]
     finally:
@@ -116,7 +120,7 @@ def largest_activation(net, images: torch.Tensor) -> float:
     return peak[0]
 
 
-Variant = tuple[torch.nn.Module, Callable[[torch.Tensor], torch.Tensor]]
+Variant = tuple[torch.nn.Module | None, Callable[[torch.Tensor], torch.Tensor]]
 
 
 def variants(descriptor) -> dict[str, Variant]:
@@ -152,8 +156,35 @@ def variants(descriptor) -> dict[str, Variant]:
                 module.register_forward_hook(lambda _m, _i, out: out.half().float())
         return model, lambda x: model(x.half().float())
 
+    def compiled():
+        # Inductor's C++ kernels for this input size, compiled at the warm-up call (not timed).
+        model = torch.compile(net, dynamic=False)
+        return None, model
+
+    def onnx_runtime():
+        import onnxruntime as ort
+
+        path = Path(tempfile.mkdtemp()) / "upscaler.onnx"
+        sample = torch.rand(1, 3, 16, 16)
+        axes = {0: "n", 2: "h", 3: "w"}
+        torch.onnx.export(
+            net, (sample,), str(path), dynamo=False, input_names=["input"],
+            output_names=["output"], dynamic_axes={"input": axes, "output": axes},
+        )  # fmt: skip
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+        def run(x: torch.Tensor) -> torch.Tensor:
+            return torch.from_numpy(session.run(None, {"input": x.numpy()})[0])
+
+        return None, run
+
     return {
         "fp32": (net, net),
+        "fp32 channels_last": cast(torch.float32, channels_last=True),
+        "fp32 torch.compile (inductor)": compiled(),
+        "fp32 ONNX Runtime (CPU)": onnx_runtime(),
         "fp16 emulated": emulate_fp16(),
         "fp16 weights": cast(torch.float16),
         "fp16 autocast": autocast(torch.float16),
@@ -194,6 +225,9 @@ def main() -> None:
         if name != "fp32" and args.only and name not in args.only:
             continue
         try:
+            if model is None:  # compiled or exported: the first call builds it, untimed
+                with torch.inference_mode():  # as run_variant calls it: no recompile there
+                    fn(images[:1])
             raw, cpu = run_variant(fn, images, model, args.budget)
         except (RuntimeError, NotImplementedError, OverBudget) as exc:
             print(f"| {name} | not run: {str(exc).splitlines()[0][:80]} | | | | |")
