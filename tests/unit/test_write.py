@@ -52,7 +52,10 @@ def encoded_png(with_text: bool = True) -> bytes:
 
 def test_with_chunks_puts_the_metadata_after_ihdr_and_keeps_the_image_bytes():
     png = encoded_png()
-    extra = [Chunk(b"tEXt", b"parameters\x00a cat"), Chunk(b"iTXt", b"facefix\x00\x00\x00\x00\x00{}")]
+    extra = [
+        Chunk(b"tEXt", b"parameters\x00a cat"),
+        Chunk(b"iTXt", b"facefix\x00\x00\x00\x00\x00{}"),
+    ]
     result = with_chunks(memoryview(png), extra)
     assert isinstance(result, bytes)
     chunks = parse_chunks(png)
