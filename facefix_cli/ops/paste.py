@@ -103,14 +103,19 @@ def paste_faces(
     faces: torch.Tensor,
     masks: torch.Tensor,
     matrices: list[np.ndarray],
+    window: tuple[int, int, int, int] | None = None,
 ) -> None:
     """Blend each aligned face (F x 3 x S x S) into `image` (3 x H x W) in place, through
     the inverse of its alignment `matrix`, weighted by its mask (F x S x S); in order, so
     a later face lies over an earlier one where they overlap.
 
+    `window` (x0, y0, full width, full height): `image` is only the part of a larger image
+    from (x0, y0) on, holding every face's `inverse_region` (the matrices stay in the full
+    image's pixels); the result is the same as pasting into the whole image.
+
     Pixels where the warped mask is 0 are left exactly as they were.
     """
-    height, width = image.shape[1:]
+    left, top, width, height = window or (0, 0, image.shape[2], image.shape[1])
     for face, mask, matrix in zip(faces, masks, matrices, strict=True):
         region = inverse_region(matrix, width, height, face.shape[-1])
         if region is None:
@@ -122,7 +127,7 @@ def paste_faces(
         planes = torch.cat([face, mask[None]])[None]
         warped = warp_affine(planes, [inverse], (x1 - x0, y1 - y0))[0]
         warped_face, weight = warped[:3], warped[3:]
-        area = image[:, y0:y1, x0:x1]
+        area = image[:, y0 - top : y1 - top, x0 - left : x1 - left]
         area.copy_(torch.where(weight > 0, area + weight * (warped_face - area), area))
 
 

@@ -476,6 +476,28 @@ def test_paste_back_agrees_with_opencv_and_keeps_unmasked_pixels(place):
     assert np.abs(ours - image).max() > 0.1
 
 
+def test_pasting_into_the_faces_window_equals_pasting_into_the_whole_image():
+    # Two overlapping faces, one over the image's corner: the window is their regions' union.
+    image = torch.from_numpy(gradient_image(300, 240, seed=5)).permute(2, 0, 1).contiguous()
+    matrices = [rotated_face(*FACE_PLACES[1]), rotated_face(*FACE_PLACES[3])]
+    faces = torch.from_numpy(np.stack([gradient_image(512, 512, seed=s) for s in (6, 7)]))
+    faces = faces.permute(0, 3, 1, 2).contiguous()
+    mask = torch.from_numpy(soften_one(np.pad(np.ones((312, 312), np.float32), 100)))
+    masks = torch.stack([mask, mask])
+    whole = image.clone()
+    paste.paste_faces(whole, faces, masks, matrices)
+    boxes = [paste.inverse_region(m, 300, 240) for m in matrices]
+    x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
+    assert (x0, y0) != (0, 0) and (x1, y1) == (300, 240)  # a window, not the whole image
+    window = image[:, y0:y1, x0:x1].clone()
+    paste.paste_faces(window, faces, masks, matrices, (x0, y0, 300, 240))
+    assert torch.equal(window, whole[:, y0:y1, x0:x1])
+    outside = torch.ones(240, 300, dtype=torch.bool)
+    outside[y0:y1, x0:x1] = False
+    assert torch.equal(whole[:, outside], image[:, outside])
+
+
 def test_paste_touches_only_pixels_under_the_mask():
     image = gradient_image(200, 160)
     matrix = align.alignment_matrix(face_at(100, 80, 0.2).landmarks)
