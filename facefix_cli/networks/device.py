@@ -153,9 +153,9 @@ def face_batch(device: torch.device) -> int:
 
 
 def channels_last_parser(device: torch.device) -> bool:
-    """Whether ParseNet's weights go channels_last: on a CPU, where oneDNN runs it 1.25x faster
-    in that layout with the same face classes (logits within 3e-7; `bench_cpu.py --parts
-    faces`). Its masks are what the paste is weighted by, so this stays within 1/255."""
+    """Whether ParseNet's weights go channels_last: on a CPU, where oneDNN runs it 1.2-1.3x
+    faster in that layout with the same face classes (logits within 3e-7; `bench_cpu.py
+    --parts faces`). Its masks are what the paste is weighted by, so this stays within 1/255."""
     return device.type == "cpu"
 
 
