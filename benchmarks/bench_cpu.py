@@ -170,7 +170,7 @@ print(json.dumps({"native_bf16": cpu_has_native_bf16(), "threads": torch.get_num
 # difference of the output (GFPGAN's image in [-1, 1], ParseNet's and RetinaFace's raw
 # outputs) and, for ParseNet, the share of pixels whose face class (argmax) changes.
 FACES = """
-import copy, tempfile, time, warnings
+import copy, time, warnings
 from pathlib import Path
 import torch
 from facefix_cli.networks.load import load_parsenet, load_retinaface, load_spandrel_model
@@ -198,13 +198,8 @@ def compiled(net):
     model = torch.compile(net, dynamic=False)
     return lambda x: first(model(x)).float()
 def onnx_runtime(net, shape):
-    import onnxruntime as ort
-    path = Path(tempfile.mkdtemp()) / "net.onnx"
-    torch.onnx.export(net, (torch.rand(shape),), str(path), dynamo=False, input_names=["input"])
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return lambda x: torch.from_numpy(session.run(None, {"input": x.numpy()})[0])
+    from backends import onnx_runtime_call  # benchmarks/backends.py
+    return onnx_runtime_call(net, torch.rand(shape))
 def two_at_once(net):
     # Two copies of the input in one pass, timed per input: does batching faces pay on a CPU?
     run = cast(net, torch.float32, False)
@@ -259,7 +254,8 @@ while True:
 
 
 def child(code: str, *args: str, env: dict[str, str] | None = None, timeout: int = 900) -> dict:
-    environ = dict(os.environ, PYTHONPATH=str(REPO), FACEFIX_OFFLINE="1", **(env or {}))
+    path = os.pathsep.join([str(REPO), str(REPO / "benchmarks")])  # facefix_cli, backends.py
+    environ = dict(os.environ, PYTHONPATH=path, FACEFIX_OFFLINE="1", **(env or {}))
     done = subprocess.run(
         [sys.executable, "-c", "import json, sys\n" + code, *args],
         capture_output=True,

@@ -44,6 +44,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 import ncnn_weights  # noqa: E402
+from backends import onnx_runtime_call  # noqa: E402
 
 from facefix_cli.networks.load import load_spandrel_model  # noqa: E402
 
@@ -123,8 +124,9 @@ def largest_activation(net, images: torch.Tensor) -> float:
 Variant = tuple[torch.nn.Module | None, Callable[[torch.Tensor], torch.Tensor]]
 
 
-def variants(descriptor) -> dict[str, Variant]:
-    """name: (the module that runs, for the budget's hooks; the function to call)."""
+def variants(descriptor) -> dict[str, Callable[[], Variant]]:
+    """name: what builds (the module that runs, for the budget's hooks; the function to
+    call), so only the variants asked for are built (a copy of the model, an export)."""
     net = descriptor.model
 
     def cast(dtype: torch.dtype, channels_last: bool = False):
@@ -162,35 +164,19 @@ def variants(descriptor) -> dict[str, Variant]:
         return None, model
 
     def onnx_runtime():
-        import onnxruntime as ort
-
-        path = Path(tempfile.mkdtemp()) / "upscaler.onnx"
-        sample = torch.rand(1, 3, 16, 16)
-        axes = {0: "n", 2: "h", 3: "w"}
-        torch.onnx.export(
-            net, (sample,), str(path), dynamo=False, input_names=["input"],
-            output_names=["output"], dynamic_axes={"input": axes, "output": axes},
-        )  # fmt: skip
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-        def run(x: torch.Tensor) -> torch.Tensor:
-            return torch.from_numpy(session.run(None, {"input": x.numpy()})[0])
-
-        return None, run
+        return None, onnx_runtime_call(net, torch.rand(1, 3, 16, 16), dynamic=True)
 
     return {
-        "fp32": (net, net),
-        "fp32 channels_last": cast(torch.float32, channels_last=True),
-        "fp32 torch.compile (inductor)": compiled(),
-        "fp32 ONNX Runtime (CPU)": onnx_runtime(),
-        "fp16 emulated": emulate_fp16(),
-        "fp16 weights": cast(torch.float16),
-        "fp16 autocast": autocast(torch.float16),
-        "bf16 weights": cast(torch.bfloat16),
-        "bf16 autocast": autocast(torch.bfloat16),
-        "bf16 weights + channels_last": cast(torch.bfloat16, channels_last=True),
+        "fp32": lambda: (net, net),
+        "fp32 channels_last": lambda: cast(torch.float32, channels_last=True),
+        "fp32 torch.compile (inductor)": compiled,
+        "fp32 ONNX Runtime (CPU)": onnx_runtime,
+        "fp16 emulated": emulate_fp16,
+        "fp16 weights": lambda: cast(torch.float16),
+        "fp16 autocast": lambda: autocast(torch.float16),
+        "bf16 weights": lambda: cast(torch.bfloat16),
+        "bf16 autocast": lambda: autocast(torch.bfloat16),
+        "bf16 weights + channels_last": lambda: cast(torch.bfloat16, channels_last=True),
     }
 
 
@@ -221,15 +207,16 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|")
     reference = None
     reference_cpu = 1.0
-    for name, (model, fn) in variants(descriptor).items():
+    for name, build in variants(descriptor).items():
         if name != "fp32" and args.only and name not in args.only:
             continue
         try:
+            model, fn = build()
             if model is None:  # compiled or exported: the first call builds it, untimed
                 with torch.inference_mode():  # as run_variant calls it: no recompile there
                     fn(images[:1])
             raw, cpu = run_variant(fn, images, model, args.budget)
-        except (RuntimeError, NotImplementedError, OverBudget) as exc:
+        except (RuntimeError, NotImplementedError, ImportError, OverBudget) as exc:
             print(f"| {name} | not run: {str(exc).splitlines()[0][:80]} | | | | |")
             continue
         pictures = to8(raw)
