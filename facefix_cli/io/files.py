@@ -6,7 +6,6 @@ allows it, and a file that is not the one the walk saw (given its inode) is refu
 
 from __future__ import annotations
 
-import errno
 import os
 from pathlib import Path
 
@@ -30,9 +29,7 @@ def read_file(path: Path, inode: int | None = None) -> tuple[bytes, os.stat_resu
         raise ImageError("is a folder, not an image") from None
     except PermissionError:
         raise ImageError("permission denied") from None
-    except safefs.UntrustedLink as exc:
-        raise ImageError(f"not read: {exc.strerror}") from None
     except OSError as exc:
-        if exc.errno == errno.ESTALE:
+        if exc.errno == safefs.REPLACED:  # an untrusted link, or not the file the walk saw
             raise ImageError(f"not read: {exc.strerror}") from None
         raise ImageError(f"cannot read: {exc.strerror or exc}") from None

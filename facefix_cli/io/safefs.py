@@ -39,6 +39,14 @@ CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_NOFOLLOW | O_CLOEXEC
 TOKEN_CHARS = 16  # hex digits of randomness in a hidden name: 64 bits, as mkstemp's 6 letters+
 
 
+REPLACED = errno.ELOOP  # the errno of "not the file or folder the walk saw": a per-file problem
+
+
+def replaced(what: str, path: Path | str) -> OSError:
+    """The error for a file or folder that is not the one the walk saw (swapped since)."""
+    return OSError(REPLACED, f"the {what} was replaced since the walk (not used)", str(path))
+
+
 class UntrustedLink(OSError):
     """A link facefix will not follow: another user's link to what that user does not own."""
 
@@ -114,7 +122,7 @@ def open_input(path: Path | str, inode: int | None = None) -> int:
         opened = os.fstat(fd)
         if opened.st_ino != inode:
             os.close(fd)
-            raise OSError(errno.ESTALE, "the file changed since the walk (not read)", str(path))
+            raise replaced("file", path)
     return fd
 
 

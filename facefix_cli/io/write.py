@@ -71,7 +71,7 @@ def write_atomic(
     `mode`: the new file's permission bits, masked by the umask (pass an input's bits: the
     output is then no more readable than it, as `cp` does). `owner`: (uid, gid) given to the
     file before it has any bytes or its name (root only). `folder`: the (st_dev, st_ino) the
-    folder must have; another folder (swapped since it was checked) is refused (ESTALE).
+    folder must have; another folder (swapped since it was checked) is refused (ELOOP).
     Errors are OutputWriteError with the OS errno, so callers can tell a full disk from a bad
     name; the temporary file is removed on every path out."""
     try:
@@ -88,7 +88,7 @@ def write_atomic(
         if folder is not None:
             st = os.fstat(dir_fd)
             if (st.st_dev, st.st_ino) != folder:
-                raise OSError(errno.ESTALE, "the folder was replaced since it was read")
+                raise safefs.replaced("folder", path.parent)
         fd = safefs.create_exclusive(temporary, mode & 0o777, dir_fd=dir_fd)
         created = True
         with open(fd, "wb") as fh:

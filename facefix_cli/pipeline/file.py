@@ -163,7 +163,7 @@ def output_folder(job: Job, settings: RunSettings) -> tuple[int, int] | None:
     st = os.stat(parent)
     identity = (st.st_dev, st.st_ino)
     if job.folder is not None and parent == job.source.parent and identity != job.folder:
-        raise OSError(errno.ESTALE, "the folder was replaced since the walk", str(parent))
+        raise safefs.replaced("folder", parent)
     return identity if base is not None or job.folder is not None else None
 
 
