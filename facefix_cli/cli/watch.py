@@ -1,0 +1,246 @@
+"""`facefix watch`: the command line in (the same option declarations as `fix`,
+`cli.options`), `facefix_cli.pipeline.watch` called, lines or JSON events out.
+
+Exit codes: 2 for bad options, missing or broken weights or a missing device, before the first
+wait; 4 when a fault that dooms every later file stops it (disk full, GPU gone: systemd's
+Restart=on-failure starts it again); 0 when a signal (SIGTERM, SIGINT, SIGHUP) stops it, its
+normal end as a service."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+
+from facefix_cli.cli.app import app, app_context
+from facefix_cli.cli.fix import signals_as_interrupts
+from facefix_cli.cli.options import (
+    BatchSizeOption,
+    CodeformerOption,
+    ConfigOption,
+    DetectorOption,
+    DetectSizeOption,
+    DeviceOption,
+    ExtOption,
+    FaceThresholdOption,
+    FidelityOption,
+    GfpganModelOption,
+    GfpganOption,
+    HalfOption,
+    MaxFacesOption,
+    MaxPixelsOption,
+    MinFaceOption,
+    MirrorOption,
+    OfflineOption,
+    OnlyCenterFaceOption,
+    OrderOption,
+    OutputDirOption,
+    OverwriteOption,
+    PngLevelOption,
+    PrecisionOption,
+    QuietOption,
+    RecursiveOption,
+    RestorerOption,
+    RestoreStrengthOption,
+    ThreadsOption,
+    TileOption,
+    UpscaleOption,
+    UpscalerOption,
+    UpscaleStrengthOption,
+    VerboseOption,
+    WeightsDirOption,
+    WorkersOption,
+    recipe_from_options,
+    settings_from_options,
+)
+from facefix_cli.cli.options import (
+    DEFAULT_DETECTOR,
+    DEFAULT_FIDELITY,
+    DEFAULT_GFPGAN_VERSION,
+    DEFAULT_RESTORE_STRENGTH,
+    DEFAULT_UPSCALE_STRENGTH,
+    Detector,
+    GfpganVersion,
+    Order,
+    Precision,
+    Upscale,
+)
+from facefix_cli.errors import FacefixError
+from facefix_cli.io.defaults import DEFAULT_PNG_LEVEL
+from facefix_cli.io.header import DEFAULT_MAX_PIXELS
+from facefix_cli.io.settle import DEFAULT_SETTLE
+from facefix_cli.recipe import DEFAULT_DETECT_SIZE, DEFAULT_FACE_THRESHOLD
+
+if TYPE_CHECKING:
+    from facefix_cli.pipeline.watch import WatchSummary
+
+FoldersArgument = Annotated[
+    list[Path], typer.Argument(help="Folders to watch (recursively, new sub-folders too).")
+]
+SettleOption = Annotated[
+    float,
+    typer.Option(
+        "--settle",
+        min=0.0,
+        metavar="SECONDS",
+        help="A file written in place (not renamed in, not closed after writing) is fixed once "
+        "its size and time have not changed for this long and it is whole.",
+    ),
+]
+PollOption = Annotated[
+    float | None,
+    typer.Option(
+        "--poll",
+        min=0.1,
+        metavar="SECONDS",
+        help="Walk the folders this often instead of waiting for kernel events (network "
+        "shares: other hosts' writes raise no events here).",
+    ),
+]
+JsonEventsOption = Annotated[
+    bool, typer.Option("--json", help="One JSON object per line per event on stdout.")
+]
+
+
+@app.command()
+def watch(
+    ctx: typer.Context,
+    paths: FoldersArgument,
+    upscale: UpscaleOption = Upscale.none,
+    upscale_strength: UpscaleStrengthOption = DEFAULT_UPSCALE_STRENGTH,
+    gfpgan: GfpganOption = None,
+    codeformer: CodeformerOption = None,
+    fidelity: FidelityOption = DEFAULT_FIDELITY,
+    gfpgan_model: GfpganModelOption = GfpganVersion(DEFAULT_GFPGAN_VERSION),
+    upscaler: UpscalerOption = None,
+    restorer: RestorerOption = None,
+    restore_strength: RestoreStrengthOption = DEFAULT_RESTORE_STRENGTH,
+    weights_dir: WeightsDirOption = None,
+    config: ConfigOption = None,
+    device: DeviceOption = "auto",
+    workers: WorkersOption = None,
+    threads: ThreadsOption = None,
+    batch_size: BatchSizeOption = None,
+    tile: TileOption = None,
+    precision: PrecisionOption = Precision.auto,
+    half: HalfOption = False,
+    only_center_face: OnlyCenterFaceOption = False,
+    detector: DetectorOption = Detector(DEFAULT_DETECTOR),
+    face_threshold: FaceThresholdOption = DEFAULT_FACE_THRESHOLD,
+    min_face: MinFaceOption = None,
+    max_faces: MaxFacesOption = None,
+    detect_size: DetectSizeOption = DEFAULT_DETECT_SIZE,
+    order: OrderOption = Order.upscale_first,
+    output_dir: OutputDirOption = None,
+    overwrite: OverwriteOption = False,
+    recursive: RecursiveOption = True,
+    ext: ExtOption = "png",
+    offline: OfflineOption = False,
+    mirror: MirrorOption = [],  # noqa: B006 - typer's list default, never mutated
+    max_pixels: MaxPixelsOption = DEFAULT_MAX_PIXELS,
+    png_level: PngLevelOption = DEFAULT_PNG_LEVEL,
+    settle: SettleOption = DEFAULT_SETTLE,
+    poll: PollOption = None,
+    as_json: JsonEventsOption = False,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
+) -> None:
+    """Keep the networks loaded: fix the backlog as fix would, then every new image under the
+    folders as soon as it is complete, until stopped (SIGTERM, Ctrl-C)."""
+    from facefix_cli.cli import console
+    from facefix_cli.cli.console.watch import JsonWatchEvents, PlainWatchEvents
+    from facefix_cli.io.stderr import keep_log_apart
+
+    keep_log_apart()  # decodes in worker threads redirect fd 2: no log line may go there
+    from facefix_cli.config import resolve_weights_dir
+    from facefix_cli.pipeline.watch import WatchSummary
+    from facefix_cli.pipeline.watch import watch as run_watch
+
+    events = JsonWatchEvents(verbose) if as_json else PlainWatchEvents(verbose, quiet)
+    summary = WatchSummary()
+    try:
+        recipe = recipe_from_options(
+            upscale=upscale,
+            upscale_strength=upscale_strength,
+            gfpgan=gfpgan,
+            codeformer=codeformer,
+            fidelity=fidelity,
+            gfpgan_model=gfpgan_model.value,
+            upscaler=upscaler,
+            restorer=restorer,
+            restore_strength=restore_strength,
+            tile=tile,
+            precision=precision,
+            half=half,
+            only_center_face=only_center_face,
+            detector=detector.value,
+            face_threshold=face_threshold,
+            min_face=min_face,
+            max_faces=max_faces,
+            detect_size=detect_size,
+            order=order,
+        )
+        settings = settings_from_options(
+            weights_dir=resolve_weights_dir(weights_dir, config),
+            device=device,
+            output_dir=output_dir,
+            overwrite=overwrite,
+            recursive=recursive,
+            ext=ext,
+            offline=offline,
+            mirror=mirror,
+            max_pixels=max_pixels,
+            workers=workers,
+            threads=threads,
+            batch_size=batch_size,
+            png_level=png_level,
+        )
+        with signals_as_interrupts(), console.download_progress() as download_progress:
+            summary = run_watch(
+                paths,
+                recipe,
+                settings,
+                events,
+                settle=settle,
+                poll=poll,
+                registry=app_context(ctx).registry,
+                download_progress=download_progress,
+            )
+    except FacefixError as exc:
+        _finish(summary, events, exc.exit_code, error=str(exc))
+    except KeyboardInterrupt:  # before the watch started: nothing in hand
+        summary.signal = signal.SIGINT
+    if summary.fault is not None:
+        _finish(summary, events, summary.exit_code, error=f"stopped: {summary.fault}")
+    _finish(summary, events, summary.exit_code)
+
+
+def _finish(
+    summary: WatchSummary,
+    events: object,
+    code: int,
+    error: str | None = None,
+) -> NoReturn:
+    """The error (if any) and the summary, as a line or a JSON event, then exit with `code`."""
+    from facefix_cli.cli.console import printable, timestamp
+    from facefix_cli.cli.console.watch import JsonWatchEvents, summary_line
+
+    if isinstance(events, JsonWatchEvents):
+        if error is not None:
+            events.emit("error", error=error)
+        events.emit("summary", **summary.to_dict(), exit_code=code)
+    else:
+        if error is not None:
+            print(f"{timestamp()} error: {printable(error)}", file=sys.stderr, flush=True)
+        if summary.stop_text is not None:
+            print(
+                f"{timestamp()} {summary.stop_text}: the file in hand (if any) was left for the "
+                "next start; no original was changed",
+                file=sys.stderr,
+                flush=True,
+            )
+        print(f"{timestamp()} {summary_line(summary)}", file=sys.stderr, flush=True)
+    raise typer.Exit(code)
