@@ -15,59 +15,9 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
+from facefix_cli.cli import options as o
 from facefix_cli.cli.app import app, app_context
 from facefix_cli.cli.fix import signals_as_interrupts
-from facefix_cli.cli.options import (
-    BatchSizeOption,
-    CodeformerOption,
-    ConfigOption,
-    DetectorOption,
-    DetectSizeOption,
-    DeviceOption,
-    ExtOption,
-    FaceThresholdOption,
-    FidelityOption,
-    GfpganModelOption,
-    GfpganOption,
-    HalfOption,
-    MaxFacesOption,
-    MaxPixelsOption,
-    MinFaceOption,
-    MirrorOption,
-    OfflineOption,
-    OnlyCenterFaceOption,
-    OrderOption,
-    OutputDirOption,
-    OverwriteOption,
-    PngLevelOption,
-    PrecisionOption,
-    QuietOption,
-    RecursiveOption,
-    RestorerOption,
-    RestoreStrengthOption,
-    ThreadsOption,
-    TileOption,
-    UpscaleOption,
-    UpscalerOption,
-    UpscaleStrengthOption,
-    VerboseOption,
-    WeightsDirOption,
-    WorkersOption,
-    recipe_from_options,
-    settings_from_options,
-)
-from facefix_cli.cli.options import (
-    DEFAULT_DETECTOR,
-    DEFAULT_FIDELITY,
-    DEFAULT_GFPGAN_VERSION,
-    DEFAULT_RESTORE_STRENGTH,
-    DEFAULT_UPSCALE_STRENGTH,
-    Detector,
-    GfpganVersion,
-    Order,
-    Precision,
-    Upscale,
-)
 from facefix_cli.errors import FacefixError
 from facefix_cli.io.defaults import DEFAULT_PNG_LEVEL
 from facefix_cli.io.header import DEFAULT_MAX_PIXELS
@@ -109,44 +59,44 @@ JsonEventsOption = Annotated[
 def watch(
     ctx: typer.Context,
     paths: FoldersArgument,
-    upscale: UpscaleOption = Upscale.none,
-    upscale_strength: UpscaleStrengthOption = DEFAULT_UPSCALE_STRENGTH,
-    gfpgan: GfpganOption = None,
-    codeformer: CodeformerOption = None,
-    fidelity: FidelityOption = DEFAULT_FIDELITY,
-    gfpgan_model: GfpganModelOption = GfpganVersion(DEFAULT_GFPGAN_VERSION),
-    upscaler: UpscalerOption = None,
-    restorer: RestorerOption = None,
-    restore_strength: RestoreStrengthOption = DEFAULT_RESTORE_STRENGTH,
-    weights_dir: WeightsDirOption = None,
-    config: ConfigOption = None,
-    device: DeviceOption = "auto",
-    workers: WorkersOption = None,
-    threads: ThreadsOption = None,
-    batch_size: BatchSizeOption = None,
-    tile: TileOption = None,
-    precision: PrecisionOption = Precision.auto,
-    half: HalfOption = False,
-    only_center_face: OnlyCenterFaceOption = False,
-    detector: DetectorOption = Detector(DEFAULT_DETECTOR),
-    face_threshold: FaceThresholdOption = DEFAULT_FACE_THRESHOLD,
-    min_face: MinFaceOption = None,
-    max_faces: MaxFacesOption = None,
-    detect_size: DetectSizeOption = DEFAULT_DETECT_SIZE,
-    order: OrderOption = Order.upscale_first,
-    output_dir: OutputDirOption = None,
-    overwrite: OverwriteOption = False,
-    recursive: RecursiveOption = True,
-    ext: ExtOption = "png",
-    offline: OfflineOption = False,
-    mirror: MirrorOption = [],  # noqa: B006 - typer's list default, never mutated
-    max_pixels: MaxPixelsOption = DEFAULT_MAX_PIXELS,
-    png_level: PngLevelOption = DEFAULT_PNG_LEVEL,
+    upscale: o.UpscaleOption = o.Upscale.none,
+    upscale_strength: o.UpscaleStrengthOption = o.DEFAULT_UPSCALE_STRENGTH,
+    gfpgan: o.GfpganOption = None,
+    codeformer: o.CodeformerOption = None,
+    fidelity: o.FidelityOption = o.DEFAULT_FIDELITY,
+    gfpgan_model: o.GfpganModelOption = o.GfpganVersion(o.DEFAULT_GFPGAN_VERSION),
+    upscaler: o.UpscalerOption = None,
+    restorer: o.RestorerOption = None,
+    restore_strength: o.RestoreStrengthOption = o.DEFAULT_RESTORE_STRENGTH,
+    weights_dir: o.WeightsDirOption = None,
+    config: o.ConfigOption = None,
+    device: o.DeviceOption = "auto",
+    workers: o.WorkersOption = None,
+    threads: o.ThreadsOption = None,
+    batch_size: o.BatchSizeOption = None,
+    tile: o.TileOption = None,
+    precision: o.PrecisionOption = o.Precision.auto,
+    half: o.HalfOption = False,
+    only_center_face: o.OnlyCenterFaceOption = False,
+    detector: o.DetectorOption = o.Detector(o.DEFAULT_DETECTOR),
+    face_threshold: o.FaceThresholdOption = DEFAULT_FACE_THRESHOLD,
+    min_face: o.MinFaceOption = None,
+    max_faces: o.MaxFacesOption = None,
+    detect_size: o.DetectSizeOption = DEFAULT_DETECT_SIZE,
+    order: o.OrderOption = o.Order.upscale_first,
+    output_dir: o.OutputDirOption = None,
+    overwrite: o.OverwriteOption = False,
+    recursive: o.RecursiveOption = True,
+    ext: o.ExtOption = "png",
+    offline: o.OfflineOption = False,
+    mirror: o.MirrorOption = [],  # noqa: B006 - typer's list default, never mutated
+    max_pixels: o.MaxPixelsOption = DEFAULT_MAX_PIXELS,
+    png_level: o.PngLevelOption = DEFAULT_PNG_LEVEL,
     settle: SettleOption = DEFAULT_SETTLE,
     poll: PollOption = None,
     as_json: JsonEventsOption = False,
-    quiet: QuietOption = False,
-    verbose: VerboseOption = False,
+    quiet: o.QuietOption = False,
+    verbose: o.VerboseOption = False,
 ) -> None:
     """Keep the networks loaded: fix the backlog as fix would, then every new image under the
     folders as soon as it is complete, until stopped (SIGTERM, Ctrl-C)."""
@@ -162,7 +112,7 @@ def watch(
     events = JsonWatchEvents(verbose) if as_json else PlainWatchEvents(verbose, quiet)
     summary = WatchSummary()
     try:
-        recipe = recipe_from_options(
+        recipe = o.recipe_from_options(
             upscale=upscale,
             upscale_strength=upscale_strength,
             gfpgan=gfpgan,
@@ -183,7 +133,7 @@ def watch(
             detect_size=detect_size,
             order=order,
         )
-        settings = settings_from_options(
+        settings = o.settings_from_options(
             weights_dir=resolve_weights_dir(weights_dir, config),
             device=device,
             output_dir=output_dir,
@@ -209,8 +159,8 @@ def watch(
                 registry=app_context(ctx).registry,
                 download_progress=download_progress,
             )
-    except FacefixError as exc:
-        _finish(summary, events, exc.exit_code, error=str(exc))
+    except FacefixError as exc:  # before the first wait: no summary line, nothing was done
+        _finish(summary, events, exc.exit_code, error=str(exc), show_summary=False)
     except KeyboardInterrupt:  # before the watch started: nothing in hand
         summary.signal = signal.SIGINT
     if summary.fault is not None:
@@ -223,6 +173,7 @@ def _finish(
     events: object,
     code: int,
     error: str | None = None,
+    show_summary: bool = True,
 ) -> NoReturn:
     """The error (if any) and the summary, as a line or a JSON event, then exit with `code`."""
     from facefix_cli.cli.console import printable, timestamp
@@ -235,10 +186,12 @@ def _finish(
     else:
         if error is not None:
             print(f"{timestamp()} error: {printable(error)}", file=sys.stderr, flush=True)
+        if not show_summary:
+            raise typer.Exit(code)
         if summary.stop_text is not None:
             print(
-                f"{timestamp()} {summary.stop_text}: the file in hand (if any) was left for the "
-                "next start; no original was changed",
+                f"{timestamp()} {summary.stop_text}: any file in hand was left for the next "
+                "start; no original was changed",
                 file=sys.stderr,
                 flush=True,
             )

@@ -228,7 +228,9 @@ def test_watch_with_kernel_events(tmp_path, tiny_upscaler):
     summary_fix = fix([again], recipe, RunSettings(weights_dir=tiny_upscaler.parent, workers=0))
     assert summary_fix.count(Status.FIXED) == 3
     for name in ("b", "slow", "renamed"):
-        assert (again / f"{name}.fixed.png").read_bytes() == (tree / f"{name}.fixed.png").read_bytes()
+        assert (again / f"{name}.fixed.png").read_bytes() == (
+            tree / f"{name}.fixed.png"
+        ).read_bytes()
 
 
 def test_watch_polling_and_sigterm_idle(tmp_path, tiny_upscaler):
