@@ -24,6 +24,7 @@ Usage (a few minutes on 2 cores):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -80,10 +81,8 @@ class Process:
         assert self.process.stdout is not None
         for line in self.process.stdout:
             if line.startswith("{"):
-                try:
+                with contextlib.suppress(json.JSONDecodeError):
                     self.events.put(json.loads(line))
-                except json.JSONDecodeError:
-                    pass
 
     def wait_for(self, event: str, timeout: float = 600) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -212,7 +211,10 @@ def backlog(
         if command == "fix":
             begun = time.monotonic()
             subprocess.run(
-                cli("fix", upscaler, args.threads, str(tree)), env=env, check=True, capture_output=True
+                cli("fix", upscaler, args.threads, str(tree)),
+                env=env,
+                check=True,
+                capture_output=True,
             )
             seconds.append(time.monotonic() - begun)
         else:

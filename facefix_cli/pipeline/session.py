@@ -67,10 +67,14 @@ class FixSession:
         self.notices: list[WeightsNotice] = []  # weight files that are not the released ones
         self.prepared = False
 
-    def prepare(self, first_output: Path) -> str | None:
+    def prepare(
+        self,
+        first_output: Path,
+        waiting: str = "found files to do: loading the networks while finding the rest",
+    ) -> str | None:
         """Check the machine for `first_output`, make sure of the weights and start loading the
-        networks in the background. The environment fault's line if the machine cannot take a
-        single output (nothing is loaded then), else None."""
+        networks in the background (`waiting` tells the events so). The environment fault's
+        line if the machine cannot take a single output (nothing is loaded then), else None."""
         settings = self.settings
         # Here, not at the top: a run with nothing to do never imports the download machinery.
         from facefix_cli.pipeline.preload import NetworkLoad
@@ -92,7 +96,7 @@ class FixSession:
             )
         if self.executor.name != "ray":  # Ray workers load their own networks
             self.preload = NetworkLoad(self.recipe, settings).start()
-            self.events.waiting("found files to do: loading the networks while finding the rest")
+            self.events.waiting(waiting)
         if here:
             # What the outputs will record: each file's own digest (cached beside it), and one
             # warning per file that is not the released one. Hashed while the networks load.

@@ -142,7 +142,7 @@ def watch(
     try:
         # 1. the machine, the weights, the devices and the networks: every setup error now
         # (the first folder's file system stands for the outputs' before any exists)
-        summary.fault = session.prepare(paths[0] / "output")
+        summary.fault = session.prepare(paths[0] / "output", "loading the networks, once")
         if summary.fault is not None:
             return summary
         summary.devices = session.devices()
