@@ -60,6 +60,7 @@ def write_atomic(
     mode: int = 0o666,
     owner: tuple[int, int] | None = None,
     folder: tuple[int, int] | None = None,
+    sync: bool = True,
 ) -> None:
     """Write to a new temporary file in the same folder, flush it to disk, then rename into
     place, so a crash, a full disk or Ctrl-C never leaves a half-written file under the final
@@ -72,6 +73,7 @@ def write_atomic(
     output is then no more readable than it, as `cp` does). `owner`: (uid, gid) given to the
     file before it has any bytes or its name (root only). `folder`: the (st_dev, st_ino) the
     folder must have; another folder (swapped since it was checked) is refused (ELOOP).
+    `sync=False` skips the flush to disk (for files rewritten on every run, such as thumbnails).
     Errors are OutputWriteError with the OS errno, so callers can tell a full disk from a bad
     name; the temporary file is removed on every path out."""
     try:
@@ -96,7 +98,8 @@ def write_atomic(
                 os.fchown(fd, *owner)
             fh.write(data)
             fh.flush()
-            os.fsync(fd)
+            if sync:
+                os.fsync(fd)
         os.replace(temporary, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         created = False
     except OSError as exc:
