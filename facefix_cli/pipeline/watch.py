@@ -37,7 +37,13 @@ from facefix_cli.io import claims
 from facefix_cli.io.discover import Kind, found_alone
 from facefix_cli.io.names import display_path
 from facefix_cli.io.settle import DEFAULT_SETTLE, Settler
-from facefix_cli.io.watcher import KernelWatcher, PollWatcher, Watcher, WatchUnavailable
+from facefix_cli.io.watcher import (
+    KernelWatcher,
+    PollWatcher,
+    Watcher,
+    WatchUnavailable,
+    network_file_system,
+)
 from facefix_cli.pipeline.results import FileResult, FixEvents, RunStart, Status
 from facefix_cli.pipeline.run import plan
 from facefix_cli.pipeline.session import FixSession
@@ -183,6 +189,13 @@ def _start_watcher(
 
     if poll is not None:
         return poller(poll), f"polling every {poll:g}s"
+    for path in paths:
+        kind = network_file_system(path)
+        if kind is not None:
+            events.notice(
+                f"{display_path(path)} is on {kind}: files other machines write there raise no "
+                "event here; add --poll SECONDS to see them"
+            )
     try:
         return KernelWatcher(paths, settings.extensions, settings.recursive), "kernel events"
     except WatchUnavailable as exc:
