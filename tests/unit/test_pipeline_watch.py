@@ -18,7 +18,7 @@ from facefix_cli.io.settle import Settler
 from facefix_cli.io.watcher import Sign, Signs
 from facefix_cli.pipeline.results import FileResult, Status
 from facefix_cli.pipeline.settings import RunSettings
-from facefix_cli.pipeline.watch import WatchSummary, _Loop, watch
+from facefix_cli.pipeline.watch import WatchSummary, _Loop, _start_watcher, watch
 from facefix_cli.recipe import Recipe
 
 
@@ -193,3 +193,19 @@ def test_a_fault_ends_the_watch_with_4_and_a_signal_with_0(
     )
     assert (summary.fault is not None) is fault and summary.signal == signal
     assert summary.exit_code == code
+
+
+def test_walks_hand_out_only_images_without_an_output_even_with_overwrite(tmp_path: Path) -> None:
+    (tmp_path / "a.png").write_bytes(png())
+    (tmp_path / "a.fixed.png").write_bytes(b"fixed")
+    (tmp_path / "b.png").write_bytes(png(1))
+    settings = RunSettings(weights_dir=tmp_path, overwrite=True)
+    watcher, how = _start_watcher([tmp_path], settings, 0.5, Recorder())  # type: ignore[arg-type]
+    assert how == "polling every 0.5s"
+    assert [Path(s.path).name for s in watcher.wait(None).files] == ["b.png"]
+
+
+def test_an_unknown_ext_is_a_setup_error_before_anything_loads(tmp_path: Path) -> None:
+    settings = RunSettings(weights_dir=tmp_path, extensions=("gif",))
+    with pytest.raises(SetupError, match="unsupported extension"):
+        watch([tmp_path], Recipe(scale=2), settings, Recorder())  # type: ignore[arg-type]
