@@ -16,21 +16,26 @@ import torch
 from facefix_cli.errors import SetupError
 from facefix_cli.networks.device import (
     DTYPES,
-    auto_tile,
     channels_last_parser,
     channels_last_upscaler,
     face_batch,
     face_dtype,
+    upscale_memory_budget,
     upscaler_dtype,
 )
 from facefix_cli.networks.load import load_parsenet, load_retinaface, load_spandrel_model
 from facefix_cli.networks.restorers import FaceRestorer, SpandrelRestorer, load_restorer
 from facefix_cli.ops.detect import FaceDetector, retinaface_detector
+from facefix_cli.ops.upscale import choose_tile
 from facefix_cli.recipe import Recipe
 from facefix_cli.weights import digests, registry
 
 if TYPE_CHECKING:
     from spandrel import ImageModelDescriptor
+
+
+# MPS reports no free memory to size tiles from: its old fixed default.
+MPS_TILE = 512
 
 
 class Networks:
@@ -168,16 +173,20 @@ class Networks:
         return face_batch(self.device)
 
     def tile_for(self, height: int, width: int, batch: int) -> int:
-        """--tile if given, else tiles chosen from the device's free memory for a batch of
-        `batch` images of this size (0 = whole images)."""
+        """The one place that decides the upscaler's tile: --tile if given, else whole images
+        (0) when a batch of `batch` images of this size fits the device's memory budget, else
+        tiles that do (`ops.upscale.choose_tile`); MPS, which reports no free memory: 512."""
         if self.recipe.tile is not None:
             return self.recipe.tile
-        return auto_tile(
-            self.device,
+        budget = upscale_memory_budget(self.device)
+        if budget is None:
+            return MPS_TILE
+        return choose_tile(
             height,
             width,
             scale=self.upscaler.scale,
             batch=batch,
+            budget_bytes=budget,
             element_size=self.upscaler.dtype.itemsize,
         )
 

@@ -189,7 +189,7 @@ class _Run:
                 mirrors=settings.mirrors,
                 progress=self.download_progress,
             )
-        if self.executor.name != "ray":  # Ray workers load their own networks
+        if self.executor.loads_networks_here:
             self.preload = NetworkLoad(self.recipe, settings).start()
             self.events.waiting("found files to do: loading the networks while finding the rest")
         if self.executor.fetches_weights_here(settings):
