@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from facefix_cli.errors import SetupError
+from facefix_cli.networks.detectors import load_detector
 from facefix_cli.networks.device import (
     DTYPES,
     channels_last_parser,
@@ -23,9 +24,9 @@ from facefix_cli.networks.device import (
     upscale_memory_budget,
     upscaler_dtype,
 )
-from facefix_cli.networks.load import load_parsenet, load_retinaface, load_spandrel_model
+from facefix_cli.networks.load import load_parsenet, load_spandrel_model
 from facefix_cli.networks.restorers import FaceRestorer, SpandrelRestorer, load_restorer
-from facefix_cli.ops.detect import FaceDetector, retinaface_detector
+from facefix_cli.ops.detect import FaceDetector
 from facefix_cli.ops.upscale import choose_tile
 from facefix_cli.recipe import Recipe
 from facefix_cli.weights import digests, registry
@@ -41,10 +42,18 @@ MPS_TILE = 512
 class Networks:
     """Upscaler, face restorer, face detector and face parser for one recipe on one device."""
 
-    def __init__(self, recipe: Recipe, weights_dir: Path, device: torch.device) -> None:
+    def __init__(
+        self,
+        recipe: Recipe,
+        weights_dir: Path,
+        device: torch.device,
+        table: registry.Registry = registry.REGISTRY,
+    ) -> None:
         self.recipe = recipe
         self.weights_dir = weights_dir
         self.device = device
+        # The run's registry: the files it checked or fetched are the files loaded here.
+        self.registry = table
 
     def load_all(self) -> None:
         """Load the networks every file needs now, so the first file does not pay for them (and
@@ -67,14 +76,14 @@ class Networks:
         return f"loading {count} network{'s' if count != 1 else ''} on {self.device}"
 
     def _path(self, name: str) -> Path:
-        return self.weights_dir / registry.get_model(name).file
+        return self.weights_dir / self.registry.get(name).file
 
     @property
     def upscaler_path(self) -> Path:
         """--upscaler's file, else the registry's Real-ESRGAN for --upscale."""
         if self.recipe.upscaler_path is not None:
             return self.recipe.upscaler_path
-        return self._path(registry.upscaler_for_scale(self.recipe.scale).name)
+        return self._path(self.registry.upscaler_for_scale(self.recipe.scale).name)
 
     @cached_property
     def upscaler_fp32(self) -> ImageModelDescriptor:
@@ -150,15 +159,13 @@ class Networks:
     @cached_property
     def restorer_info(self) -> registry.ModelInfo:
         if self.recipe.restore_with == "codeformer":
-            return registry.get_model("codeformer")
-        return registry.get_model(registry.GFPGAN_VERSIONS[self.recipe.gfpgan_version])
+            return self.registry.get("codeformer")
+        return self.registry.get(registry.GFPGAN_VERSIONS[self.recipe.gfpgan_version])
 
     @cached_property
     def detector(self) -> FaceDetector:
-        name = registry.DETECTORS[self.recipe.detector]
-        network = self.recipe.detector.removeprefix("retinaface_")
-        net = load_retinaface(self._path(name), network, self.device)
-        return retinaface_detector(net, threshold=self.recipe.face_threshold)
+        path = self._path(registry.DETECTORS[self.recipe.detector])
+        return load_detector(self.recipe.detector, path, self.device, self.recipe.face_threshold)
 
     @cached_property
     def parser(self) -> torch.nn.Module:

@@ -190,7 +190,7 @@ class _Run:
                 progress=self.download_progress,
             )
         if self.executor.loads_networks_here:
-            self.preload = NetworkLoad(self.recipe, settings).start()
+            self.preload = NetworkLoad(self.recipe, settings, self.registry).start()
             self.events.waiting("found files to do: loading the networks while finding the rest")
         if self.executor.fetches_weights_here(settings):
             # What the outputs will record: each file's own digest (cached beside it), and one

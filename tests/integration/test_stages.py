@@ -18,6 +18,7 @@ from facefix_cli.io.discover import discover
 from facefix_cli.io.read import read_image
 from facefix_cli.io.write import encode_png, quantize, write_atomic
 from facefix_cli.metadata import chunks_from_bytes
+from facefix_cli.networks import detectors
 from facefix_cli.networks.load import load_retinaface, load_spandrel_model
 from facefix_cli.ops import align, detect, paste, upscale
 
@@ -346,7 +347,7 @@ def test_real_retinaface_code_runs_on_random_weights(tmp_path, network):
     from checkpoints import retinaface_state_dict, save_bare
 
     path = save_bare(retinaface_state_dict(network, finds_faces=True), tmp_path / "det.pth")
-    detector = detect.retinaface_detector(load_retinaface(path, network, CPU), threshold=0.5)
+    detector = detectors.retinaface_detector(load_retinaface(path, network, CPU), threshold=0.5)
     faces = detector(as_batch(gradient_image(64, 48)))[0]
     for face in faces:
         assert face.landmarks.shape == (5, 2) and face.landmarks.dtype == np.float32
@@ -366,7 +367,7 @@ def test_detector_matches_facexlibs_own_detect_faces(tmp_path):
     net = load_retinaface(path, "resnet50", CPU)
     image = gradient_image(80, 64, seed=4)
     # Two different images in one batch: each gets its own detections.
-    found = detect.retinaface_detector(net, threshold=0.5)(as_batch(image, image[::-1].copy()))
+    found = detectors.retinaface_detector(net, threshold=0.5)(as_batch(image, image[::-1].copy()))
     faces = found[0]
     with torch.no_grad():
         reference = net.detect_faces(image[:, :, ::-1] * 255.0, conf_threshold=0.5)
@@ -384,7 +385,7 @@ def test_detector_matches_facexlibs_own_detect_faces(tmp_path):
 
 def test_suppressed_test_detector_finds_nothing(weights_dir):
     net = load_retinaface(weights_dir / "detection_Resnet50_Final.pth", "resnet50", CPU)
-    assert detect.retinaface_detector(net)(as_batch(gradient_image(64, 64))) == [[]]
+    assert detectors.retinaface_detector(net)(as_batch(gradient_image(64, 64))) == [[]]
 
 
 def face_at(x: float, y: float, scale: float = 1.0, score: float = 0.99) -> detect.Face:

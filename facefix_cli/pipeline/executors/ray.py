@@ -217,7 +217,7 @@ class FixWorker:
                 )
                 device = resolve_device(settings.device)
                 make_deterministic()
-                networks = Networks(self.recipe, settings.weights_dir, device)
+                networks = Networks(self.recipe, settings.weights_dir, device, self.registry)
                 networks.load_all()  # here, so the first file is not the slow one
             except FacefixError as exc:
                 # A plain SetupError: it pickles back to the driver with its message.

@@ -42,7 +42,7 @@ class Work:
 
         if self.preload is not None and (loading := self.preload.networks(device)) is not None:
             return loading
-        return Networks(self.recipe, self.settings.weights_dir, device)
+        return Networks(self.recipe, self.settings.weights_dir, device, self.registry)
 
     def load(self, networks: Networks) -> None:
         """Load `networks` (from `networks()`), or wait for their background load to end."""
