@@ -54,6 +54,7 @@ from facefix_cli.io.write import encode_png, write_atomic
 from facefix_cli.metadata import (
     Generation,
     StealthPayload,
+    chunks_from_bytes,
     output_chunks,
     parse_generation,
     stealth_in_pixels,
@@ -166,10 +167,6 @@ def begin_file(job: Job, settings: RunSettings) -> Claim | FileResult:
     return claim
 
 
-def read_source(job: Job, settings: RunSettings) -> SourceImage:
-    return read_image(job.source, settings.max_pixels)
-
-
 @dataclass
 class OpenFile:
     """A claimed, read and decoded input on its way through an executor."""
@@ -231,7 +228,7 @@ def read_job(
             return begun
         claim = begun
         with clock.stage("decode"):
-            source = read_source(job, settings)
+            source = read_image(job.source, chunks_from_bytes, settings.max_pixels)
             stealth = stealth_in_pixels(source.rgb, source.alpha, source.bit_depth)
             generation = parse_generation(source.chunks, stealth=stealth)
         if generation.facefix and not settings.overwrite:  # a renamed .fixed.png
