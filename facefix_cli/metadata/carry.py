@@ -211,8 +211,6 @@ def embedded_metadata(chunks: list[Chunk], output_format: OutputFormat) -> Embed
     `output_chunks`): see the module docstring. In a JPEG, whose EXIF must fit one 64 KB
     segment, graphs too big for it stay in XMP only, and XMP too big for one segment continues
     in Extended XMP. Other PNG chunks (sRGB, gAMA, pHYs, tIME...) have no place and are left."""
-    from PIL import Image
-
     icc: bytes | None = None
     base: bytes | None = None
     texts: list[tuple[str, str]] = []
@@ -236,22 +234,8 @@ def embedded_metadata(chunks: list[Chunk], output_format: OutputFormat) -> Embed
     jpeg = output_format is OutputFormat.JPEG
     places = [place for place in EXIF_PLACES if _fits_exif(place, first.get(place[0]))]
     while True:
-        exif = Image.Exif()
-        if base is not None:
-            try:
-                exif.load(base)
-                exif.get_ifd(EXIF_IFD)  # loaded now, so `tobytes` writes it back
-            except Exception:  # Pillow raises many types on malformed EXIF: start afresh
-                exif = Image.Exif()
-        exif[ORIENTATION] = 1  # the pixels were turned upright when read
-        for keyword, tag, label in places:
-            if tag is None:
-                exif.get_ifd(EXIF_IFD)[USER_COMMENT] = b"UNICODE\x00" + first[keyword].encode(
-                    "utf-16-be"
-                )
-            else:
-                exif[tag] = label + first[keyword]
-        exif_bytes = exif.tobytes().removeprefix(EXIF_HEADER)
+        values = [(tag, label + first[k]) for k, tag, label in places]
+        exif_bytes = _exif_block(base, values, output_format is not OutputFormat.AVIF)
         if not jpeg or len(EXIF_HEADER) + len(exif_bytes) <= JPEG_SEGMENT_MAX:
             break
         if places:
@@ -273,6 +257,42 @@ def embedded_metadata(chunks: list[Chunk], output_format: OutputFormat) -> Embed
     if jpeg and len(packet) > XMP_SEGMENT_MAX:
         extended, packet = packet, xmp.extension_pointer(extended_xmp_guid(packet))
     return Embedded(icc=icc, exif=exif_bytes, xmp=packet, extended_xmp=extended)
+
+
+def _exif_block(
+    base: bytes | None, values: list[tuple[int | None, str]], orientation_tag: bool = True
+) -> bytes:
+    """The TIFF structure of the output's EXIF: `base` (the input's, where piexif reads it)
+    with Orientation 1 and each (IFD0 tag, text) of `values`, a tag of None meaning the Exif
+    IFD's UserComment. Written with piexif, as A1111 writes it, so UserComment is UNDEFINED
+    (Pillow would write bytes of a tag it has no type for as BYTE, which piexif, and so
+    A1111's reader, loads as a tuple of numbers). Without `orientation_tag` (AVIF, whose
+    orientation is its own irot/imir boxes: none is upright) the tag is left out: Pillow's AVIF
+    writer would otherwise move it there and write the EXIF again itself, in that BYTE way."""
+    import piexif
+
+    tags: dict = {"0th": {}, "Exif": {}}
+    if base is not None:
+        try:
+            tags = piexif.load(base)
+            tags.pop("thumbnail", None)
+            tags.pop("1st", None)
+        except Exception:  # piexif raises many types on EXIF it cannot parse: start afresh
+            tags = {"0th": {}, "Exif": {}}
+    tags.setdefault("0th", {})[ORIENTATION] = 1  # the pixels were turned upright when read
+    if not orientation_tag:
+        del tags["0th"][ORIENTATION]
+    for tag, text in values:
+        if tag is None:
+            tags.setdefault("Exif", {})[USER_COMMENT] = b"UNICODE\x00" + text.encode("utf-16-be")
+        else:
+            tags["0th"][tag] = text.encode("ascii")
+    try:
+        return bytes(piexif.dump(tags)).removeprefix(EXIF_HEADER)
+    except Exception:  # a tag of the input piexif cannot write back: only facefix's own
+        if base is None:
+            raise
+        return _exif_block(None, values, orientation_tag)
 
 
 def _fits_exif(place: tuple[str, int | None, str], text: str | None) -> bool:
