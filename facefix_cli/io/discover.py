@@ -378,6 +378,64 @@ def scan(
             yield Found(Kind.REJECTED, path, None, "no such file or folder")
 
 
+def found_alone(
+    source: Path,
+    paths: Sequence[Path],
+    *,
+    extensions: Sequence[str] = ("png",),
+    output_dir: Path | None = None,
+    overwrite: bool = False,
+    recursive: bool = True,
+    output_format: FormatChoice = "png",
+) -> Found | None:
+    """What `scan(paths, ...)` decides about the one file `source`, found under one of `paths`
+    (`facefix watch`: a file that just appeared), without walking: the same output path (with
+    --output-dir too), DONE when that output exists, a signature check. None when the walk
+    would not list it: a hidden name or folder, an output, a type not asked for, a sub-folder
+    without `recursive`, or a place outside `paths`."""
+    extensions = normalise_extensions(extensions)
+    lower = source.name.lower()
+    if (
+        source.name.startswith(".")
+        or lower.endswith(OUTPUT_SUFFIXES)
+        or not lower.endswith(tuple("." + ext for ext in extensions))
+    ):
+        return None
+    where = os.path.abspath(source)
+    for path in paths:
+        root = os.path.abspath(path)
+        if where == root:  # a file named on the command line
+            folder, base = path.parent, output_dir
+            break
+        inside = os.path.relpath(where, root)
+        parts = Path(inside).parts
+        if inside.startswith(os.pardir) or any(p.startswith(".") for p in parts):
+            continue
+        if not recursive and len(parts) > 1:
+            return None
+        roots = _root_names(paths) if output_dir is not None else {}
+        folder = path
+        base = output_dir / roots[path] if path in roots and output_dir is not None else output_dir
+        break
+    else:
+        return None
+    fmt = OutputFormat.for_source(output_format, source.name)
+    output = output_path_for(source, folder, base, fmt)
+    out_key = str(output.parent)
+    if not overwrite:
+        try:
+            if _output_exists(None, output.name, output):
+                return Found(Kind.DONE, source, output, DONE_REASON, out_key, None, fmt)
+        except OSError as exc:
+            return Found(Kind.REJECTED, source, output, f"cannot use output: {exc.strerror}")
+    try:
+        if not has_signature(source, extensions):
+            return Found(Kind.REJECTED, source, None, "not an image of that type (bad signature)")
+    except OSError as exc:
+        return Found(Kind.REJECTED, source, None, f"cannot read: {exc.strerror or exc}")
+    return Found(Kind.TODO, source, output, "", out_key, None, fmt)
+
+
 def _child(folder: Path, name: str) -> Path:
     """`folder / name` for a name from a listing, without parsing it again (pathlib's own
     fast path for `iterdir`, where this Python has it: 10x cheaper per file)."""

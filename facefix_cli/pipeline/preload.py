@@ -103,6 +103,16 @@ class NetworkLoad:
         if index in self._errors:
             raise self._errors[index]
 
+    def wait_all(self) -> None:
+        """Until every device's networks are loaded; raises the first thing a load raised."""
+        self._imported.wait()
+        if -1 in self._errors:
+            raise self._errors[-1]
+        for index, event in enumerate(self._loaded):
+            event.wait()
+            if index in self._errors:
+                raise self._errors[index]
+
     def loaded(self) -> bool:
         return self._imported.is_set() and all(event.is_set() for event in self._loaded)
 
