@@ -48,7 +48,8 @@ def formats():
 
 
 def encoded(fmt, pixels, chunks) -> bytes:
-    from facefix_cli.io.outputs import EncodeOptions, OutputFormat
+    from facefix_cli.io.encode import EncodeOptions
+    from facefix_cli.io.outputs import OutputFormat
     from facefix_cli.metadata import embedded_metadata
 
     carried = chunks if fmt is OutputFormat.PNG else embedded_metadata(chunks, fmt)

@@ -51,7 +51,7 @@ def output_path_for(
 ) -> Path:
     """The output beside the source (see `io.names.output_name`), or under output_dir mirroring
     the path below root."""
-    name = output_name(source.name, output_format)
+    name = output_name(source.name, output_format.suffix)
     if output_dir is None:
         return source.with_name(name)
     relative = source.parent.relative_to(root) if root is not None else Path()
@@ -249,7 +249,7 @@ def scan(
         sources.add(real)
         hidden = out_listing.hidden if out_listing is not None else None
         fmt = OutputFormat.for_source(output_format, source_name)
-        name = output_name(source_name, fmt)
+        name = output_name(source_name, fmt.suffix)
         output_path = _child(out_folder, name)
         key = (out_key, name)
         taken = outputs.get(key)

@@ -1,4 +1,5 @@
-"""The encoders of `io.outputs.OutputFormat`: pixels and their metadata to a file's bytes.
+"""The encoders of `io.outputs.OutputFormat`: pixels and their metadata to a file's bytes, and
+the containers' limits they and `metadata.carry` share.
 
 Pure: nothing here touches a file (the bytes go through `io.write.write_atomic`). PNG is the
 encoder facefix always had (`io.write.encode_png`, OpenCV, byte for byte the same); WebP, JPEG
@@ -14,30 +15,63 @@ says so), with the metadata of `outputs.Embedded` where each format keeps it:
   read back. JPEG has no alpha: a caller passes pixels without it (`pipeline.file` refuses a
   transparent image for JPEG).
 - AVIF: libavif's Exif and XMP items and its ICC colour property.
+
+Light to import (the table in `io.outputs` refers to these functions, and the CLI imports the
+table at start): numpy, Pillow and OpenCV are imported when a file is first encoded.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import struct
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from facefix_cli.errors import ImageError
-from facefix_cli.io.outputs import (
-    EXIF_HEADER,
-    EXTENDED_XMP_CHUNK,
-    EXTENDED_XMP_HEADER,
-    JPEG_SEGMENT_MAX,
-    Embedded,
-    EncodeOptions,
-    OutputFormat,
-    extended_xmp_guid,
-)
-from facefix_cli.io.pngchunks import Chunk
-from facefix_cli.io.write import encode_png as _encode_png
-from facefix_cli.io.write import quantize
+from facefix_cli.io.defaults import DEFAULT_PNG_LEVEL
+
+if TYPE_CHECKING:
+    import numpy as np
+    from PIL import Image
+
+    from facefix_cli.io.pngchunks import Chunk
+
+EXIF_HEADER = b"Exif\x00\x00"
+JPEG_SEGMENT_MAX = 65533  # bytes of one JPEG marker segment's payload (its length field: 65535)
+XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
+EXTENDED_XMP_HEADER = b"http://ns.adobe.com/xmp/extension/\x00"
+# Data in one Extended XMP segment: after its header, GUID (32), full length (4), offset (4).
+EXTENDED_XMP_CHUNK = JPEG_SEGMENT_MAX - len(EXTENDED_XMP_HEADER) - 40
+XMP_SEGMENT_MAX = JPEG_SEGMENT_MAX - len(XMP_HEADER)
+
+
+def extended_xmp_guid(extended: bytes) -> str:
+    """The GUID that ties a JPEG's main XMP packet to its extension: the MD5 of the extension,
+    in upper-case hex (XMP spec part 3)."""
+    return hashlib.md5(extended, usedforsecurity=False).hexdigest().upper()
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """Metadata for a format that embeds it (WebP, JPEG, AVIF): the bytes the encoder writes,
+    each where that format keeps it. `exif` is a TIFF structure (no `Exif\\0\\0` header); `xmp`
+    a whole XMP packet; `extended_xmp` (JPEG only) the rest of it when it does not fit in one
+    JPEG segment, written as Adobe's Extended XMP segments."""
+
+    icc: bytes | None = None
+    exif: bytes | None = None
+    xmp: bytes | None = None
+    extended_xmp: bytes | None = None
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    """How to encode: `quality` of a lossy format (the table fills in the format's default
+    before an encoder sees it), `png_level` of PNG (zlib, 0-9)."""
+
+    quality: int | None = None
+    png_level: int = DEFAULT_PNG_LEVEL
 
 
 @dataclass(frozen=True)
@@ -51,13 +85,18 @@ class OutputPixels:
 
 
 def encode_png(pixels: OutputPixels, carried: object, options: EncodeOptions) -> bytes:
+    from facefix_cli.io.write import encode_png as encode_with_chunks
+
     assert isinstance(carried, list)
     chunks: list[Chunk] = carried
-    return _encode_png(pixels.rgb, pixels.alpha, pixels.bit_depth, chunks, options.png_level)
+    return encode_with_chunks(pixels.rgb, pixels.alpha, pixels.bit_depth, chunks, options.png_level)
 
 
-def _pillow_image(pixels: OutputPixels, keep_alpha: bool):  # -> PIL.Image.Image
+def _pillow_image(pixels: OutputPixels, keep_alpha: bool) -> Image.Image:
+    import numpy as np
     from PIL import Image
+
+    from facefix_cli.io.write import quantize
 
     if pixels.alpha is not None and keep_alpha:
         planes = np.dstack([pixels.rgb, pixels.alpha])
@@ -70,7 +109,7 @@ def _embedded(carried: object) -> Embedded:
     return carried
 
 
-def _save(image, kind: str, **params) -> bytes:  # noqa: ANN001 (a PIL image)
+def _save(image: Image.Image, kind: str, **params: object) -> bytes:
     buffer = io.BytesIO()
     try:
         image.save(buffer, kind, **{k: v for k, v in params.items() if v is not None})
@@ -84,7 +123,7 @@ def encode_webp(pixels: OutputPixels, carried: object, options: EncodeOptions) -
     data = _save(
         _pillow_image(pixels, keep_alpha=True),
         "WEBP",
-        quality=OutputFormat.WEBP.quality(options.quality),
+        quality=options.quality,
         method=4,
         icc_profile=meta.icc,
         exif=EXIF_HEADER + meta.exif if meta.exif else None,
@@ -126,7 +165,7 @@ def encode_jpeg(pixels: OutputPixels, carried: object, options: EncodeOptions) -
     data = _save(
         _pillow_image(pixels, keep_alpha=False),
         "JPEG",
-        quality=OutputFormat.JPEG.quality(options.quality),
+        quality=options.quality,
         icc_profile=meta.icc,
         exif=exif,
         xmp=meta.xmp,
@@ -164,7 +203,7 @@ def encode_avif(pixels: OutputPixels, carried: object, options: EncodeOptions) -
     return _save(
         _pillow_image(pixels, keep_alpha=True),
         "AVIF",
-        quality=OutputFormat.AVIF.quality(options.quality),
+        quality=options.quality,
         icc_profile=meta.icc,
         exif=EXIF_HEADER + meta.exif if meta.exif else None,
         xmp=meta.xmp,

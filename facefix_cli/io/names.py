@@ -15,17 +15,15 @@ import os
 import re
 from pathlib import Path
 
-from facefix_cli.io.outputs import OutputFormat, output_suffix_of
-
-OUTPUT_SUFFIX = OutputFormat.PNG.suffix  # ".fixed.png": the default format's
+OUTPUT_SUFFIX = ".fixed.png"  # the default format's (`io.outputs` has every format's)
 NAME_MAX = 255  # bytes in one path component on Linux, macOS and NFS
 TEMPORARY_RE = re.compile(r"^\.(?P<stem>.+)\.(?P<pid>\d+)\.tmp$")
 
 
-def output_name(source_name: str, output_format: OutputFormat = OutputFormat.PNG) -> str:
+def output_name(source_name: str, suffix: str = OUTPUT_SUFFIX) -> str:
     """`a.png` -> `a.fixed.png`; `a.jpg` -> `a.jpg.fixed.png` (never the same as a PNG's);
-    in another format, its suffix: `a.png` -> `a.fixed.webp`, `a.jpg` -> `a.jpg.fixed.webp`."""
-    suffix = output_format.suffix
+    with another format's `suffix` (`OutputFormat.suffix`): `a.png` -> `a.fixed.webp`,
+    `a.jpg` -> `a.jpg.fixed.webp`."""
     stem, dot, ext = source_name.rpartition(".")
     if dot and ext.lower() == "png":
         return stem + suffix
@@ -37,7 +35,8 @@ def _hidden_stem(output: Path, room: int) -> str:
     name = output.name
     if len(os.fsencode(name)) + room <= NAME_MAX:
         return name
-    suffix = output_suffix_of(name) or OUTPUT_SUFFIX  # the output's own, so formats never meet
+    at = name.lower().rfind(".fixed.")
+    suffix = name[at:] if at >= 0 else OUTPUT_SUFFIX  # the output's own: formats never meet
     return hashlib.sha256(os.fsencode(name)).hexdigest()[:32] + suffix
 
 

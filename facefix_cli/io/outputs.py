@@ -11,61 +11,32 @@ tools that read those formats look for them (`metadata.carry.embedded_metadata` 
 `--format same` (`FormatChoice`) writes each output in its input's format, which the walk
 decides from the input's extension, before reading anything.
 
-Light by design: the CLI and the walk import this module at start, so the encoders' imports
-(Pillow, OpenCV, numpy) happen in `io.encode`, when a file is first encoded.
+Light by design: the CLI and the walk import this module at start, so the encoders' own
+imports (Pillow, OpenCV, numpy) happen in `io.encode` when a file is first encoded.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-from facefix_cli.io.defaults import DEFAULT_PNG_LEVEL
-
-if TYPE_CHECKING:
-    from facefix_cli.io.encode import OutputPixels
+from facefix_cli.io.encode import (
+    EncodeOptions,
+    OutputPixels,
+    encode_avif,
+    encode_jpeg,
+    encode_png,
+    encode_webp,
+)
 
 FormatChoice = Literal["png", "webp", "jpeg", "avif", "same"]
 FORMAT_CHOICES: tuple[FormatChoice, ...] = ("png", "webp", "jpeg", "avif", "same")
 OUTPUT_MARK = ".fixed"  # every output's name ends in `.fixed` + the format's extension
 Carrier = Literal["png chunks", "embedded"]
-
-# Containers' limits, shared by the encoders and `metadata.carry`, which fits metadata to them.
-EXIF_HEADER = b"Exif\x00\x00"
-JPEG_SEGMENT_MAX = 65533  # bytes of one JPEG marker segment's payload (its length field: 65535)
-XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
-EXTENDED_XMP_HEADER = b"http://ns.adobe.com/xmp/extension/\x00"
-# Data in one Extended XMP segment: after its header, GUID (32), full length (4), offset (4).
-EXTENDED_XMP_CHUNK = JPEG_SEGMENT_MAX - len(EXTENDED_XMP_HEADER) - 40
-XMP_SEGMENT_MAX = JPEG_SEGMENT_MAX - len(XMP_HEADER)
-
-
-def extended_xmp_guid(extended: bytes) -> str:
-    """The GUID that ties a JPEG's main XMP packet to its extension: the MD5 of the extension,
-    in upper-case hex (XMP spec part 3)."""
-    return hashlib.md5(extended, usedforsecurity=False).hexdigest().upper()
-
-
-@dataclass(frozen=True)
-class Embedded:
-    """Metadata for a format that embeds it (WebP, JPEG, AVIF): the bytes the encoder writes,
-    each where that format keeps it. `exif` is a TIFF structure (no `Exif\\0\\0` header); `xmp`
-    a whole XMP packet; `extended_xmp` (JPEG only) the rest of it when it does not fit in one
-    JPEG segment, written as Adobe's Extended XMP segments."""
-
-    icc: bytes | None = None
-    exif: bytes | None = None
-    xmp: bytes | None = None
-    extended_xmp: bytes | None = None
-
-
-@dataclass(frozen=True)
-class EncodeOptions:
-    quality: int | None = None  # None: the format's default; lossless formats ignore it
-    png_level: int = DEFAULT_PNG_LEVEL
+# pixels, what `carrier` says (PNG chunks or `encode.Embedded`), options -> the file's bytes
+Encoder = Callable[[OutputPixels, object, EncodeOptions], bytes]
 
 
 @dataclass(frozen=True)
@@ -78,6 +49,7 @@ class FormatSpec:
     default_quality: int | None  # None: lossless
     bit_depths: tuple[int, ...]  # what it stores; 16-bit pixels become 8-bit where 16 is absent
     pillow_feature: str | None  # Pillow's `features.check` name, where Pillow encodes it
+    encode: Encoder  # pure: no files
 
 
 class OutputFormat(Enum):
@@ -117,13 +89,11 @@ class OutputFormat(Enum):
         return bool(features.check(feature))
 
     def encode(self, pixels: OutputPixels, carried: object, options: EncodeOptions) -> bytes:
-        """The file's bytes: `pixels` with `carried` (PNG chunks or `Embedded`, by `carrier`)."""
-        from facefix_cli.io import encode
-
-        encoder: Callable[[OutputPixels, object, EncodeOptions], bytes] = getattr(
-            encode, f"encode_{self.value}"
+        """The file's bytes: `pixels` with `carried` (PNG chunks or `Embedded`, by `carrier`),
+        at `options.quality` or this format's default."""
+        return self.spec.encode(
+            pixels, carried, replace(options, quality=self.quality(options.quality))
         )
-        return encoder(pixels, carried, options)
 
     @classmethod
     def for_source(cls, choice: FormatChoice, source_name: str) -> OutputFormat:
@@ -136,12 +106,20 @@ class OutputFormat(Enum):
 
 
 _SPECS: dict[OutputFormat, FormatSpec] = {
-    OutputFormat.PNG: FormatSpec("png", "png", "png chunks", False, True, None, (8, 16), None),
+    OutputFormat.PNG: FormatSpec(
+        "png", "png", "png chunks", False, True, None, (8, 16), None, encode_png
+    ),
     # WebP at 90: 5-7 % of the PNG's bytes on real renders (benchmarks/bench_formats.py).
-    OutputFormat.WEBP: FormatSpec("webp", "webp", "embedded", True, True, 90, (8,), "webp"),
+    OutputFormat.WEBP: FormatSpec(
+        "webp", "webp", "embedded", True, True, 90, (8,), "webp", encode_webp
+    ),
     # JPEG at 95 (Pillow's 4:2:0 chroma): 17-18 % of the PNG's bytes; no alpha.
-    OutputFormat.JPEG: FormatSpec("jpeg", "jpg", "embedded", True, False, 95, (8,), "jpg"),
-    OutputFormat.AVIF: FormatSpec("avif", "avif", "embedded", True, True, 80, (8,), "avif"),
+    OutputFormat.JPEG: FormatSpec(
+        "jpeg", "jpg", "embedded", True, False, 95, (8,), "jpg", encode_jpeg
+    ),
+    OutputFormat.AVIF: FormatSpec(
+        "avif", "avif", "embedded", True, True, 80, (8,), "avif", encode_avif
+    ),
 }
 _BY_EXTENSION = {
     "png": OutputFormat.PNG,

@@ -20,15 +20,15 @@ import json
 import zlib
 from collections.abc import Sequence
 
-from facefix_cli.io.formats import sniff
-from facefix_cli.io.outputs import (
+from facefix_cli.io.encode import (
     EXIF_HEADER,
     JPEG_SEGMENT_MAX,
     XMP_SEGMENT_MAX,
     Embedded,
-    OutputFormat,
     extended_xmp_guid,
 )
+from facefix_cli.io.formats import sniff
+from facefix_cli.io.outputs import OutputFormat
 from facefix_cli.io.pngchunks import (
     Chunk,
     InflateLimitError,

@@ -47,15 +47,16 @@ from facefix_cli.errors import (
 from facefix_cli.io import claims
 from facefix_cli.io.claims import Claim
 from facefix_cli.io.discover import Job
-from facefix_cli.io.encode import OutputPixels
+from facefix_cli.io.encode import EncodeOptions, OutputPixels
 from facefix_cli.io.environment import ENVIRONMENT_ERRNOS, OUTPUT_TREE_ERRNOS
 from facefix_cli.io.names import display_path
-from facefix_cli.io.outputs import EncodeOptions, OutputFormat
+from facefix_cli.io.outputs import OutputFormat
 from facefix_cli.io.read import SourceImage, read_image
 from facefix_cli.io.write import write_atomic
 from facefix_cli.metadata import (
     Generation,
     StealthPayload,
+    chunks_from_bytes,
     embedded_metadata,
     output_chunks,
     parse_generation,
@@ -169,10 +170,6 @@ def begin_file(job: Job, settings: RunSettings) -> Claim | FileResult:
     return claim
 
 
-def read_source(job: Job, settings: RunSettings) -> SourceImage:
-    return read_image(job.source, settings.max_pixels)
-
-
 @dataclass
 class OpenFile:
     """A claimed, read and decoded input on its way through an executor."""
@@ -274,7 +271,7 @@ def read_job(
             return begun
         claim = begun
         with clock.stage("decode"):
-            source = read_source(job, settings)
+            source = read_image(job.source, chunks_from_bytes, settings.max_pixels)
             stealth = stealth_in_pixels(source.rgb, source.alpha, source.bit_depth)
             generation = parse_generation(source.chunks, stealth=stealth)
         check_alpha_fits(job, source)

@@ -10,8 +10,14 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from facefix_cli.io.encode import OutputPixels, even_chunks_before_exif
-from facefix_cli.io.outputs import EXIF_HEADER, Embedded, EncodeOptions, OutputFormat
+from facefix_cli.io.encode import (
+    EXIF_HEADER,
+    Embedded,
+    EncodeOptions,
+    OutputPixels,
+    even_chunks_before_exif,
+)
+from facefix_cli.io.outputs import OutputFormat
 from facefix_cli.metadata.containers.foreign import foreign_metadata
 
 LOSSY = [OutputFormat.WEBP, OutputFormat.JPEG, OutputFormat.AVIF]
@@ -134,7 +140,7 @@ def test_padding_the_image_chunk_keeps_the_pixels():
 
 
 def test_jpeg_xmp_too_big_for_one_segment_continues_in_extended_xmp():
-    from facefix_cli.io.outputs import extended_xmp_guid
+    from facefix_cli.io.encode import extended_xmp_guid
     from facefix_cli.metadata.containers import xmp
 
     texts = [("workflow", "x" * 200_000), ("facefix", "{}")]

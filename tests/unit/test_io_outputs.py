@@ -41,7 +41,7 @@ def test_every_format_has_its_suffix():
     ],
 )
 def test_output_names_keep_todays_rule_with_the_formats_suffix(source, fmt, expected):
-    assert output_name(source, fmt) == expected
+    assert output_name(source, fmt.suffix) == expected
 
 
 def test_png_names_are_todays():
@@ -52,7 +52,7 @@ def test_png_names_are_todays():
 def test_names_of_one_folder_never_meet_across_formats():
     sources = ["a.png", "a.jpg", "a.webp", "a.jpeg"]
     for fmt in OutputFormat:
-        names = [output_name(s, fmt) for s in sources]
+        names = [output_name(s, fmt.suffix) for s in sources]
         assert len(set(names)) == len(names)
 
 
@@ -81,7 +81,7 @@ def test_outputs_of_every_format_are_recognised():
 
 def test_hidden_names_of_long_outputs_keep_their_format():
     long_stem = "x" * 240
-    outputs = [Path("/f") / output_name(long_stem + ".png", fmt) for fmt in OutputFormat]
+    outputs = [Path("/f") / output_name(long_stem + ".png", f.suffix) for f in OutputFormat]
     hidden = [claim_path(o).name for o in outputs] + [temporary_path(o, 1).name for o in outputs]
     assert all(len(os.fsencode(name)) <= 255 for name in hidden)
     assert len(set(hidden)) == len(hidden)

@@ -12,8 +12,8 @@ from metadata_fixtures import METADATA_FIXTURES
 from PIL import Image, ImageCms
 from tool_readers import a1111_geninfo, comfyui_avif_metadata, comfyui_webp_workflow
 
-from facefix_cli.io.encode import OutputPixels
-from facefix_cli.io.outputs import EncodeOptions, OutputFormat
+from facefix_cli.io.encode import EncodeOptions, OutputPixels
+from facefix_cli.io.outputs import OutputFormat
 from facefix_cli.io.pngchunks import exif_chunk, iccp_chunk, text_chunk
 from facefix_cli.metadata import (
     chunks_from_bytes,
