@@ -65,6 +65,32 @@ def _wanted(path: str, suffixes: tuple[str, ...]) -> bool:
     )
 
 
+# File systems whose files other machines write: the kernel here hears of none of those writes.
+NETWORK_FILE_SYSTEMS = frozenset(
+    {"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "fuse.sshfs", "fuse.rclone", "afs", "ceph"}
+)
+
+
+def network_file_system(folder: Path, mounts: str = "/proc/self/mounts") -> str | None:
+    """The type of the network file system `folder` is on (`nfs4`), or None: local, or unknown
+    (no /proc)."""
+    try:
+        with open(mounts, encoding="utf-8", errors="replace") as fh:
+            table = [line.split() for line in fh]
+    except OSError:
+        return None
+    where = os.path.realpath(folder)
+    best, kind = "", None
+    for fields in table:
+        if len(fields) < 3:
+            continue
+        point = fields[1].replace("\\040", " ")
+        inside = where == point or where.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):
+            best, kind = point, fields[2]
+    return kind if kind in NETWORK_FILE_SYSTEMS else None
+
+
 class KernelWatcher:
     """watchdog's observer over `folders` (recursively or not), its signs in a queue."""
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from facefix_cli.io.watcher import KernelWatcher, PollWatcher, Sign, Signs
+from facefix_cli.io.watcher import KernelWatcher, PollWatcher, Sign, Signs, network_file_system
 
 
 def collect(watcher: KernelWatcher, until: str, timeout: float = 10.0) -> list[Sign]:
@@ -83,3 +83,18 @@ def test_poll_watcher_walks_for_files_to_do(tmp_path: Path) -> None:
     signs = watcher.wait(None)
     assert signs.files == [Sign(str(tmp_path / "sub" / "new.png"))]
     watcher.close()
+
+
+def test_network_file_systems_are_named(tmp_path: Path) -> None:
+    mounts = tmp_path / "mounts"
+    mounts.write_text(
+        "/dev/sda1 / ext4 rw 0 0\n"
+        "server:/renders /srv/sd nfs4 rw 0 0\n"
+        "//nas/share /srv/sd/my\\040share cifs rw 0 0\n"
+        "tmpfs /srv/sd/local tmpfs rw 0 0\n"
+    )
+    assert network_file_system(Path("/srv/sd/outputs"), str(mounts)) == "nfs4"
+    assert network_file_system(Path("/srv/sd/my share/x"), str(mounts)) == "cifs"
+    assert network_file_system(Path("/srv/sd/local/x"), str(mounts)) is None
+    assert network_file_system(Path("/srv/sdx"), str(mounts)) is None
+    assert network_file_system(Path("/"), str(tmp_path / "no-such-table")) is None
