@@ -49,7 +49,7 @@ def complete(path: str | os.PathLike[str]) -> bool:
                 case "WebP":
                     (riff_size,) = struct.unpack("<I", head[4:8])
                     return size >= riff_size + 8
-                case None:
+                case "AVIF" | None:  # AVIF is never an input (facefix writes it)
                     return False
     except OSError:
         return False

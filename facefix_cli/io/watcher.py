@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import NamedTuple, Protocol
 
 from facefix_cli.io.discover import Kind, normalise_extensions, scan
-from facefix_cli.io.names import OUTPUT_SUFFIX
+from facefix_cli.io.outputs import OUTPUT_SUFFIXES, FormatChoice
 
 
 class Sign(NamedTuple):
@@ -59,7 +59,9 @@ def _wanted(path: str, suffixes: tuple[str, ...]) -> bool:
     name = os.path.basename(path)
     lower = name.lower()
     return (
-        not name.startswith(".") and lower.endswith(suffixes) and not lower.endswith(OUTPUT_SUFFIX)
+        not name.startswith(".")
+        and lower.endswith(suffixes)
+        and not lower.endswith(OUTPUT_SUFFIXES)
     )
 
 
@@ -191,10 +193,12 @@ class PollWatcher:
         output_dir: Path | None,
         overwrite: bool,
         recursive: bool = True,
+        output_format: FormatChoice = "png",
     ) -> None:
         self.folders, self.interval = list(folders), interval
         self.extensions, self.output_dir = tuple(extensions), output_dir
         self.overwrite, self.recursive = overwrite, recursive
+        self.output_format: FormatChoice = output_format  # done means done in this format
         self._next = time.monotonic() + interval  # the caller walked once already: the backlog
         self._closed = threading.Event()
 
@@ -207,6 +211,7 @@ class PollWatcher:
                 extensions=self.extensions,
                 output_dir=self.output_dir,
                 overwrite=self.overwrite,
+                output_format=self.output_format,
             )
             if found.kind is Kind.TODO
         ]

@@ -194,6 +194,7 @@ def _start_watcher(
             # each image written again.
             overwrite=False,
             recursive=settings.recursive,
+            output_format=settings.output_format,
         )
 
     if poll is not None:
@@ -273,6 +274,7 @@ class _Loop:
                 output_dir=settings.output_dir,
                 overwrite=settings.overwrite,
                 recursive=settings.recursive,
+                output_format=settings.output_format,
             )
             if found is None or found.kind is Kind.DONE:
                 continue  # fixed already (by this watch or another run), or not ours
