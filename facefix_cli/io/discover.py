@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from facefix_cli.io.formats import EXTENSIONS, HEAD_SIZE, ImageFormat, sniff
-from facefix_cli.io.names import OUTPUT_SUFFIX, display_path, output_name
+from facefix_cli.io.names import display_path, output_name
+from facefix_cli.io.outputs import OUTPUT_SUFFIXES, FormatChoice, OutputFormat
 from facefix_cli.io.safefs import UntrustedLink, check_link, entry_link_trusted
 
 # Spellings of one type: asking for either means both.
@@ -38,6 +39,7 @@ ALIASES: dict[str, tuple[str, ...]] = {"jpg": ("jpg", "jpeg"), "jpeg": ("jpg", "
 class Job:
     source: Path
     output: Path
+    format: OutputFormat = OutputFormat.PNG  # the output's
     # What the walk saw, where it saw it (None: not checked): the source's inode, and the
     # (st_dev, st_ino) of its folder. A file or folder swapped for another since is refused.
     inode: int | None = None
@@ -52,10 +54,15 @@ class Rejected:
     reason: str
 
 
-def output_path_for(source: Path, root: Path | None, output_dir: Path | None) -> Path:
+def output_path_for(
+    source: Path,
+    root: Path | None,
+    output_dir: Path | None,
+    output_format: OutputFormat = OutputFormat.PNG,
+) -> Path:
     """The output beside the source (see `io.names.output_name`), or under output_dir mirroring
     the path below root."""
-    name = output_name(source.name)
+    name = output_name(source.name, output_format.suffix)
     if output_dir is None:
         return source.with_name(name)
     relative = source.parent.relative_to(root) if root is not None else Path()
@@ -91,13 +98,14 @@ class Found(NamedTuple):  # a tuple: one is made per file of the tree, done or n
     # that folder's hidden names as the walk listed them (None: not listed), so the claim sweep
     # need not list it again; one set per folder, shared by its files
     hidden: frozenset[str] | None = None
+    output_format: OutputFormat = OutputFormat.PNG
     inode: int | None = None  # for TODO: the source's inode as the walk saw it
     folder_id: tuple[int, int] | None = None  # for TODO: its folder's (st_dev, st_ino)
 
     @property
     def job(self) -> Job:
         assert self.output is not None
-        return Job(self.source, self.output, self.inode, self.folder_id)
+        return Job(self.source, self.output, self.output_format, self.inode, self.folder_id)
 
 
 DONE_REASON = "output exists (use --overwrite)"
@@ -231,6 +239,7 @@ def scan(
     output_dir: Path | None = None,
     overwrite: bool = False,
     check_outputs: bool = True,
+    output_format: FormatChoice = "png",
 ) -> Iterator[Found]:
     """What to do with every file under `paths`, in walk order, deciding before paying: a file
     found in a folder whose output exists is DONE from the folder listing alone (its input is
@@ -238,8 +247,10 @@ def scan(
     explicitly are checked as `discover` describes. Symlinked folders are walked, each real
     folder (device, inode) once, so loops and two links to one folder are safe.
 
-    With `overwrite` or without `check_outputs` no file is DONE. ValueError for an extension
-    facefix does not read, before anything is walked."""
+    With `overwrite` or without `check_outputs` no file is DONE. A file is done when its output
+    in `output_format` exists (`same`: its own format), so a run in another format redoes it.
+    Outputs of every format are never inputs. ValueError for an extension facefix does not
+    read, before anything is walked."""
     extensions = normalise_extensions(extensions)
     formats = {EXTENSIONS[ext] for ext in extensions}
     look = check_outputs and not overwrite
@@ -276,7 +287,8 @@ def scan(
             return None
         sources.add(real)
         hidden = out_listing.hidden if out_listing is not None else None
-        name = output_name(source_name)
+        fmt = OutputFormat.for_source(output_format, source_name)
+        name = output_name(source_name, fmt.suffix)
         output_path = _child(out_folder, name)
         key = (out_key, name)
         taken = outputs.get(key)
@@ -296,7 +308,7 @@ def scan(
                 )
             if exists:
                 outputs[key] = source
-                return Found(Kind.DONE, source, output_path, DONE_REASON, out_key, hidden)
+                return Found(Kind.DONE, source, output_path, DONE_REASON, out_key, hidden, fmt)
         if not sniffed:
             try:
                 if not _has_format(str(source), formats):
@@ -306,7 +318,7 @@ def scan(
             except OSError as exc:
                 return Found(Kind.REJECTED, source, None, f"cannot read: {exc.strerror or exc}")
         outputs[key] = source
-        return Found(Kind.TODO, source, output_path, "", out_key, hidden, inode, folder_id)
+        return Found(Kind.TODO, source, output_path, "", out_key, hidden, fmt, inode, folder_id)
 
     for path in paths:
         try:
@@ -350,8 +362,8 @@ def scan(
                 for entry in files:
                     name = entry.name
                     lower = name.lower()
-                    if lower.endswith(OUTPUT_SUFFIX):
-                        continue
+                    if lower.endswith(OUTPUT_SUFFIXES):
+                        continue  # an output, of any format
                     if not lower.endswith(suffixes):
                         _, dot, other = lower.rpartition(".")
                         if dot and other in EXTENSIONS:
@@ -387,8 +399,8 @@ def scan(
             yield from pending
             pending.clear()
         elif kind == "file":
-            if path.name.lower().endswith(OUTPUT_SUFFIX):
-                yield Found(Kind.REJECTED, path, None, "is a facefix output (*.fixed.png)")
+            if path.name.lower().endswith(OUTPUT_SUFFIXES):
+                yield Found(Kind.REJECTED, path, None, "is a facefix output (*.fixed.*)")
                 continue
             try:
                 ok = _has_format(str(path), formats)
@@ -425,6 +437,7 @@ def found_alone(
     output_dir: Path | None = None,
     overwrite: bool = False,
     recursive: bool = True,
+    output_format: FormatChoice = "png",
 ) -> Found | None:
     """What `scan(paths, ...)` decides about the one file `source`, found under one of `paths`
     (`facefix watch`: a file that just appeared), without walking: the same output path (with
@@ -435,7 +448,7 @@ def found_alone(
     lower = source.name.lower()
     if (
         source.name.startswith(".")
-        or lower.endswith(OUTPUT_SUFFIX)
+        or lower.endswith(OUTPUT_SUFFIXES)
         or not lower.endswith(tuple("." + ext for ext in extensions))
     ):
         return None
@@ -457,12 +470,13 @@ def found_alone(
         break
     else:
         return None
-    output = output_path_for(source, folder, base)
+    fmt = OutputFormat.for_source(output_format, source.name)
+    output = output_path_for(source, folder, base, fmt)
     out_key = str(output.parent)
     if not overwrite:
         try:
             if _output_exists(None, output.name, output):
-                return Found(Kind.DONE, source, output, DONE_REASON, out_key)
+                return Found(Kind.DONE, source, output, DONE_REASON, out_key, None, fmt)
         except OSError as exc:
             return Found(Kind.REJECTED, source, output, f"cannot use output: {exc.strerror}")
     try:
@@ -470,7 +484,7 @@ def found_alone(
             return Found(Kind.REJECTED, source, None, "not an image of that type (bad signature)")
     except OSError as exc:
         return Found(Kind.REJECTED, source, None, f"cannot read: {exc.strerror or exc}")
-    return Found(Kind.TODO, source, output, "", out_key)
+    return Found(Kind.TODO, source, output, "", out_key, None, fmt)
 
 
 def _child(folder: Path, name: str) -> Path:
@@ -489,6 +503,7 @@ def discover(
     extensions: Sequence[str] = ("png",),
     output_dir: Path | None = None,
     skipped: list[Rejected] | None = None,
+    output_format: FormatChoice = "png",
 ) -> tuple[list[Job], list[Rejected]]:
     """The jobs for every image under `paths`, and the named paths that are not usable inputs.
 
@@ -506,6 +521,7 @@ def discover(
         extensions=extensions,
         output_dir=output_dir,
         check_outputs=False,
+        output_format=output_format,
     ):
         if found.kind is Kind.TODO:
             jobs.append(found.job)

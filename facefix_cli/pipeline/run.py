@@ -73,6 +73,7 @@ def plan(
         extensions=extensions,
         output_dir=settings.output_dir,
         overwrite=settings.overwrite,
+        output_format=settings.output_format,
     ):
         match found.kind:
             case Kind.TODO:

@@ -94,8 +94,8 @@ class FixSession:
                 mirrors=settings.mirrors,
                 progress=self.download_progress,
             )
-        if self.executor.name != "ray":  # Ray workers load their own networks
-            self.preload = NetworkLoad(self.recipe, settings).start()
+        if self.executor.loads_networks_here:
+            self.preload = NetworkLoad(self.recipe, settings, self.registry).start()
             self.events.waiting(waiting)
         if here:
             # What the outputs will record: each file's own digest (cached beside it), and one

@@ -15,6 +15,7 @@ from PIL import Image
 from facefix_cli.io.discover import scan
 from facefix_cli.io.read import read_image
 from facefix_cli.io.write import quantize
+from facefix_cli.metadata import chunks_from_bytes
 from facefix_cli.pipeline.file import output_attributes, read_job
 from facefix_cli.pipeline.results import FileResult, Status
 from facefix_cli.pipeline.settings import RunSettings
@@ -54,7 +55,7 @@ def test_a_file_swapped_after_the_walk_is_not_read(tmp_path):
 def test_the_output_takes_the_inputs_permission_bits(tmp_path, mode):
     path = make_png(tmp_path / "a.png")
     path.chmod(mode)
-    attributes = output_attributes(read_image(path))
+    attributes = output_attributes(read_image(path, chunks_from_bytes))
     assert attributes["mode"] == stat.S_IMODE(mode) & 0o777  # never set-uid, set-gid, sticky
 
 
@@ -62,4 +63,4 @@ def test_the_output_takes_the_inputs_permission_bits(tmp_path, mode):
 def test_as_root_the_output_takes_the_inputs_owner(tmp_path):
     path = make_png(tmp_path / "a.png")
     os.chown(path, 4242, 4343)
-    assert output_attributes(read_image(path))["owner"] == (4242, 4343)
+    assert output_attributes(read_image(path, chunks_from_bytes))["owner"] == (4242, 4343)

@@ -15,11 +15,12 @@ from typer.testing import CliRunner
 
 from facefix_cli.cli import app
 from facefix_cli.errors import EXIT_SETUP, SetupError
-from facefix_cli.pipeline import RunSettings, ray_executor
+from facefix_cli.pipeline import RunSettings
+from facefix_cli.pipeline.executors import ray as ray_executor
 from facefix_cli.recipe import Recipe
 from facefix_cli.weights import registry
 
-PACKAGE = Path(ray_executor.__file__).resolve().parents[1]
+PACKAGE = Path(ray_executor.__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(
@@ -139,4 +140,4 @@ def test_only_the_ray_executor_imports_ray():
                 names = [node.module]
             if any(name == "ray" or name.startswith("ray.") for name in names):
                 importers.append(path.relative_to(PACKAGE).as_posix())
-    assert importers == ["pipeline/ray_executor.py"]
+    assert importers == ["pipeline/executors/ray.py"]
