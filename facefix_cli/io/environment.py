@@ -13,6 +13,7 @@ import errno
 import os
 from pathlib import Path
 
+from facefix_cli.io import safefs
 from facefix_cli.io.names import display_path
 
 # Write errors that no later file can escape: the storage itself is full, failing or read-only.
@@ -48,8 +49,8 @@ def output_fault(first_output: Path, output_dir: Path | None) -> str | None:
 def _probe(folder: Path) -> None:
     """Create and remove a hidden temporary file in `folder` (named like the run's own, so a
     run killed in between leaves nothing the next run does not sweep)."""
-    probe = folder / f".facefix-probe.{os.getpid()}.tmp"
-    fd = os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    probe = folder / safefs.hidden_name("facefix-probe")  # never through a planted link
+    fd = safefs.create_exclusive(probe, 0o600)
     os.close(fd)
     with contextlib.suppress(OSError):
         probe.unlink()

@@ -25,10 +25,10 @@ def test_an_output_tree_is_made_and_probed_leaving_nothing(tmp_path):
 
 
 def test_an_output_tree_that_refuses_writes_is_a_fault(tmp_path, monkeypatch):
-    def refused(path, flags, mode=0o777):
+    def refused(path, mode=0o600, **kwargs):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(environment.os, "open", refused)
+    monkeypatch.setattr(environment.safefs, "create_exclusive", refused)
     fault = output_fault(tmp_path / "a.fixed.png", tmp_path / "out")
     assert fault == f"cannot write to {tmp_path / 'out'}: Permission denied"
     # beside the inputs a refused folder fails its own files only: no fault here
