@@ -13,9 +13,13 @@ start of a run with work.
    In the same run, a separate process measures `import torch` and the network load
    (`Networks.load_all`) apart: the target is start -> first image <= import + load + 1 s.
 
+With `--baseline-tree DIR` (another checkout, e.g. the commit before a change), each no-op
+run is also made with DIR's facefix_cli, the two alternating, and the CPU ratio printed.
+
 Usage (a few minutes on 2 cores; the trees are made once in --work):
 
     python benchmarks/bench_cron.py --sizes 1000,10000,20000
+    python benchmarks/bench_cron.py --sizes 20000 --no-cold --baseline-tree ../base
 """
 
 from __future__ import annotations
@@ -119,9 +123,12 @@ def make_tree(root: Path, files: int) -> Path:
 
 
 def measure(argv: list[str], env: dict[str, str]) -> dict[str, float]:
-    """Wall, CPU and peak RSS of one child process (its own rusage, from wait4)."""
+    """Wall, CPU and peak RSS of one child process (its own rusage, from wait4). Run from the
+    filesystem root, so `python -m` finds facefix_cli on PYTHONPATH, not in the current folder."""
     start = time.perf_counter()
-    child = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    child = subprocess.Popen(
+        argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd="/"
+    )
     _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - start
     stderr = child.stderr.read().decode() if child.stderr else ""
@@ -147,6 +154,9 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=None, help="where trees and weights go")
     parser.add_argument("--no-cold", action="store_true", help="skip the cold-start runs")
     parser.add_argument("--no-noop", action="store_true", help="skip the no-op runs")
+    parser.add_argument(
+        "--baseline-tree", type=Path, default=None, help="another checkout to compare no-ops with"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     work = args.work or Path(tempfile.gettempdir()) / "facefix_bench_cron"
@@ -176,7 +186,18 @@ def main() -> None:
         tree = make_tree(work, files)
         cli = [python, "-m", "facefix_cli", "fix", str(tree), "-U", "2"]
         cli += ["--weights-dir", str(weights)]
-        noop = best_of(args.runs, cli, env)
+        if args.baseline_tree is not None:
+            before_env = {**env, "PYTHONPATH": str(args.baseline_tree.resolve())}
+            pairs = [(measure(cli, env), measure(cli, before_env)) for _ in range(args.runs)]
+            noop = min((after for after, _ in pairs), key=lambda m: m["cpu"])
+            before = min((b for _, b in pairs), key=lambda m: m["cpu"])
+            print(
+                f"{files:>7} | baseline {args.baseline_tree}: {before['wall']:.2f}s wall "
+                f"{before['cpu']:.2f}s CPU; this tree {noop['cpu']:.2f}s CPU: "
+                f"{noop['cpu'] / before['cpu']:.3f}x"
+            )
+        else:
+            noop = best_of(args.runs, cli, env)
         walk = best_of(args.runs, [python, "-c", WALK, str(tree)], env)
         per_file = (noop["cpu"] - walk["cpu"]) / files * 1e6
         print(

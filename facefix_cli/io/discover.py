@@ -29,7 +29,7 @@ from typing import NamedTuple
 from facefix_cli.io.formats import EXTENSIONS, HEAD_SIZE, ImageFormat, sniff
 from facefix_cli.io.names import display_path, output_name
 from facefix_cli.io.outputs import OUTPUT_SUFFIXES, FormatChoice, OutputFormat
-from facefix_cli.io.safefs import UntrustedLink, check_link, entry_link_trusted
+from facefix_cli.io.safefs import READ_FLAGS, UntrustedLink, check_link, entry_link_trusted
 
 # Spellings of one type: asking for either means both.
 ALIASES: dict[str, tuple[str, ...]] = {"jpg": ("jpg", "jpeg"), "jpeg": ("jpg", "jpeg")}
@@ -74,8 +74,9 @@ def has_signature(path: Path, extensions: Sequence[str]) -> bool:
 
 
 def _has_format(path: str, formats: set[ImageFormat]) -> bool:
-    with open(path, "rb") as fh:
-        head = fh.read(HEAD_SIZE)
+    # Non-blocking: a FIFO swapped in since the listing reads as empty instead of hanging.
+    with os.fdopen(os.open(path, READ_FLAGS), "rb") as fh:
+        head = fh.read(HEAD_SIZE) or b""
     return sniff(head) in formats
 
 
