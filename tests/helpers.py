@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -107,9 +108,11 @@ def fixed_output_with_faces(
     size: tuple[int, int] = (40, 32),
     scale: int = 2,
     seed: int = 5,
+    output_dir: Path | None = None,
 ) -> Path:
     """An original `name.png` (A1111 metadata) and its `name.fixed.png` written as `fix_file`
-    writes one, with a restoration record listing `boxes` (in output pixels) as its faces.
+    writes one (into `output_dir` if given, recording where the original is, as `--output-dir`
+    does), with a restoration record listing `boxes` (in output pixels) as its faces.
     The "restored" pixels are the bicubic upscale brightened inside each box, so before and
     after differ exactly where the faces are; no network is run."""
     import cv2
@@ -145,8 +148,11 @@ def fixed_output_with_faces(
             detections=tuple(RecordedFace.rounded(box, 0.99) for box in boxes),
         ),
     ]
-    record = facefix_record(operations, original.name, source.sha256)
-    output = folder / f"{name}.fixed.png"
+    output = (output_dir or folder) / f"{name}.fixed.png"
+    relative = None
+    if output_dir is not None:
+        relative = Path(os.path.relpath(original, output_dir)).as_posix()
+    record = facefix_record(operations, original.name, source.sha256, relative)
     output.write_bytes(
         encode_png(np.clip(after, 0, 1), None, 8, output_chunks(source.chunks, operations, record))
     )

@@ -24,6 +24,7 @@ step 1 is released by step 3 or `abandon` whatever happens.
 from __future__ import annotations
 
 import errno
+import os
 import time
 import traceback
 import zlib
@@ -187,6 +188,15 @@ class OpenFile:
         return time.perf_counter() - self.seconds
 
 
+def _source_path(job: Job) -> str | None:
+    """Where the input is, relative to the output's folder, when the output is not beside it
+    (`--output-dir`): the report finds originals by it. None beside it (the name suffices)."""
+    source, folder = os.path.abspath(job.source), os.path.abspath(job.output.parent)
+    if os.path.dirname(source) == folder:
+        return None
+    return Path(os.path.relpath(source, folder)).as_posix()
+
+
 def finish_file(
     file: OpenFile, fixed: FixedImage, settings: RunSettings, clock: StageClock = NO_CLOCK
 ) -> FileResult:
@@ -194,7 +204,9 @@ def finish_file(
     begun = time.perf_counter()
     job, source, generation, stealth = file.job, file.source, file.generation, file.stealth
     with clock.stage("encode"):
-        record = facefix_record(fixed.operations, source.path.name, source.sha256)
+        record = facefix_record(
+            fixed.operations, source.path.name, source.sha256, _source_path(job)
+        )
         # Resampling destroys settings hidden in the pixels' low bits: carry them as text.
         chunks = output_chunks(source.chunks, fixed.operations, record, stealth=stealth)
         alpha = stealth_written_back(fixed.alpha, stealth, source.bit_depth)
