@@ -34,6 +34,23 @@ def load_config(config_path: Path | None = None) -> tuple[dict, Path | None]:
         raise SetupError(f"cannot read config file {config_path}: {exc.strerror}") from None
 
 
+def resolve_output_format(
+    cli_format: str | None, cli_quality: int | None, config_path: Path | None = None
+) -> tuple[str, int | None]:
+    """(--format, --quality): the command line's, else facefix.toml's `format` and `quality`,
+    else png and each format's default quality. The values are checked by RunSettings."""
+    config, source = (
+        load_config(config_path) if cli_format is None or cli_quality is None else ({}, None)
+    )
+    output_format = cli_format if cli_format is not None else config.get("format", "png")
+    quality = cli_quality if cli_quality is not None else config.get("quality")
+    if not isinstance(output_format, str):
+        raise SetupError(f'{source}: format must be a string such as "webp"')
+    if quality is not None and (isinstance(quality, bool) or not isinstance(quality, int)):
+        raise SetupError(f"{source}: quality must be a whole number from 1 to 100")
+    return output_format.lower(), quality
+
+
 def default_weights_dir() -> Path:
     # platformdirs honours XDG_CACHE_HOME on Linux.
     return Path(user_cache_dir("facefix", appauthor=False)) / "weights"

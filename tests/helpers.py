@@ -167,6 +167,7 @@ def discover(
     extensions: Sequence[str] = ("png",),
     output_dir: Path | None = None,
     skipped: list[Any] | None = None,
+    output_format: Any = "png",
 ) -> tuple[list[Any], list[Any]]:
     """The jobs for every image under `paths`, and the named paths that are not usable inputs
     (`io.discover.scan` without the skip rules: what the tests of the walk and the stages want).
@@ -187,6 +188,7 @@ def discover(
         extensions=extensions,
         output_dir=output_dir,
         check_outputs=False,
+        output_format=output_format,
     ):
         if found.kind is Kind.TODO:
             jobs.append(found.job)

@@ -18,7 +18,8 @@ def show_info(
     files: list[Path] = typer.Argument(
         ...,
         metavar="PATH...",
-        help="Images: PNG (originals or .fixed.png), JPEG or WebP; a folder: the images below it.",
+        help="Images: PNG, JPEG, WebP or AVIF (originals or facefix outputs); a folder: the "
+        "images below it.",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the records as a JSON list."),
     raw: bool = typer.Option(

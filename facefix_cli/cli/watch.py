@@ -92,6 +92,8 @@ def watch(
     mirror: o.MirrorOption = [],  # noqa: B006 - typer's list default, never mutated
     max_pixels: o.MaxPixelsOption = DEFAULT_MAX_PIXELS,
     png_level: o.PngLevelOption = DEFAULT_PNG_LEVEL,
+    output_format: o.FormatOption = None,
+    quality: o.QualityOption = None,
     settle: SettleOption = DEFAULT_SETTLE,
     poll: PollOption = None,
     as_json: JsonEventsOption = False,
@@ -105,7 +107,7 @@ def watch(
     from facefix_cli.io.stderr import keep_log_apart
 
     keep_log_apart()  # decodes in worker threads redirect fd 2: no log line may go there
-    from facefix_cli.config import resolve_weights_dir
+    from facefix_cli.config import resolve_output_format, resolve_weights_dir
     from facefix_cli.pipeline.watch import WatchSummary
     from facefix_cli.pipeline.watch import watch as run_watch
 
@@ -133,6 +135,7 @@ def watch(
             detect_size=detect_size,
             order=order,
         )
+        chosen_format, chosen_quality = resolve_output_format(output_format, quality, config)
         settings = o.settings_from_options(
             weights_dir=resolve_weights_dir(weights_dir, config),
             device=device,
@@ -147,6 +150,8 @@ def watch(
             threads=threads,
             batch_size=batch_size,
             png_level=png_level,
+            output_format=chosen_format,
+            quality=chosen_quality,
         )
         with signals_as_interrupts(), console.download_progress() as download_progress:
             summary = run_watch(

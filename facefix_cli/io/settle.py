@@ -2,10 +2,13 @@
 
 A render lands in one of two ways. Renamed into place (the safe way: written elsewhere, then
 `rename`), or closed after writing: the writer says it is done, and the file is taken at once.
+A walk sees no events; it tells a rename by the inode's ctime being later than its mtime (a
+write sets both; a rename or chmod after the last write moves only the ctime).
 Otherwise, written in place while we watch (a copy over the network, a tool that writes in
 pieces): it is taken once its size and mtime have not changed for `settle` seconds (chokidar's
 `awaitWriteFinish`), or its mtime is already that old when it is first seen (a backlog, a
-poll). Either way it must also be whole to its end (`complete`: the container's last part is
+poll). A walk (polling) sees neither renames nor closes: there a whole file unchanged between
+two looks `look_again` seconds apart is taken. Either way it must also be whole to its end (`complete`: the container's last part is
 there), so a file that a writer closes and reopens to append to is waited for, not failed.
 
 Guarantees: a file still changing is never handed out (it is neither ready nor broken); a file
@@ -47,7 +50,7 @@ def complete(path: str | os.PathLike[str]) -> bool:
                 case "WebP":
                     (riff_size,) = struct.unpack("<I", head[4:8])
                     return size >= riff_size + 8
-                case None:
+                case "AVIF" | None:  # AVIF is never an input (facefix writes it)
                     return False
     except OSError:
         return False
@@ -79,12 +82,15 @@ class _Candidate:
 Stat = tuple[int, int]  # size, mtime in ns
 
 
-def _stat(path: str) -> Stat | None:
+def _stat(path: str) -> tuple[Stat, bool] | None:
+    """(size, mtime), and whether the inode changed after its last write (ctime after mtime:
+    renamed into place, or its mode set, after the writer was done: a write sets both at
+    once). A walk cannot see a rename; this is how it tells one."""
     try:
         info = os.stat(path)
     except OSError:
         return None
-    return info.st_size, info.st_mtime_ns
+    return (info.st_size, info.st_mtime_ns), info.st_ctime_ns > info.st_mtime_ns
 
 
 class Settler:
@@ -96,6 +102,7 @@ class Settler:
         self,
         settle: float = DEFAULT_SETTLE,
         *,
+        look_again: float | None = None,
         is_complete: Callable[[str], bool] = complete,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
@@ -103,6 +110,9 @@ class Settler:
         if settle < 0:
             raise ValueError("settle must be 0 or more seconds")
         self.settle = settle
+        # Polling sees no renames or closes: a whole file unchanged between two looks this far
+        # apart is taken then (None: only `finished` signs or `settle` do).
+        self.look_again = look_again
         self._is_complete, self._clock, self._wall = is_complete, clock, wall_clock
         self._candidates: dict[str, _Candidate] = {}
         self._broken: dict[str, Stat] = {}  # handed out as broken, as they were then
@@ -113,10 +123,12 @@ class Settler:
     def saw(self, path: str, *, finished: bool = False) -> None:
         """A sign of `path`: written to or created (`finished` False), or renamed into place or
         closed after writing (`finished` True: taken at once if whole)."""
-        stat = _stat(path)
-        if stat is None:
+        looked = _stat(path)
+        if looked is None:
             self._candidates.pop(path, None)
             return
+        stat, after_write = looked
+        finished = finished or after_write
         if self._broken.get(path) == stat:
             return  # reported already, and unchanged since
         self._broken.pop(path, None)
@@ -137,17 +149,19 @@ class Settler:
         broken: list[str] = []
         now, wall = self._clock(), self._wall()
         for path, known in list(self._candidates.items()):
-            stat = _stat(path)
-            if stat is None:  # gone (renamed away, deleted): nothing to fix
+            looked = _stat(path)
+            if looked is None:  # gone (renamed away, deleted): nothing to fix
                 del self._candidates[path]
                 continue
+            stat, after_write = looked
             if (known.size, known.mtime_ns) != stat:  # still being written
                 known.size, known.mtime_ns = stat
-                known.changed_at, known.finished = now, False
+                known.changed_at, known.finished = now, after_write
             settled = (
                 now - known.changed_at >= self.settle or wall - known.mtime_ns / 1e9 >= self.settle
             )
-            if not (known.finished or settled):
+            looked_again = self.look_again is not None and now - known.changed_at >= self.look_again
+            if not (known.finished or settled or looked_again):
                 continue
             if self._is_complete(path):
                 ready.append(path)
@@ -171,6 +185,7 @@ class Settler:
             else min(
                 known.changed_at + self.settle - now,
                 known.mtime_ns / 1e9 + self.settle - wall,
+                known.changed_at + (self.look_again or self.settle) - now,
             )
             for known in self._candidates.values()
         )

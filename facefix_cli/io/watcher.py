@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import NamedTuple, Protocol
 
 from facefix_cli.io.discover import Kind, normalise_extensions, scan
-from facefix_cli.io.names import OUTPUT_SUFFIX
+from facefix_cli.io.outputs import OUTPUT_SUFFIXES, FormatChoice
 
 
 class Sign(NamedTuple):
@@ -59,8 +59,36 @@ def _wanted(path: str, suffixes: tuple[str, ...]) -> bool:
     name = os.path.basename(path)
     lower = name.lower()
     return (
-        not name.startswith(".") and lower.endswith(suffixes) and not lower.endswith(OUTPUT_SUFFIX)
+        not name.startswith(".")
+        and lower.endswith(suffixes)
+        and not lower.endswith(OUTPUT_SUFFIXES)
     )
+
+
+# File systems whose files other machines write: the kernel here hears of none of those writes.
+NETWORK_FILE_SYSTEMS = frozenset(
+    {"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "fuse.sshfs", "fuse.rclone", "afs", "ceph"}
+)
+
+
+def network_file_system(folder: Path, mounts: str = "/proc/self/mounts") -> str | None:
+    """The type of the network file system `folder` is on (`nfs4`), or None: local, or unknown
+    (no /proc)."""
+    try:
+        with open(mounts, encoding="utf-8", errors="replace") as fh:
+            table = [line.split() for line in fh]
+    except OSError:
+        return None
+    where = os.path.realpath(folder)
+    best, kind = "", None
+    for fields in table:
+        if len(fields) < 3:
+            continue
+        point = fields[1].replace("\\040", " ")
+        inside = where == point or where.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):
+            best, kind = point, fields[2]
+    return kind if kind in NETWORK_FILE_SYSTEMS else None
 
 
 class KernelWatcher:
@@ -165,10 +193,12 @@ class PollWatcher:
         output_dir: Path | None,
         overwrite: bool,
         recursive: bool = True,
+        output_format: FormatChoice = "png",
     ) -> None:
         self.folders, self.interval = list(folders), interval
         self.extensions, self.output_dir = tuple(extensions), output_dir
         self.overwrite, self.recursive = overwrite, recursive
+        self.output_format: FormatChoice = output_format  # done means done in this format
         self._next = time.monotonic() + interval  # the caller walked once already: the backlog
         self._closed = threading.Event()
 
@@ -181,6 +211,7 @@ class PollWatcher:
                 extensions=self.extensions,
                 output_dir=self.output_dir,
                 overwrite=self.overwrite,
+                output_format=self.output_format,
             )
             if found.kind is Kind.TODO
         ]

@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import time
 import traceback
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import torch
@@ -45,17 +47,20 @@ from facefix_cli.errors import (
     SetupError,
     first_line,
 )
-from facefix_cli.io import claims
+from facefix_cli.io import claims, safefs
 from facefix_cli.io.claims import Claim
 from facefix_cli.io.discover import Job
+from facefix_cli.io.encode import EncodeOptions, OutputPixels
 from facefix_cli.io.environment import ENVIRONMENT_ERRNOS, OUTPUT_TREE_ERRNOS
 from facefix_cli.io.names import display_path
+from facefix_cli.io.outputs import OutputFormat
 from facefix_cli.io.read import SourceImage, read_image
-from facefix_cli.io.write import encode_png, write_atomic
+from facefix_cli.io.write import write_atomic
 from facefix_cli.metadata import (
     Generation,
     StealthPayload,
     chunks_from_bytes,
+    embedded_metadata,
     output_chunks,
     parse_generation,
     stealth_in_pixels,
@@ -148,13 +153,34 @@ def failure_result(
     return result
 
 
-def begin_file(job: Job, settings: RunSettings) -> Claim | FileResult:
-    """Claim the job's output for this run. A FileResult instead when there is nothing to do:
-    another live run holds the claim, or the output appeared since planning."""
+def output_folder(job: Job, settings: RunSettings) -> tuple[int, int] | None:
+    """Make the job's output folder where it is missing and say which folder it is (st_dev,
+    st_ino): under --output-dir each folder is made one component at a time, never through a
+    link the trust rule refuses; beside the source it must still be the folder the walk saw
+    (a folder swapped for a link since is refused). None: nothing to check against."""
+    parent = job.output.parent
+    base = settings.output_dir
+    if base is not None and parent.is_relative_to(base):
+        safefs.make_folders(base, parent.relative_to(base))
+    elif not parent.is_dir():
+        parent.mkdir(parents=True, exist_ok=True)
+    st = os.stat(parent)
+    identity = (st.st_dev, st.st_ino)
+    if job.folder is not None and parent == job.source.parent and identity != job.folder:
+        raise safefs.replaced("folder", parent)
+    return identity if base is not None or job.folder is not None else None
+
+
+def begin_file(
+    job: Job, settings: RunSettings
+) -> tuple[Claim, tuple[int, int] | None] | FileResult:
+    """Claim the job's output for this run: the claim and the output folder's identity (see
+    `output_folder`). A FileResult instead when there is nothing to do: another live run holds
+    the claim, or the output appeared since planning."""
     if job.output.resolve() == job.source.resolve():
         raise ImageError("output would overwrite the input")
     try:
-        job.output.parent.mkdir(parents=True, exist_ok=True)
+        folder = output_folder(job, settings)
         claim = claims.acquire(job.output)
     except OSError as exc:
         raise OutputWriteError(
@@ -165,7 +191,7 @@ def begin_file(job: Job, settings: RunSettings) -> Claim | FileResult:
     if not settings.overwrite and _exists(job.output):
         claim.release()
         return FileResult(job.source, job.output, Status.SKIPPED, "output exists (use --overwrite)")
-    return claim
+    return claim, folder
 
 
 @dataclass
@@ -182,6 +208,8 @@ class OpenFile:
     # Seconds spent on this file in the stages so far (claim and decode, its share of the
     # network pass, encode and write), not in queues: the result's `seconds`.
     seconds: float = 0.0
+    # The output folder's (st_dev, st_ino) when claimed: the write goes there or nowhere.
+    folder: tuple[int, int] | None = None
 
     def since(self) -> float:
         """A `perf_counter()` value that `failure_result` turns into this file's stage time."""
@@ -203,20 +231,32 @@ def finish_file(
     """Write the fixed image with its metadata atomically; the file's `fixed` result."""
     begun = time.perf_counter()
     job, source, generation, stealth = file.job, file.source, file.generation, file.stealth
+    fmt = job.format
+    notes = []
     with clock.stage("encode"):
         record = facefix_record(
             fixed.operations, source.path.name, source.sha256, _source_path(job)
         )
+        if fmt is not OutputFormat.PNG:  # a PNG's record stays as it always was
+            record["output"], note = output_record(fmt, settings.quality, source.bit_depth)
+            notes += [note] if note else []
         # Resampling destroys settings hidden in the pixels' low bits: carry them as text.
         chunks = output_chunks(source.chunks, fixed.operations, record, stealth=stealth)
-        alpha = stealth_written_back(fixed.alpha, stealth, source.bit_depth)
-        data = encode_png(fixed.rgb, alpha, source.bit_depth, chunks, settings.png_level)
+        if fmt is OutputFormat.PNG:
+            alpha = stealth_written_back(fixed.alpha, stealth, source.bit_depth)
+            pixels = OutputPixels(fixed.rgb, alpha, source.bit_depth)
+            data = fmt.encode(pixels, chunks, EncodeOptions(png_level=settings.png_level))
+        else:  # lossy: low bits do not survive, so no stealth payload goes back in the pixels
+            # JPEG gets here only with an opaque alpha (`read_job` refuses transparency): none
+            alpha = fixed.alpha if fmt.spec.keeps_alpha else None
+            pixels = OutputPixels(fixed.rgb, alpha, source.bit_depth)
+            carried = embedded_metadata(chunks, fmt)
+            data = fmt.encode(pixels, carried, EncodeOptions(quality=settings.quality))
     with clock.stage("write"):
-        write_atomic(job.output, data)
+        write_atomic(job.output, data, **output_attributes(source), folder=file.folder)
     result = FileResult(job.source, job.output, Status.FIXED, faces=fixed.faces)
     result.faces_skipped = fixed.skipped
     result.tool, result.seed = generation.tool, generation.seed
-    notes = []
     if fixed.looked_for_faces and fixed.faces == 0:
         none = "no faces found" if fixed.found == 0 else "no face chosen"
         notes.append(f"{none}; upscaled only" if fixed.upscaled else none)
@@ -225,6 +265,34 @@ def finish_file(
     result.reason = "; ".join(notes)
     result.seconds = file.seconds + time.perf_counter() - begun
     return result
+
+
+def output_record(
+    fmt: OutputFormat, quality: int | None, bit_depth: int
+) -> tuple[dict[str, str | int], str]:
+    """What the record says about a lossy output's encoding, and the note for the file's log
+    line (empty when there is nothing to say): 16-bit pixels are stored as 8-bit."""
+    said: dict[str, str | int] = {"format": fmt.value}
+    encoded_at = fmt.quality(quality)
+    if encoded_at is not None:
+        said["quality"] = encoded_at
+    note = ""
+    if bit_depth not in fmt.spec.bit_depths:
+        said["bit_depth"] = f"{bit_depth} -> 8"
+        note = f"{bit_depth}-bit input stored as 8-bit {fmt.value.upper()}"
+    return said, note
+
+
+def check_alpha_fits(job: Job, source: SourceImage) -> None:
+    """ImageError when the output format cannot keep the input's transparency (JPEG): never
+    dropped silently. A fully opaque alpha channel loses nothing and passes."""
+    if job.format.spec.keeps_alpha or source.alpha is None:
+        return
+    if float(source.alpha.min()) < 1.0 - 0.5 / 65535:
+        raise ImageError(
+            f"has transparency, which {job.format.value.upper()} cannot keep; "
+            "use --format webp, avif or png for it"
+        )
 
 
 def read_job(
@@ -238,11 +306,12 @@ def read_job(
         begun = begin_file(job, settings)
         if isinstance(begun, FileResult):
             return begun
-        claim = begun
+        claim, folder = begun
         with clock.stage("decode"):
-            source = read_image(job.source, chunks_from_bytes, settings.max_pixels)
+            source = read_image(job.source, chunks_from_bytes, settings.max_pixels, inode=job.inode)
             stealth = stealth_in_pixels(source.rgb, source.alpha, source.bit_depth)
             generation = parse_generation(source.chunks, stealth=stealth)
+        check_alpha_fits(job, source)
         if generation.facefix and not settings.overwrite:  # a renamed .fixed.png
             claim.release()
             return FileResult(
@@ -253,7 +322,7 @@ def read_job(
                 tool=generation.tool,
                 seed=generation.seed,
             )
-        opened = OpenFile(job, claim, source, generation, stealth, started)
+        opened = OpenFile(job, claim, source, generation, stealth, started, folder=folder)
         opened.seconds = time.perf_counter() - started
         return opened
     except BaseException as exc:
@@ -308,6 +377,16 @@ def fix_file(
             raise
         return abandon(opened, exc, settings)
     return write_fixed(opened, fixed, settings, clock)
+
+
+def output_attributes(source: SourceImage) -> dict[str, Any]:
+    """`write_atomic`'s mode and owner for the output of `source`: the input's permission bits
+    (masked by the umask when the file is made, as `cp` does), and, as root, its owner."""
+    st = source.file_stat
+    if st is None:
+        return {}
+    owner = (st.st_uid, st.st_gid) if safefs.euid() == 0 else None
+    return {"mode": stat.S_IMODE(st.st_mode) & 0o777, "owner": owner}
 
 
 def _exists(path: Path) -> bool:

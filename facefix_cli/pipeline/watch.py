@@ -13,8 +13,10 @@ Guarantees:
   there) raise SetupError before the first wait; an output tree that cannot be written is
   `summary.fault` before any network loads.
 - A file still being written is never fixed nor failed; a file that stays broken is reported
-  once (`io.settle`); a file whose output exists is left alone (as `fix` does, unless
-  `--overwrite`).
+  once (`io.settle`); a file whose output exists is left alone (as `fix` does). With
+  `--overwrite` the backlog is redone, and with kernel events each image written again; a
+  walk (polling) hands out only images without an output, or it would redo every image at
+  every walk.
 - A fault that dooms every later file (disk full, GPU gone) ends the watch: `summary.fault`.
   A signal (SIGTERM/SIGHUP as `errors.Interrupted`, Ctrl-C) ends it too: the file in hand is
   abandoned cleanly by the executor (claim released, temporary file removed) and
@@ -34,10 +36,16 @@ from typing import Any, Protocol
 
 from facefix_cli.errors import EXIT_ENVIRONMENT, EXIT_OK, EnvironmentFault, Interrupted, SetupError
 from facefix_cli.io import claims
-from facefix_cli.io.discover import Kind, found_alone
+from facefix_cli.io.discover import Kind, found_alone, normalise_extensions
 from facefix_cli.io.names import display_path
 from facefix_cli.io.settle import DEFAULT_SETTLE, Settler
-from facefix_cli.io.watcher import KernelWatcher, PollWatcher, Watcher, WatchUnavailable
+from facefix_cli.io.watcher import (
+    KernelWatcher,
+    PollWatcher,
+    Watcher,
+    WatchUnavailable,
+    network_file_system,
+)
 from facefix_cli.pipeline.results import FileResult, FixEvents, RunStart, Status
 from facefix_cli.pipeline.run import plan
 from facefix_cli.pipeline.session import FixSession
@@ -48,6 +56,8 @@ from facefix_cli.weights.registry import REGISTRY, Registry
 # Seconds between walks when kernel watches cannot be had and no --poll was given: a walk over
 # 20,000 done files costs ~0.3 s of CPU, so ~3 % of one core at this interval.
 FALLBACK_POLL = 10.0
+# Seconds between the two looks at a whole file that a walk found (polling), before taking it.
+LOOK_AGAIN = 0.25
 # Longest wait without looking at `should_stop` (library callers; a signal wakes it at once).
 STOP_CHECK = 1.0
 
@@ -131,6 +141,10 @@ def watch(
     for path in paths:
         if not path.is_dir():
             raise SetupError(f"watch needs folders: {display_path(path)} is not one")
+    try:
+        normalise_extensions(settings.extensions)
+    except ValueError as exc:
+        raise SetupError(str(exc)) from None
     session = FixSession(
         recipe, settings, events=events, registry=registry, download_progress=download_progress
     )
@@ -151,7 +165,10 @@ def watch(
             events.weights_notice(notice)
         # 2. watch first, then walk: nothing written during the backlog goes unseen
         watcher, summary.how = _start_watcher(paths, settings, poll, events)
-        loop = _Loop(paths, session, summary, Settler(settle), events, stop)
+        # Polling sees no renames or closes: a whole file unchanged over a short second look
+        look_again = None if summary.how == "kernel events" else min(settle, LOOK_AGAIN)
+        settler = Settler(settle, look_again=look_again)
+        loop = _Loop(paths, session, summary, settler, events, stop)
         loop.backlog(description)
         events.watching(summary.how)
         # 3. the files as they become complete
@@ -177,12 +194,23 @@ def _start_watcher(
             interval,
             extensions=settings.extensions,
             output_dir=settings.output_dir,
-            overwrite=settings.overwrite,
+            # Not --overwrite: every walk would hand out every image again. A walk sees the
+            # images without an output; --overwrite redoes the backlog, and with kernel events
+            # each image written again.
+            overwrite=False,
             recursive=settings.recursive,
+            output_format=settings.output_format,
         )
 
     if poll is not None:
         return poller(poll), f"polling every {poll:g}s"
+    for path in paths:
+        kind = network_file_system(path)
+        if kind is not None:
+            events.notice(
+                f"{display_path(path)} is on {kind}: files other machines write there raise no "
+                "event here; add --poll SECONDS to see them"
+            )
     try:
         return KernelWatcher(paths, settings.extensions, settings.recursive), "kernel events"
     except WatchUnavailable as exc:
@@ -251,6 +279,7 @@ class _Loop:
                 output_dir=settings.output_dir,
                 overwrite=settings.overwrite,
                 recursive=settings.recursive,
+                output_format=settings.output_format,
             )
             if found is None or found.kind is Kind.DONE:
                 continue  # fixed already (by this watch or another run), or not ours
@@ -258,6 +287,8 @@ class _Loop:
             self.events.started(self.seen)
             if found.kind is Kind.TODO:
                 jobs.append(found.job)
+            elif found.kind is Kind.NOT_FOLLOWED:  # another user's link: skipped, said once
+                self.report(FileResult(found.source, None, Status.SKIPPED, found.reason))
             else:  # the walk's own rejection, once
                 self.report(FileResult(found.source, found.output, Status.FAILED, found.reason))
         if jobs:

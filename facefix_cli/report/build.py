@@ -5,8 +5,9 @@ Everything a card shows comes from the output file (its pixels, its generation m
 last `facefix` record, whose restoration lists each face's box and score) and from the
 original it names, found beside the output, under `--originals` folders (outputs written to
 `--output-dir`), or given by the run. So a report can be built after a
-run (`facefix fix --report`, from the run's results) or any time later from `.fixed.png` files
-(`facefix report`), with the same result. Guarantees: nothing is printed; outputs and originals
+run (`facefix fix --report`, from the run's results) or any time later from the output files of
+any format (`.fixed.png`, `.fixed.webp`, `.fixed.jpg`, `.fixed.avif`: `facefix report`), with
+the same result. Guarantees: nothing is printed; outputs and originals
 are only read; an output that cannot be read becomes a failed entry with a one-line reason
 rather than an exception; the page is written atomically; thumbnails are made on the CPU after
 the run, in a few threads (Pillow releases the GIL while it decodes, resizes and encodes).
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -27,8 +29,9 @@ from urllib.parse import quote
 from PIL.Image import DecompressionBombError
 
 from facefix_cli.errors import ImageError, ReportError, first_line
-from facefix_cli.io.discover import OUTPUT_SUFFIX
+from facefix_cli.io import safefs
 from facefix_cli.io.hashing import sha256_bytes, sha256_file
+from facefix_cli.io.outputs import is_output_name, output_suffix_of
 from facefix_cli.io.pngchunks import PngFormatError
 from facefix_cli.io.write import write_atomic
 from facefix_cli.metadata import (
@@ -48,7 +51,8 @@ ReportProgress = Callable[[int, int], None]  # (cards done, cards in all)
 
 @dataclass(frozen=True)
 class OutputEntry:
-    """One `.fixed.png` to show, with its original when the caller knows where it is."""
+    """One output (`.fixed.png`, `.fixed.webp`...) to show, with its original when the caller
+    knows where it is."""
 
     output: Path
     original: Path | None = None  # None: the file the record names, beside the output
@@ -134,14 +138,16 @@ def inputs_from_summary(summary: FixSummary) -> ReportInputs:
 
 
 def inputs_from_paths(paths: Sequence[Path]) -> ReportInputs:
-    """`.fixed.png` files named, or found below the folders named (recursively, sorted)."""
+    """Output files of every format named, or found below the folders named (recursively,
+    sorted)."""
     inputs = ReportInputs()
     for path in paths:
         if path.is_dir():
             found = sorted(
                 p
-                for p in path.rglob("*" + OUTPUT_SUFFIX)
-                if p.is_file()
+                for p in path.rglob("*.fixed.*")
+                if is_output_name(p.name)
+                and p.is_file()
                 and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
             inputs.outputs += [OutputEntry(p) for p in found]
@@ -163,7 +169,7 @@ def index_originals(folders: Sequence[Path]) -> OriginalsIndex:
         for root, dirs, files in os.walk(folder):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             for name in sorted(files):
-                if not name.startswith(".") and not name.endswith(OUTPUT_SUFFIX):
+                if not name.startswith(".") and not is_output_name(name):
                     index.setdefault(name, []).append(Path(root) / name)
     return index
 
@@ -233,8 +239,8 @@ def write_report(
     run = run or RunDetails()
     check_destination(html_path)
     folder = thumbnail_folder(html_path)
-    try:
-        folder.mkdir(exist_ok=True)
+    try:  # never into another user's link planted at the folder's name
+        safefs.make_folders(folder.parent, Path(folder.name))
     except OSError as exc:
         raise ReportError(f"cannot create {folder}: {exc.strerror or exc}") from None
     workers = workers or min(4, os.cpu_count() or 1)
@@ -246,27 +252,30 @@ def write_report(
     without_original = 0
     recipes: dict[str, int] = {}  # the operations as asked for -> images (a report from files)
     written: set[str] = set()
+    # The page is no more readable than the least readable image it shows (permission bits).
+    page_mode = 0o666
 
-    def build(job: tuple[int, OutputEntry]) -> tuple[html.Card | None, str, set[str], list]:
+    def build(job: tuple[int, OutputEntry]) -> tuple[html.Card | None, str, set[str], list, int]:
         index, entry = job
         try:
-            card, files, operations = _card(index, entry, html_path, folder, inputs.originals)
-            return card, "", files, operations
+            card, files, operations, mode = _card(index, entry, html_path, folder, inputs.originals)
+            return card, "", files, operations, mode
         except ReportError:
             raise
         except (ImageError, OSError, ValueError, DecompressionBombError) as exc:
-            return None, _one_line(exc), set(), []
+            return None, _one_line(exc), set(), [], 0o666
 
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
         jobs = pool.map(build, enumerate(inputs.outputs))
-        for done, (entry, (card, reason, files, operations)) in enumerate(
+        for done, (entry, (card, reason, files, operations, mode)) in enumerate(
             zip(inputs.outputs, jobs, strict=True), 1
         ):
             if card is None:
                 failed.append(html.Failure(str(entry.output), reason))
             else:
                 cards.append(card)
+                page_mode &= mode
                 faces += _restored(operations)
                 without_original += card.before is None
                 written |= files
@@ -299,7 +308,7 @@ def write_report(
         tuple(html.Failure(str(path), reason) for path, reason in inputs.skipped),
     )
     try:
-        write_atomic(html_path, html.render(page).encode("utf-8"))
+        write_atomic(html_path, html.render(page).encode("utf-8"), mode=page_mode)
     except ImageError as exc:
         raise ReportError(str(exc)) from None
     return ReportResult(
@@ -314,8 +323,10 @@ def write_report(
 
 def _card(
     index: int, entry: OutputEntry, html_path: Path, folder: Path, originals: OriginalsIndex
-) -> tuple[html.Card, set[str], list[Operation]]:
-    data = _read(entry.output)
+) -> tuple[html.Card, set[str], list[Operation], int]:
+    """The card of one output, its thumbnails written (each no more readable than the output
+    and its original): the card, the thumbnails' names, the operations, and that mode."""
+    data, mode = _read(entry.output)
     try:
         generation = parse_generation(chunks_from_bytes(data))
     except (PngFormatError, UnsupportedImageError) as exc:
@@ -352,17 +363,20 @@ def _card(
             f"original not found: {original} (outputs written elsewhere: give --originals DIR)"
         )
     else:
-        original_data = original.read_bytes()
+        original_data, original_mode = _read(original)
+        mode &= original_mode
         if source_info.get("sha256") and sha256_bytes(original_data) != source_info["sha256"]:
             notes.append("the original has changed since it was fixed (SHA-256 differs)")
         before_image = thumbnails.load(original_data)
 
-    stem = f"{index:05d}-{_slug(entry.output.name.removesuffix(OUTPUT_SUFFIX))}"
+    name = entry.output.name
+    stem = f"{index:05d}-{_slug(name.removesuffix(output_suffix_of(name) or ''))}"
     files: set[str] = set()
 
     def save(image, name: str) -> html.Thumb:
         file_name = f"{stem}-{name}{thumbnails.EXTENSION}"
-        (folder / file_name).write_bytes(thumbnails.encode(image))
+        # not flushed to disk one by one: every report writes its thumbnails anew
+        write_atomic(folder / file_name, thumbnails.encode(image), mode=mode, sync=False)
         files.add(file_name)
         url = quote(f"{folder.name}/{file_name}")
         return html.Thumb(url, image.width, image.height)
@@ -410,12 +424,15 @@ def _card(
         seconds=entry.seconds,
         notes=tuple(notes),
     )
-    return card, files, operations
+    return card, files, operations, mode
 
 
-def _read(path: Path) -> bytes:
+def _read(path: Path) -> tuple[bytes, int]:
+    """The file's bytes and permission bits, read as `safefs.read_input` does (no link of
+    another user's followed)."""
     try:
-        return path.read_bytes()
+        data, st = safefs.read_input(path)
+        return data, stat.S_IMODE(st.st_mode)
     except FileNotFoundError:
         raise ImageError("file not found") from None
     except OSError as exc:

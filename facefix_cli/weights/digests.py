@@ -9,7 +9,9 @@ Guarantees:
   stat differs from those is hashed again, so a cron run does not re-hash 350 MB each time and
   a replaced or edited file is never vouched for by an old digest. A sidecar that cannot be
   read or parsed is ignored; it is written atomically (a temporary file renamed into place),
-  and a folder that cannot be written only costs the cache, never the run.
+  and a folder that cannot be written only costs the cache, never the run. It is never read or
+  written through a link (the temporary file is made by `safefs.create_exclusive` under a name
+  nobody can guess), and is no more readable than the file it describes.
 * `compare` says, for each file a recipe uses, whether its bytes are the registry's; a file
   under a registry name with other bytes (a fine-tune, a damaged copy, a test's stand-in) and a
   file with no registry entry (`--upscaler PATH`) each give one `WeightsNotice`, which `fix`
@@ -22,13 +24,12 @@ from __future__ import annotations
 import json
 import os
 import stat
-import tempfile
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from facefix_cli.io import hashing
+from facefix_cli.io import hashing, safefs
 from facefix_cli.weights.registry import ModelInfo
 
 SIDECAR_SUFFIX = ".sha256.json"
@@ -46,7 +47,7 @@ def _current_record(path: Path) -> dict | None:
     """The sidecar's record when it was written for the file as it is now, else None."""
     try:
         st = path.stat()
-        record = json.loads(sidecar_path(path).read_text(encoding="utf-8"))
+        record = json.loads(_read_sidecar(sidecar_path(path)))
     except (OSError, ValueError):
         return None
     if not isinstance(record, dict) or any(record.get(k) != v for k, v in _key(st).items()):
@@ -97,7 +98,8 @@ def remember_sha256(
     loads it when known: atomically, or not at all."""
     try:
         st = st or path.stat()
-        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        temporary = path.with_name(safefs.hidden_name(path.name))
+        fd = safefs.create_exclusive(temporary, stat.S_IMODE(st.st_mode) & 0o666)
     except OSError:
         return  # a read-only folder: no cache, the digest is still right
     try:
@@ -108,6 +110,12 @@ def remember_sha256(
     except OSError:
         with suppress(OSError):
             os.unlink(temporary)
+
+
+def _read_sidecar(sidecar: Path) -> bytes:
+    fd = os.open(sidecar, safefs.READ_FLAGS | safefs.O_NOFOLLOW)  # no link, no FIFO
+    with os.fdopen(fd, "rb") as fh:
+        return fh.read(1 << 16)
 
 
 def file_sha256(path: Path) -> str:

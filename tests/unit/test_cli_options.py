@@ -113,3 +113,10 @@ def test_parse_duration(text: str, seconds: float) -> None:
 def test_parse_duration_refuses(text: str) -> None:
     with pytest.raises(SetupError, match="--max-time"):
         parse_duration(text)
+
+
+def test_format_and_quality_are_run_settings_not_recipe(tmp_path: Path) -> None:
+    settings = settings_from_options(weights_dir=tmp_path, output_format="webp", quality=70)
+    assert (settings.output_format, settings.quality) == ("webp", 70)
+    assert "format" not in Recipe.__dataclass_fields__
+    assert settings_from_options(weights_dir=tmp_path).output_format == "png"

@@ -49,3 +49,16 @@ def test_bad_config_files_are_setup_errors(tmp_path):
 def test_the_repo_config_points_at_weights():
     repo = Path(__file__).resolve().parents[2]
     assert resolve_weights_dir(config_path=repo / "facefix.toml") == repo / "weights"
+
+
+def test_output_format_from_the_command_line_then_config(tmp_path):
+    from facefix_cli.config import resolve_output_format
+
+    assert resolve_output_format(None, None) == ("png", None)  # no facefix.toml
+    (tmp_path / "facefix.toml").write_text('format = "WebP"\nquality = 80\n')
+    assert resolve_output_format(None, None) == ("webp", 80)
+    assert resolve_output_format("jpeg", None) == ("jpeg", 80)
+    assert resolve_output_format("avif", 50) == ("avif", 50)
+    (tmp_path / "facefix.toml").write_text('quality = "high"\n')
+    with pytest.raises(SetupError, match="quality must be a whole number"):
+        resolve_output_format(None, None)

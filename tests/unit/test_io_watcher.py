@@ -8,16 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from facefix_cli.io.watcher import KernelWatcher, PollWatcher, Sign, Signs
+from facefix_cli.io.watcher import KernelWatcher, PollWatcher, Sign, Signs, network_file_system
 
 
-def collect(watcher: KernelWatcher, until: str, timeout: float = 10.0) -> list[Sign]:
-    """Signs until one names a path ending in `until`."""
+def collect(
+    watcher: KernelWatcher, until: str, finished: bool = False, timeout: float = 10.0
+) -> list[Sign]:
+    """Signs until one names a path ending in `until` (a finished one, with `finished`)."""
     signs: list[Sign] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         signs += watcher.wait(0.2).files
-        if any(s.path.endswith(until) for s in signs):
+        if any(s.path.endswith(until) and (s.finished or not finished) for s in signs):
             return signs
     raise AssertionError(f"no sign of {until}: {signs}")
 
@@ -36,10 +38,10 @@ def test_rename_in_and_close_are_finished_signs(tmp_path: Path, kernel: KernelWa
     outside = tmp_path.parent / f"{tmp_path.name}-staging.png"
     outside.write_bytes(b"x")
     os.rename(outside, tmp_path / "moved.png")
-    signs = collect(kernel, "moved.png")
-    assert Sign(str(tmp_path / "moved.png"), True) in signs
+    signs = collect(kernel, "moved.png", finished=True)
+    assert signs == [Sign(str(tmp_path / "moved.png"), True)]  # never a plain creation
     (tmp_path / "written.png").write_bytes(b"x")  # open, write, close
-    signs = collect(kernel, "written.png")
+    signs = collect(kernel, "written.png", finished=True)
     assert signs[-1] == Sign(str(tmp_path / "written.png"), True)
     assert Sign(str(tmp_path / "written.png"), False) in signs  # created, modified first
 
@@ -83,3 +85,18 @@ def test_poll_watcher_walks_for_files_to_do(tmp_path: Path) -> None:
     signs = watcher.wait(None)
     assert signs.files == [Sign(str(tmp_path / "sub" / "new.png"))]
     watcher.close()
+
+
+def test_network_file_systems_are_named(tmp_path: Path) -> None:
+    mounts = tmp_path / "mounts"
+    mounts.write_text(
+        "/dev/sda1 / ext4 rw 0 0\n"
+        "server:/renders /srv/sd nfs4 rw 0 0\n"
+        "//nas/share /srv/sd/my\\040share cifs rw 0 0\n"
+        "tmpfs /srv/sd/local tmpfs rw 0 0\n"
+    )
+    assert network_file_system(Path("/srv/sd/outputs"), str(mounts)) == "nfs4"
+    assert network_file_system(Path("/srv/sd/my share/x"), str(mounts)) == "cifs"
+    assert network_file_system(Path("/srv/sd/local/x"), str(mounts)) is None
+    assert network_file_system(Path("/srv/sdx"), str(mounts)) is None
+    assert network_file_system(Path("/"), str(tmp_path / "no-such-table")) is None

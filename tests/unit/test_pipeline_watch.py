@@ -4,6 +4,7 @@ records the jobs it is handed instead of running networks; and the checks before
 from __future__ import annotations
 
 import io
+import signal as signal_numbers
 from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 
@@ -11,13 +12,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facefix_cli.errors import SetupError
+from facefix_cli.errors import EnvironmentFault, Interrupted, SetupError
 from facefix_cli.io.discover import Job
 from facefix_cli.io.settle import Settler
 from facefix_cli.io.watcher import Sign, Signs
 from facefix_cli.pipeline.results import FileResult, Status
 from facefix_cli.pipeline.settings import RunSettings
-from facefix_cli.pipeline.watch import WatchSummary, _Loop, watch
+from facefix_cli.pipeline.watch import WatchSummary, _Loop, _start_watcher, watch
 from facefix_cli.recipe import Recipe
 
 
@@ -133,3 +134,78 @@ def test_setup_errors_before_any_wait(tmp_path: Path) -> None:
         watch([tmp_path], recipe, settings, events, poll=0)  # type: ignore[arg-type]
     with pytest.raises(SetupError, match="--dry-run"):
         watch([tmp_path], recipe, RunSettings(weights_dir=tmp_path, dry_run=True), events)  # type: ignore[arg-type]
+
+
+class FaultySession(FakeSession):
+    """A FixSession stand-in whose fix raises `error` on the first file."""
+
+    error: BaseException = EnvironmentFault("the GPU is unusable: CUDA error: device lost")
+
+    def __init__(self, recipe: Recipe, settings: RunSettings, **kwargs: object) -> None:
+        super().__init__(settings)
+        self.notices: list[object] = []
+        self.closed = False
+
+    def prepare(self, first_output: Path, waiting: str = "") -> None:
+        return None
+
+    def devices(self) -> str:
+        return "cpu"
+
+    def load(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+    def fix(
+        self, jobs: Sequence[Job], should_stop: Callable[[], bool] = lambda: False
+    ) -> Generator[FileResult, None, None]:
+        raise self.error
+        yield  # a generator, like the real one
+
+
+@pytest.mark.parametrize(
+    ("error", "fault", "signal", "code"),
+    [
+        (EnvironmentFault("the GPU is unusable: CUDA error"), True, None, 4),
+        (Interrupted(signal_numbers.SIGTERM), False, signal_numbers.SIGTERM, 0),
+    ],
+)
+def test_a_fault_ends_the_watch_with_4_and_a_signal_with_0(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    error: BaseException,
+    fault: bool,
+    signal: int | None,
+    code: int,
+) -> None:
+    (tmp_path / "a.png").write_bytes(png())
+    monkeypatch.setattr(FaultySession, "error", error)
+    monkeypatch.setattr("facefix_cli.pipeline.watch.FixSession", FaultySession)
+    summary = watch(
+        [tmp_path],
+        Recipe(scale=2),
+        RunSettings(weights_dir=tmp_path),
+        Recorder(),  # type: ignore[arg-type]
+        poll=0.1,
+        should_stop=lambda: False,
+    )
+    assert (summary.fault is not None) is fault and summary.signal == signal
+    assert summary.exit_code == code
+
+
+def test_walks_hand_out_only_images_without_an_output_even_with_overwrite(tmp_path: Path) -> None:
+    (tmp_path / "a.png").write_bytes(png())
+    (tmp_path / "a.fixed.png").write_bytes(b"fixed")
+    (tmp_path / "b.png").write_bytes(png(1))
+    settings = RunSettings(weights_dir=tmp_path, overwrite=True)
+    watcher, how = _start_watcher([tmp_path], settings, 0.5, Recorder())  # type: ignore[arg-type]
+    assert how == "polling every 0.5s"
+    assert [Path(s.path).name for s in watcher.wait(None).files] == ["b.png"]
+
+
+def test_an_unknown_ext_is_a_setup_error_before_anything_loads(tmp_path: Path) -> None:
+    settings = RunSettings(weights_dir=tmp_path, extensions=("gif",))
+    with pytest.raises(SetupError, match="unsupported extension"):
+        watch([tmp_path], Recipe(scale=2), settings, Recorder())  # type: ignore[arg-type]

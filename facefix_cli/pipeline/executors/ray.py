@@ -305,7 +305,7 @@ def _drive(
             if job not in attempts:
                 events.file_started(job)
             attempts[job] = attempts.get(job, 0) + 1
-            remote_job = Job(job.source.absolute(), job.output.absolute())
+            remote_job = Job(job.source.absolute(), job.output.absolute(), job.format)
             in_flight[actor.fix.remote(remote_job)] = (actor, job)
             load[id(actor)] += 1
         if not in_flight and (stopping or not queue):
