@@ -287,6 +287,8 @@ class _Loop:
             self.events.started(self.seen)
             if found.kind is Kind.TODO:
                 jobs.append(found.job)
+            elif found.kind is Kind.NOT_FOLLOWED:  # another user's link: skipped, said once
+                self.report(FileResult(found.source, None, Status.SKIPPED, found.reason))
             else:  # the walk's own rejection, once
                 self.report(FileResult(found.source, found.output, Status.FAILED, found.reason))
         if jobs:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +29,7 @@ from urllib.parse import quote
 from PIL.Image import DecompressionBombError
 
 from facefix_cli.errors import ImageError, ReportError, first_line
+from facefix_cli.io import safefs
 from facefix_cli.io.hashing import sha256_bytes, sha256_file
 from facefix_cli.io.outputs import is_output_name, output_suffix_of
 from facefix_cli.io.pngchunks import PngFormatError
@@ -221,8 +223,8 @@ def write_report(
     run = run or RunDetails()
     check_destination(html_path)
     folder = thumbnail_folder(html_path)
-    try:
-        folder.mkdir(exist_ok=True)
+    try:  # never into another user's link planted at the folder's name
+        safefs.make_folders(folder.parent, Path(folder.name))
     except OSError as exc:
         raise ReportError(f"cannot create {folder}: {exc.strerror or exc}") from None
     workers = workers or min(4, os.cpu_count() or 1)
@@ -232,27 +234,30 @@ def write_report(
     models: dict[str, str] = dict(run.models)
     faces = 0
     written: set[str] = set()
+    # The page is no more readable than the least readable image it shows (permission bits).
+    page_mode = 0o666
 
-    def build(job: tuple[int, OutputEntry]) -> tuple[html.Card | None, str, set[str], list]:
+    def build(job: tuple[int, OutputEntry]) -> tuple[html.Card | None, str, set[str], list, int]:
         index, entry = job
         try:
-            card, files, operations = _card(index, entry, html_path, folder, inputs.originals)
-            return card, "", files, operations
+            card, files, operations, mode = _card(index, entry, html_path, folder, inputs.originals)
+            return card, "", files, operations, mode
         except ReportError:
             raise
         except (ImageError, OSError, ValueError, DecompressionBombError) as exc:
-            return None, _one_line(exc), set(), []
+            return None, _one_line(exc), set(), [], 0o666
 
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
         jobs = pool.map(build, enumerate(inputs.outputs))
-        for done, (entry, (card, reason, files, operations)) in enumerate(
+        for done, (entry, (card, reason, files, operations, mode)) in enumerate(
             zip(inputs.outputs, jobs, strict=True), 1
         ):
             if card is None:
                 failed.append(html.Failure(str(entry.output), reason))
             else:
                 cards.append(card)
+                page_mode &= mode
                 faces += len(card.faces)
                 written |= files
                 for operation in operations:
@@ -282,7 +287,7 @@ def write_report(
         tuple(html.Failure(str(path), reason) for path, reason in inputs.skipped),
     )
     try:
-        write_atomic(html_path, html.render(page).encode("utf-8"))
+        write_atomic(html_path, html.render(page).encode("utf-8"), mode=page_mode)
     except ImageError as exc:
         raise ReportError(str(exc)) from None
     return ReportResult(html_path, folder, len(cards), tuple(failed), time.perf_counter() - started)
@@ -290,8 +295,10 @@ def write_report(
 
 def _card(
     index: int, entry: OutputEntry, html_path: Path, folder: Path, originals: OriginalsIndex
-) -> tuple[html.Card, set[str], list[Operation]]:
-    data = _read(entry.output)
+) -> tuple[html.Card, set[str], list[Operation], int]:
+    """The card of one output, its thumbnails written (each no more readable than the output
+    and its original): the card, the thumbnails' names, the operations, and that mode."""
+    data, mode = _read(entry.output)
     try:
         generation = parse_generation(chunks_from_bytes(data))
     except (PngFormatError, UnsupportedImageError) as exc:
@@ -324,7 +331,8 @@ def _card(
     elif not original.is_file():
         notes.append(f"original not found: {original}")
     else:
-        original_data = original.read_bytes()
+        original_data, original_mode = _read(original)
+        mode &= original_mode
         if source_info.get("sha256") and sha256_bytes(original_data) != source_info["sha256"]:
             notes.append("the original has changed since it was fixed (SHA-256 differs)")
         before_image = thumbnails.load(original_data)
@@ -335,7 +343,8 @@ def _card(
 
     def save(image, name: str) -> html.Thumb:
         file_name = f"{stem}-{name}{thumbnails.EXTENSION}"
-        (folder / file_name).write_bytes(thumbnails.encode(image))
+        # not flushed to disk one by one: every report writes its thumbnails anew
+        write_atomic(folder / file_name, thumbnails.encode(image), mode=mode, sync=False)
         files.add(file_name)
         url = quote(f"{folder.name}/{file_name}")
         return html.Thumb(url, image.width, image.height)
@@ -381,12 +390,15 @@ def _card(
         seconds=entry.seconds,
         notes=tuple(notes),
     )
-    return card, files, operations
+    return card, files, operations, mode
 
 
-def _read(path: Path) -> bytes:
+def _read(path: Path) -> tuple[bytes, int]:
+    """The file's bytes and permission bits, read as `safefs.read_input` does (no link of
+    another user's followed)."""
     try:
-        return path.read_bytes()
+        data, st = safefs.read_input(path)
+        return data, stat.S_IMODE(st.st_mode)
     except FileNotFoundError:
         raise ImageError("file not found") from None
     except OSError as exc:

@@ -8,7 +8,9 @@ Guarantees:
   stat differs from those is hashed again, so a cron run does not re-hash 350 MB each time and
   a replaced or edited file is never vouched for by an old digest. A sidecar that cannot be
   read or parsed is ignored; it is written atomically (a temporary file renamed into place),
-  and a folder that cannot be written only costs the cache, never the run.
+  and a folder that cannot be written only costs the cache, never the run. It is never read or
+  written through a link (the temporary file is made by `safefs.create_exclusive` under a name
+  nobody can guess), and is no more readable than the file it describes.
 * `compare` says, for each file a recipe uses, whether its bytes are the registry's; a file
   under a registry name with other bytes (a fine-tune, a damaged copy, a test's stand-in) and a
   file with no registry entry (`--upscaler PATH`) each give one `WeightsNotice`, which `fix`
@@ -21,13 +23,12 @@ from __future__ import annotations
 import json
 import os
 import stat
-import tempfile
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from facefix_cli.io import hashing
+from facefix_cli.io import hashing, safefs
 from facefix_cli.weights.registry import ModelInfo
 
 SIDECAR_SUFFIX = ".sha256.json"
@@ -45,7 +46,7 @@ def cached_sha256(path: Path) -> str | None:
     """The sidecar's digest when it was computed for the file as it is now, else None."""
     try:
         st = path.stat()
-        record = json.loads(sidecar_path(path).read_text(encoding="utf-8"))
+        record = json.loads(_read_sidecar(sidecar_path(path)))
     except (OSError, ValueError):
         return None
     if not isinstance(record, dict) or any(record.get(k) != v for k, v in _key(st).items()):
@@ -64,7 +65,8 @@ def remember_sha256(path: Path, digest: str, st: os.stat_result | None = None) -
     """Write the sidecar for `path` (stat taken now unless given): atomically, or not at all."""
     try:
         st = st or path.stat()
-        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        temporary = path.with_name(safefs.hidden_name(path.name))
+        fd = safefs.create_exclusive(temporary, stat.S_IMODE(st.st_mode) & 0o666)
     except OSError:
         return  # a read-only folder: no cache, the digest is still right
     try:
@@ -74,6 +76,12 @@ def remember_sha256(path: Path, digest: str, st: os.stat_result | None = None) -
     except OSError:
         with suppress(OSError):
             os.unlink(temporary)
+
+
+def _read_sidecar(sidecar: Path) -> bytes:
+    fd = os.open(sidecar, safefs.READ_FLAGS | safefs.O_NOFOLLOW)  # no link, no FIFO
+    with os.fdopen(fd, "rb") as fh:
+        return fh.read(1 << 16)
 
 
 def file_sha256(path: Path) -> str:

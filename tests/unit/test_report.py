@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
 import re
+import stat
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote
@@ -244,3 +246,31 @@ def test_originals_in_another_tree_are_found_by_name_and_sha256(tmp_path):
     assert "has changed" not in page
     with pytest.raises(ReportError, match="--originals: no such folder"):
         index_originals([tmp_path / "nowhere"])
+
+
+def test_the_report_is_no_more_readable_than_the_least_readable_image_it_shows(tmp_path):
+    fixed_output_with_faces(tmp_path, "a", "a", [])
+    fixed_output_with_faces(tmp_path, "b", "b", [])
+    (tmp_path / "b.png").chmod(0o640)  # a private original
+    report = tmp_path / "r.html"
+    write_report(report, inputs_from_paths([tmp_path]))
+    assert stat.S_IMODE(report.stat().st_mode) == 0o640
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in thumbnail_folder(report).iterdir()}
+    assert modes == {
+        "00000-a-after.webp": 0o644,
+        "00000-a-before.webp": 0o644,
+        "00001-b-after.webp": 0o640,
+        "00001-b-before.webp": 0o640,
+    }
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="gives a link to another uid, which needs root")
+def test_another_users_link_at_the_thumbnail_folder_is_not_followed(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    report = tmp_path / "r.html"
+    os.symlink(elsewhere, thumbnail_folder(report))
+    os.chown(thumbnail_folder(report), 4242, 4242, follow_symlinks=False)
+    with pytest.raises(ReportError, match="not followed"):
+        write_report(report, ReportInputs())
+    assert list(elsewhere.iterdir()) == [] and not report.exists()
