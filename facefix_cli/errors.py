@@ -7,6 +7,7 @@ Exit codes (the README's table lists the same):
 3 at least one file crashed facefix (a bug: the file's line names the exception);
 4 an environment fault (disk full, read-only or vanished output folder, GPU gone) stopped the run;
 130 interrupted by Ctrl-C (SIGINT); 143 terminated by SIGTERM or SIGHUP.
+`watch` is a service: a signal is its normal end, so it exits 0 then (`pipeline.watch`).
 """
 
 from __future__ import annotations
