@@ -73,11 +73,12 @@ class AnimatedImage(ImageError):
     (a folder of animations must not fail every cron run)."""
 
 
-class PngFormatError(ValueError):
+# Under the one root as per-file errors; still ValueErrors, as parsers of bytes raise.
+class PngFormatError(ImageError, ValueError):
     """The bytes are not a well-formed PNG; the message says what is wrong."""
 
 
-class UnsupportedImageError(ValueError):
+class UnsupportedImageError(ImageError, ValueError):
     """The bytes are not a PNG, JPEG or WebP file."""
 
 

@@ -496,42 +496,6 @@ def _child(folder: Path, name: str) -> Path:
 _MAKE_CHILD: Callable[[Path, str], Path] | None = getattr(Path, "_make_child_relpath", None)
 
 
-def discover(
-    paths: Sequence[Path],
-    *,
-    recursive: bool = True,
-    extensions: Sequence[str] = ("png",),
-    output_dir: Path | None = None,
-    skipped: list[Rejected] | None = None,
-    output_format: FormatChoice = "png",
-) -> tuple[list[Job], list[Rejected]]:
-    """The jobs for every image under `paths`, and the named paths that are not usable inputs.
-
-    Folders yield files by extension (case-insensitive) whose signature matches; a file named
-    explicitly is rejected with a reason if it is missing or not an image of the accepted kinds.
-    Each source appears once, even when named twice. Extensions have aliases (`jpg` means
-    `.jpeg` too). Files found in folders that are images of a type not asked for are appended
-    to `skipped` (when given), so the run can count and report them. Outputs are not looked
-    at (`scan` decides what is done already)."""
-    jobs: list[Job] = []
-    rejected: list[Rejected] = []
-    for found in scan(
-        paths,
-        recursive=recursive,
-        extensions=extensions,
-        output_dir=output_dir,
-        check_outputs=False,
-        output_format=output_format,
-    ):
-        if found.kind is Kind.TODO:
-            jobs.append(found.job)
-        elif found.kind is Kind.REJECTED:
-            rejected.append(Rejected(found.source, found.reason))
-        elif found.kind is Kind.OTHER_TYPE and skipped is not None:
-            skipped.append(Rejected(found.source, found.reason))
-    return jobs, rejected
-
-
 def _root_names(paths: Sequence[Path]) -> dict[Path, Path]:
     """With several folders and one --output-dir, each folder named on the command line gets
     its own sub-folder of the output tree, named after it (`a/renders` -> `OUT/renders`), so

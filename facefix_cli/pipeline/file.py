@@ -216,6 +216,15 @@ class OpenFile:
         return time.perf_counter() - self.seconds
 
 
+def _source_path(job: Job) -> str | None:
+    """Where the input is, relative to the output's folder, when the output is not beside it
+    (`--output-dir`): the report finds originals by it. None beside it (the name suffices)."""
+    source, folder = os.path.abspath(job.source), os.path.abspath(job.output.parent)
+    if os.path.dirname(source) == folder:
+        return None
+    return Path(os.path.relpath(source, folder)).as_posix()
+
+
 def finish_file(
     file: OpenFile, fixed: FixedImage, settings: RunSettings, clock: StageClock = NO_CLOCK
 ) -> FileResult:
@@ -225,7 +234,9 @@ def finish_file(
     fmt = job.format
     notes = []
     with clock.stage("encode"):
-        record = facefix_record(fixed.operations, source.path.name, source.sha256)
+        record = facefix_record(
+            fixed.operations, source.path.name, source.sha256, _source_path(job)
+        )
         if fmt is not OutputFormat.PNG:  # a PNG's record stays as it always was
             record["output"], note = output_record(fmt, settings.quality, source.bit_depth)
             notes += [note] if note else []

@@ -4,7 +4,8 @@ registry.
 Guarantees:
 
 * `file_sha256` is the digest of the file's current bytes. It is kept in a sidecar
-  `<file>.sha256.json` holding the size, mtime_ns and inode it was computed for; a file whose
+  `<file>.sha256.json` holding the size, mtime_ns and inode it was computed for (and, once a
+  file was identified, the model architecture that loads it: `cached_architecture`); a file whose
   stat differs from those is hashed again, so a cron run does not re-hash 350 MB each time and
   a replaced or edited file is never vouched for by an old digest. A sidecar that cannot be
   read or parsed is ignored; it is written atomically (a temporary file renamed into place),
@@ -42,14 +43,22 @@ def _key(st: os.stat_result) -> dict[str, int]:
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "inode": st.st_ino}
 
 
-def cached_sha256(path: Path) -> str | None:
-    """The sidecar's digest when it was computed for the file as it is now, else None."""
+def _current_record(path: Path) -> dict | None:
+    """The sidecar's record when it was written for the file as it is now, else None."""
     try:
         st = path.stat()
         record = json.loads(_read_sidecar(sidecar_path(path)))
     except (OSError, ValueError):
         return None
     if not isinstance(record, dict) or any(record.get(k) != v for k, v in _key(st).items()):
+        return None
+    return record
+
+
+def cached_sha256(path: Path) -> str | None:
+    """The sidecar's digest when it was computed for the file as it is now, else None."""
+    record = _current_record(path)
+    if record is None:
         return None
     digest = record.get("sha256")
     if (
@@ -61,8 +70,32 @@ def cached_sha256(path: Path) -> str | None:
     return None
 
 
-def remember_sha256(path: Path, digest: str, st: os.stat_result | None = None) -> None:
-    """Write the sidecar for `path` (stat taken now unless given): atomically, or not at all."""
+def cached_architecture(path: Path) -> str | None:
+    """The model architecture the sidecar remembers for the file as it is now (`module:Class`,
+    as `networks.load` wrote it), else None. Only a hint: the loader checks it fits the file
+    and imports nothing but spandrel's own architecture modules from it."""
+    record = _current_record(path)
+    name = record.get("architecture") if record is not None else None
+    return name if isinstance(name, str) and cached_sha256(path) is not None else None
+
+
+def remember_architecture(path: Path, architecture: str) -> None:
+    """Remember in `path`'s sidecar the architecture that loads it, beside its digest (hashed
+    now if the sidecar is stale), so later runs import that architecture alone."""
+    try:
+        before = path.stat()
+    except OSError:
+        return
+    digest = file_sha256(path)
+    if _key(path.stat()) == _key(before):
+        remember_sha256(path, digest, before, architecture=architecture)
+
+
+def remember_sha256(
+    path: Path, digest: str, st: os.stat_result | None = None, *, architecture: str | None = None
+) -> None:
+    """Write the sidecar for `path` (stat taken now unless given), with the architecture that
+    loads it when known: atomically, or not at all."""
     try:
         st = st or path.stat()
         temporary = path.with_name(safefs.hidden_name(path.name))
@@ -71,7 +104,8 @@ def remember_sha256(path: Path, digest: str, st: os.stat_result | None = None) -
         return  # a read-only folder: no cache, the digest is still right
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump({**_key(st), "sha256": digest}, fh)
+            extra = {"architecture": architecture} if architecture is not None else {}
+            json.dump({**_key(st), "sha256": digest, **extra}, fh)
         os.replace(temporary, sidecar_path(path))
     except OSError:
         with suppress(OSError):

@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import pytest
 import torch
+from helpers import discover
 from PIL import Image
 
 from facefix_cli.errors import (
@@ -32,7 +33,7 @@ from facefix_cli.errors import (
     SetupError,
 )
 from facefix_cli.io import claims, read, safefs
-from facefix_cli.io.discover import Job, discover
+from facefix_cli.io.discover import Job
 from facefix_cli.io.header import animation_frames, image_dimensions
 from facefix_cli.io.names import (
     NAME_MAX,
