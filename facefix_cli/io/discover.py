@@ -20,6 +20,7 @@ from operator import attrgetter
 from pathlib import Path
 from typing import NamedTuple
 
+from facefix_cli.io import marks
 from facefix_cli.io.formats import EXTENSIONS, HEAD_SIZE, ImageFormat, sniff
 from facefix_cli.io.names import OUTPUT_SUFFIX, display_path, output_name
 
@@ -67,6 +68,7 @@ class Kind(StrEnum):
     TODO = "todo"  # an input of the kinds asked for whose output is not there (or --overwrite)
     DONE = "done"  # its output exists: nothing opened, nothing read
     OTHER_TYPE = "other type"  # an image of a type --ext did not ask for
+    REMEMBERED = "remembered"  # an earlier run's mark says skip it (no face, failed): io.marks
     REJECTED = "rejected"  # cannot be an input: the reason says why
 
 
@@ -79,6 +81,7 @@ class Found(NamedTuple):  # a tuple: one is made per file of the tree, done or n
     # that folder's hidden names as the walk listed them (None: not listed), so the claim sweep
     # need not list it again; one set per folder, shared by its files
     hidden: frozenset[str] | None = None
+    failures: int = 0  # runs in a row that failed on it (io.marks), for TODO and REJECTED
 
     @property
     def job(self) -> Job:
@@ -87,6 +90,11 @@ class Found(NamedTuple):  # a tuple: one is made per file of the tree, done or n
 
 
 DONE_REASON = "output exists (use --overwrite)"
+FACELESS_REASON = "no face found by an earlier run (use --overwrite to look again)"
+
+
+def set_aside_reason(count: int) -> str:
+    return f"failed {count} runs in a row, set aside (use --retry-failed)"
 
 
 class _Folder:
@@ -196,6 +204,8 @@ def scan(
     output_dir: Path | None = None,
     overwrite: bool = False,
     check_outputs: bool = True,
+    skip_faceless: bool = False,
+    retry_failed: bool = False,
 ) -> Iterator[Found]:
     """What to do with every file under `paths`, in walk order, deciding before paying: a file
     found in a folder whose output exists is DONE from the folder listing alone (its input is
@@ -203,8 +213,11 @@ def scan(
     explicitly are checked as `discover` describes. Symlinked folders are walked, each real
     folder (device, inode) once, so loops and two links to one folder are safe.
 
-    With `overwrite` or without `check_outputs` no file is DONE. ValueError for an extension
-    facefix does not read, before anything is walked."""
+    An input without output whose marks (`io.marks`, from the same listing) say an earlier
+    run failed on it `FAIL_LIMIT` times is REMEMBERED (unless `retry_failed`), as is one with
+    no face when `skip_faceless` (restoration alone). With `overwrite` or without
+    `check_outputs` no file is DONE or REMEMBERED. ValueError for an extension facefix does
+    not read, before anything is walked."""
     extensions = normalise_extensions(extensions)
     formats = {EXTENSIONS[ext] for ext in extensions}
     look = check_outputs and not overwrite
@@ -258,16 +271,35 @@ def scan(
             if exists:
                 outputs[key] = source
                 return Found(Kind.DONE, source, output_path, DONE_REASON, out_key, hidden)
+        failed = 0
+        if look:  # an input without output: what earlier runs learnt about it
+            mine = hidden if hidden is not None else marks.hidden_names(output_path)
+            if mine:
+                failed = marks.failures(mine, name)
+                reason = ""
+                if failed >= marks.FAIL_LIMIT and not retry_failed:
+                    reason = set_aside_reason(failed)
+                elif skip_faceless and marks.faceless(mine, name):
+                    reason = FACELESS_REASON
+                if reason:
+                    outputs[key] = source
+                    return Found(Kind.REMEMBERED, source, output_path, reason, out_key, hidden)
         if not sniffed:
             try:
                 if not _has_format(str(source), formats):
                     return Found(
-                        Kind.REJECTED, source, None, "not an image of that type (bad signature)"
+                        Kind.REJECTED,
+                        source,
+                        output_path,  # for its failure mark; a sourceless rejection for the run
+                        "not an image of that type (bad signature)",
+                        out_key,
+                        hidden,
+                        failed,
                     )
             except OSError as exc:
                 return Found(Kind.REJECTED, source, None, f"cannot read: {exc.strerror or exc}")
         outputs[key] = source
-        return Found(Kind.TODO, source, output_path, "", out_key, hidden)
+        return Found(Kind.TODO, source, output_path, "", out_key, hidden, failed)
 
     for path in paths:
         try:

@@ -46,6 +46,7 @@ class RunSettings:
     device: str = "auto"  # one device, or several comma-separated (one GPU stage each)
     output_dir: Path | None = None
     overwrite: bool = False
+    retry_failed: bool = False  # inputs set aside after failing FAIL_LIMIT runs (io.marks) too
     dry_run: bool = False
     recursive: bool = True
     extensions: tuple[str, ...] = ("png",)
@@ -83,4 +84,6 @@ class RunSettings:
             rows.append(("output-dir", str(self.output_dir)))
         if self.overwrite:
             rows.append(("overwrite", "yes"))
+        if self.retry_failed:
+            rows.append(("retry-failed", "yes"))
         return rows

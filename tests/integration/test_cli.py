@@ -156,10 +156,15 @@ def test_a_corrupt_file_fails_alone_with_exit_1(inputs, weights_dir):
     assert after == before
 
 
-def test_missing_path_is_reported_and_fails(tmp_path, weights_dir):
-    result = run("fix", tmp_path / "nope", "-U", "2", "--weights-dir", weights_dir)
-    assert result.exit_code == 1
-    assert "nope" in result.stderr and "no such file or folder" in result.stderr
+def test_missing_path_is_a_usage_error(tmp_path, weights_dir):
+    # cron must tell a typo'd path (2) from a corrupt image (1)
+    make_png(tmp_path / "a.png")
+    result = run("fix", tmp_path, tmp_path / "nope", "-U", "2", "--weights-dir", weights_dir)
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines()[-1].endswith(
+        f"error: no such file or folder: {tmp_path / 'nope'}"
+    )
+    assert not (tmp_path / "a.fixed.png").exists()  # nothing done before the usage error
 
 
 def test_missing_weights_offline_exit_2_naming_the_download_command(inputs, tmp_path):
