@@ -1,5 +1,6 @@
-"""The `facefix` command: the typer app and the options several commands share. Each command
-lives in its own module of this package and calls the library function of the same name.
+"""The `facefix` command: the typer app and the context every command shares (the options are
+declared once in `cli.options`). Each command lives in its own module of this package and
+calls the library function of the same name.
 
 What commands share beyond options (the model registry) comes from one `AppContext`, typer's
 context object: `CliRunner().invoke(app, args, obj=AppContext(registry=...))` runs any command
@@ -10,8 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Any, NoReturn
 
 import typer
 
@@ -39,19 +39,6 @@ class AppContext:
 def app_context(ctx: typer.Context) -> AppContext:
     """The invocation's AppContext: the one passed as `obj`, else the default."""
     return ctx.ensure_object(AppContext)
-
-
-# Options every command that touches the weights folder shares.
-WeightsDirOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--weights-dir",
-        help="Model folder (default: $FACEFIX_WEIGHTS_DIR, facefix.toml, user cache).",
-    ),
-]
-ConfigOption = Annotated[
-    Path | None, typer.Option("--config", help="A facefix.toml to read weights_dir from.")
-]
 
 
 def _version_callback(value: bool) -> None:

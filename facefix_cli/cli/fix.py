@@ -5,250 +5,73 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import signal
 import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
-from facefix_cli.cli.app import ConfigOption, WeightsDirOption, app, app_context
-from facefix_cli.errors import FacefixError, Interrupted, SetupError
+from facefix_cli.cli import options as o
+from facefix_cli.cli.app import app, app_context
+from facefix_cli.errors import FacefixError, Interrupted
 from facefix_cli.io.defaults import DEFAULT_PNG_LEVEL
 from facefix_cli.io.header import DEFAULT_MAX_PIXELS
 from facefix_cli.recipe import DEFAULT_DETECT_SIZE, DEFAULT_FACE_THRESHOLD
-from facefix_cli.weights import registry
 
 if TYPE_CHECKING:
     from facefix_cli.pipeline.results import FixSummary
     from facefix_cli.pipeline.settings import RunSettings
-    from facefix_cli.recipe import RestorerName
-
-
-class Precision(StrEnum):
-    auto = "auto"
-    fp32 = "fp32"
-    fp16 = "fp16"
-    bf16 = "bf16"
-
-
-class Order(StrEnum):
-    upscale_first = "upscale-first"
-    restore_first = "restore-first"
-
-
-class Upscale(StrEnum):
-    none = "1"
-    x2 = "2"
-    x4 = "4"
-
-
-# The choices come from the registry, so a new version or detector there is a new choice here.
-GfpganVersion = StrEnum("GfpganVersion", {v: v for v in registry.GFPGAN_VERSIONS})  # type: ignore[misc]
-Detector = StrEnum("Detector", {name: name for name in registry.DETECTORS})  # type: ignore[misc]
 
 
 @app.command()
 def fix(
     ctx: typer.Context,
-    paths: list[Path] = typer.Argument(..., help="PNG files or folders (walked recursively)."),
-    upscale: Upscale = typer.Option(
-        Upscale.none, "--upscale", "-U", help="Upscale factor: 1 (none), 2 or 4."
-    ),
-    upscale_strength: float = typer.Option(
-        0.75,
-        "--upscale-strength",
-        min=0.0,
-        max=1.0,
-        help="Blend of Real-ESRGAN with a plain bicubic resize.",
-    ),
-    gfpgan: float | None = typer.Option(
-        None,
-        "--gfpgan",
-        "-G",
-        metavar="STRENGTH",
-        help="Restore faces with GFPGAN at this strength (0-1].",
-    ),
-    codeformer: float | None = typer.Option(
-        None,
-        "--codeformer",
-        metavar="STRENGTH",
-        help="Restore faces with CodeFormer at this strength (0-1].",
-    ),
-    fidelity: float = typer.Option(
-        0.5,
-        "--fidelity",
-        "-cf",
-        min=0.0,
-        max=1.0,
-        help="CodeFormer fidelity weight: 0 restores most, 1 keeps most.",
-    ),
-    gfpgan_model: GfpganVersion = typer.Option(
-        GfpganVersion("1.4"), "--gfpgan-model", help="GFPGAN version."
-    ),
-    upscaler: Path | None = typer.Option(
-        None,
-        "--upscaler",
-        help="Any super-resolution checkpoint spandrel loads, instead of Real-ESRGAN.",
-    ),
-    restorer: Path | None = typer.Option(
-        None,
-        "--restorer",
-        help="Restore faces with this model file instead: a spandrel checkpoint (GFPGAN, "
-        "CodeFormer, RestoreFormer) or an .onnx file (GPEN, ...; needs facefix[onnx]).",
-    ),
-    restore_strength: float = typer.Option(
-        1.0,
-        "--restore-strength",
-        metavar="STRENGTH",
-        help="With --restorer: its strength (0-1], default 1.",
-    ),
-    weights_dir: WeightsDirOption = None,
-    config: ConfigOption = None,
-    device: str = typer.Option(
-        "auto",
-        "--device",
-        help="auto, cpu, cuda, cuda:N or mps; several GPUs: cuda (all visible) or cuda:0,cuda:1.",
-    ),
-    workers: int | None = typer.Option(
-        None,
-        "--workers",
-        min=0,
-        help="Decode+encode threads beside the GPU stage (default: cores - 1, at most 8); "
-        "0 = everything in one thread, one file at a time.",
-    ),
-    threads: int | None = typer.Option(
-        None,
-        "--threads",
-        min=1,
-        help="Threads the networks and the workers share, never more (default: the cores "
-        "this process may use, or OMP_NUM_THREADS).",
-    ),
-    batch_size: int | None = typer.Option(
-        None,
-        "--batch-size",
-        min=1,
-        help="Images of one size per GPU pass (default: 1 on the CPU, from free memory on CUDA).",
-    ),
-    tile: int | None = typer.Option(
-        None,
-        "--tile",
-        help="Upscale in tiles of N pixels (0 = whole image; default depends on the device).",
-    ),
-    precision: Precision = typer.Option(
-        Precision.auto,
-        "--precision",
-        help="auto (fp16 upscaler on CUDA, bf16 on a CPU with native bf16, fp32 elsewhere), "
-        "fp32, fp16 or bf16.",
-    ),
-    half: bool = typer.Option(False, "--half", help="Same as --precision fp16."),
-    only_center_face: bool = typer.Option(
-        False, "--only-center-face", help="Restore only the most central face."
-    ),
-    detector: Detector = typer.Option(
-        Detector("retinaface_resnet50"), "--detector", help="RetinaFace backbone."
-    ),
-    face_threshold: float = typer.Option(
-        DEFAULT_FACE_THRESHOLD,
-        "--face-threshold",
-        metavar="CONFIDENCE",
-        help="Restore faces the detector is at least this sure of (0-1).",
-    ),
-    min_face: str | None = typer.Option(
-        None,
-        "--min-face",
-        metavar="PX|SHAREx",
-        help="Skip faces smaller than this: pixels of the output (64), or a share of the "
-        "image's largest face (0.3x).",
-    ),
-    max_faces: int | None = typer.Option(
-        None, "--max-faces", min=1, metavar="N", help="Restore at most the N largest faces."
-    ),
-    detect_size: int = typer.Option(
-        DEFAULT_DETECT_SIZE,
-        "--detect-size",
-        min=0,
-        metavar="PX",
-        help="Look for faces on a copy of at most this long side (0: always full size).",
-    ),
-    order: Order = typer.Option(
-        Order.upscale_first,
-        "--order",
-        help="upscale-first (restore the faces of the upscaled image) or restore-first.",
-    ),
-    output_dir: Path | None = typer.Option(
-        None,
-        "--output-dir",
-        help="Write outputs here, mirroring the input layout, instead of beside the inputs.",
-    ),
-    overwrite: bool = typer.Option(
-        False, "--overwrite", help="Redo files whose .fixed.png already exists."
-    ),
-    dry_run: bool = typer.Option(
-        False, "--dry-run", help="List what would be done; load no model."
-    ),
-    recursive: bool = typer.Option(
-        True, "--recursive/--no-recursive", help="Walk folders recursively."
-    ),
-    ext: str = typer.Option("png", "--ext", help="Input types, comma-separated: png, jpg, webp."),
-    offline: bool = typer.Option(
-        False,
-        "--offline",
-        envvar="FACEFIX_OFFLINE",
-        help="Never download; fail if weights are missing.",
-    ),
-    mirror: list[str] = typer.Option(
-        [], "--mirror", help="Download missing weights from this URL or folder."
-    ),
-    max_pixels: int = typer.Option(
-        DEFAULT_MAX_PIXELS,
-        "--max-pixels",
-        min=0,
-        help="Refuse images whose header declares more pixels than this (0: no limit).",
-    ),
-    png_level: int = typer.Option(
-        DEFAULT_PNG_LEVEL,
-        "--png-level",
-        min=0,
-        max=9,
-        metavar="0-9",
-        help="PNG compression of the outputs, lossless at every level: 1 writes ~5x faster "
-        "than 6 for files ~12% larger; 9 is smallest and slowest.",
-    ),
-    max_time: str | None = typer.Option(
-        None,
-        "--max-time",
-        metavar="DURATION",
-        help="Start no new file after this long: seconds, or 90s, 15m, 2h. Exit 0.",
-    ),
-    ray: bool = typer.Option(
-        False,
-        "--ray",
-        help="Run on Ray workers: one per GPU (per CPU with --device cpu). Needs facefix[ray].",
-    ),
-    ray_address: str | None = typer.Option(
-        None,
-        "--ray-address",
-        metavar="ADDRESS",
-        help="With --ray: local (default: start Ray on this machine), auto (the cluster this "
-        "node belongs to) or ray://HOST:PORT. Implies --ray.",
-    ),
-    report_path: Path | None = typer.Option(
-        None,
-        "--report",
-        metavar="PATH.html",
-        help="Write an HTML before/after report of the run (thumbnails in PATH_files/).",
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON summary on stdout."),
-    quiet: bool = typer.Option(
-        False, "--quiet", "-q", help="Only report failures and the summary."
-    ),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log each file as it starts."),
+    paths: o.PathsArgument,
+    upscale: o.UpscaleOption = o.Upscale.none,
+    upscale_strength: o.UpscaleStrengthOption = o.DEFAULT_UPSCALE_STRENGTH,
+    gfpgan: o.GfpganOption = None,
+    codeformer: o.CodeformerOption = None,
+    fidelity: o.FidelityOption = o.DEFAULT_FIDELITY,
+    gfpgan_model: o.GfpganModelOption = o.GfpganVersion(o.DEFAULT_GFPGAN_VERSION),
+    upscaler: o.UpscalerOption = None,
+    restorer: o.RestorerOption = None,
+    restore_strength: o.RestoreStrengthOption = o.DEFAULT_RESTORE_STRENGTH,
+    weights_dir: o.WeightsDirOption = None,
+    config: o.ConfigOption = None,
+    device: o.DeviceOption = "auto",
+    workers: o.WorkersOption = None,
+    threads: o.ThreadsOption = None,
+    batch_size: o.BatchSizeOption = None,
+    tile: o.TileOption = None,
+    precision: o.PrecisionOption = o.Precision.auto,
+    half: o.HalfOption = False,
+    only_center_face: o.OnlyCenterFaceOption = False,
+    detector: o.DetectorOption = o.Detector(o.DEFAULT_DETECTOR),
+    face_threshold: o.FaceThresholdOption = DEFAULT_FACE_THRESHOLD,
+    min_face: o.MinFaceOption = None,
+    max_faces: o.MaxFacesOption = None,
+    detect_size: o.DetectSizeOption = DEFAULT_DETECT_SIZE,
+    order: o.OrderOption = o.Order.upscale_first,
+    output_dir: o.OutputDirOption = None,
+    overwrite: o.OverwriteOption = False,
+    dry_run: o.DryRunOption = False,
+    recursive: o.RecursiveOption = True,
+    ext: o.ExtOption = "png",
+    offline: o.OfflineOption = False,
+    mirror: o.MirrorOption = [],  # noqa: B006 - typer's default, never mutated
+    max_pixels: o.MaxPixelsOption = DEFAULT_MAX_PIXELS,
+    png_level: o.PngLevelOption = DEFAULT_PNG_LEVEL,
+    max_time: o.MaxTimeOption = None,
+    ray: o.RayOption = False,
+    ray_address: o.RayAddressOption = None,
+    report_path: o.ReportOption = None,
+    as_json: o.JsonOption = False,
+    quiet: o.QuietOption = False,
+    verbose: o.VerboseOption = False,
 ) -> None:
     """Upscale images and restore their faces, writing NAME.fixed.png beside each NAME.png."""
     from facefix_cli.cli import console
@@ -257,77 +80,52 @@ def fix(
 
     keep_log_apart()  # decodes in worker threads redirect fd 2: no log line may go there
     from facefix_cli.config import resolve_weights_dir
-    from facefix_cli.pipeline import FixSummary, RunSettings, TimeLimit
+    from facefix_cli.pipeline import FixSummary
     from facefix_cli.pipeline import fix as run_fix
-    from facefix_cli.recipe import Recipe, parse_min_face
 
     summary = FixSummary()
     settings: RunSettings | None = None
     try:
         # 1. the command line as a recipe and run settings (SetupError: exit 2)
-        if half and precision not in (Precision.auto, Precision.fp16):
-            raise SetupError(
-                f"--half means --precision fp16; it contradicts --precision {precision}"
-            )
-        if gfpgan is not None and codeformer is not None:
-            raise SetupError("--gfpgan and --codeformer are mutually exclusive; choose one")
-        if restorer is not None and (gfpgan is not None or codeformer is not None):
-            given = "--gfpgan" if gfpgan is not None else "--codeformer"
-            raise SetupError(
-                f"--restorer and {given} are mutually exclusive; give --restorer's strength "
-                "with --restore-strength"
-            )
-        restore_with: RestorerName | None = (
-            "gfpgan" if gfpgan is not None else "codeformer" if codeformer is not None else None
-        )
-        min_face_px, min_face_share = (0.0, 0.0) if min_face is None else parse_min_face(min_face)
-        strength = gfpgan if gfpgan is not None else (codeformer or 0.0)
-        if restorer is not None:
-            restore_with, strength = "restorer", restore_strength
-        recipe = Recipe(
-            scale=int(upscale.value),
+        recipe = o.recipe_from_options(
+            upscale=upscale,
             upscale_strength=upscale_strength,
-            restore_with=restore_with,
-            restore_strength=strength,
+            gfpgan=gfpgan,
+            codeformer=codeformer,
             fidelity=fidelity,
-            gfpgan_version=gfpgan_model.value,
-            upscaler_path=upscaler,
+            gfpgan_model=gfpgan_model,
+            upscaler=upscaler,
+            restorer=restorer,
+            restore_strength=restore_strength,
             tile=tile,
-            precision="fp16" if half else precision.value,
+            precision=precision,
+            half=half,
             only_center_face=only_center_face,
-            detector=detector.value,
+            detector=detector,
             face_threshold=face_threshold,
-            min_face=min_face_px,
-            min_face_share=min_face_share,
+            min_face=min_face,
             max_faces=max_faces,
             detect_size=detect_size,
-            order="restore-first" if order is Order.restore_first else "upscale-first",
-            restorer_path=restorer,
+            order=order,
         )
-        settings = RunSettings(
+        settings = o.settings_from_options(
             weights_dir=resolve_weights_dir(weights_dir, config),
             device=device,
             output_dir=output_dir,
             overwrite=overwrite,
             dry_run=dry_run,
             recursive=recursive,
-            extensions=tuple(e.strip() for e in ext.split(",") if e.strip()),
+            ext=ext,
             offline=offline,
-            mirrors=tuple(mirror),
+            mirror=mirror,
             max_pixels=max_pixels,
             workers=workers,
             threads=threads,
             batch_size=batch_size,
             png_level=png_level,
-            time_limit=(
-                None
-                if max_time is None
-                else TimeLimit.from_process_start(
-                    parse_duration(max_time), f"--max-time {max_time}"
-                )
-            ),
-            # --ray alone starts Ray on this machine; --ray-address names a cluster to join.
-            ray_address=ray_address or ("local" if ray else None),
+            max_time=max_time,
+            ray=ray,
+            ray_address=ray_address,
         )
         if report_path is not None:
             # Imported only for --report: a cron run with nothing to do stays light.
@@ -392,14 +190,6 @@ def fix(
         report_path=built.path if built is not None else None,
         report_text=report_line(built) if built is not None else None,
     )
-
-
-def parse_duration(text: str) -> float:
-    """Seconds from `90`, `90s`, `15m` or `2h`; SetupError otherwise."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text.lower())
-    if match is None or float(match.group(1)) <= 0:
-        raise SetupError(f"--max-time {text!r}: expected a duration such as 3600, 90s, 15m or 2h")
-    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
 
 
 @contextmanager

@@ -6,7 +6,8 @@ import json
 
 import typer
 
-from facefix_cli.cli.app import ConfigOption, WeightsDirOption, app, app_context
+from facefix_cli.cli.app import app, app_context
+from facefix_cli.cli.options import ConfigOption, WeightsDirOption
 from facefix_cli.errors import EXIT_FAILED, FacefixError
 
 

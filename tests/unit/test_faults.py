@@ -537,14 +537,14 @@ def test_exit_codes_are_distinct_and_follow_the_worst_outcome():
     ("text", "seconds"), [("90", 90), ("90s", 90), ("15m", 900), ("2h", 7200), ("1.5h", 5400)]
 )
 def test_durations(text, seconds):
-    from facefix_cli.cli.fix import parse_duration
+    from facefix_cli.cli.options import parse_duration
 
     assert parse_duration(text) == seconds
 
 
 @pytest.mark.parametrize("text", ["", "0", "-5", "10d", "soon"])
 def test_bad_durations_are_setup_errors(text):
-    from facefix_cli.cli.fix import parse_duration
+    from facefix_cli.cli.options import parse_duration
 
     with pytest.raises(SetupError, match="--max-time"):
         parse_duration(text)
