@@ -84,7 +84,7 @@ def record_failure(output: Path, source: Path, before: int, reason: str) -> None
     base = mark_name(output.name, FAILED)
     count = before + 1
     set_aside = (
-        f"; set aside: later runs skip it until --retry-failed or this file is deleted"
+        "; set aside: later runs skip it until --retry-failed or this file is deleted"
         if count >= FAIL_LIMIT
         else ""
     )

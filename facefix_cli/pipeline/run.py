@@ -317,7 +317,9 @@ class _Run:
         return summary
 
 
-def remember_failures(results: Sequence[FileResult], failures: dict[Path, tuple[Path, int]]) -> None:
+def remember_failures(
+    results: Sequence[FileResult], failures: dict[Path, tuple[Path, int]]
+) -> None:
     """Count each failed input's failed runs in a row, and forget them once it is fixed, in
     marks beside its output (`io.marks`): an input that fails `FAIL_LIMIT` runs is set aside."""
     for result in results:

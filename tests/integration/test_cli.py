@@ -161,8 +161,10 @@ def test_missing_path_is_a_usage_error(tmp_path, weights_dir):
     make_png(tmp_path / "a.png")
     result = run("fix", tmp_path, tmp_path / "nope", "-U", "2", "--weights-dir", weights_dir)
     assert result.exit_code == 2
-    assert result.stderr.strip().splitlines()[-1].endswith(
-        f"error: no such file or folder: {tmp_path / 'nope'}"
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .endswith(f"error: no such file or folder: {tmp_path / 'nope'}")
     )
     assert not (tmp_path / "a.fixed.png").exists()  # nothing done before the usage error
 
@@ -488,3 +490,47 @@ def test_a_sideways_phone_jpeg_is_fixed_upright(tmp_path, weights_dir):
     with Image.open(output) as image:
         assert image.size == (24, 32)  # 16 wide x 12 high stored; 12 x 16 upright; x2
         assert orientation(image.info["exif"].removeprefix(b"Exif\x00\x00")) == 1
+
+
+def test_restoration_alone_copies_no_faceless_image_and_remembers_it(inputs, gfpgan_weights):
+    """Issue #30: `-G` alone on renders without faces wrote copies of them; now it writes
+    nothing, says so, and the next run does not detect again (until --overwrite)."""
+    args = ("fix", inputs, "--gfpgan", "0.8", "--weights-dir", gfpgan_weights)
+    first = run(*args)
+    assert first.exit_code == 0, first.output
+    assert not list(inputs.rglob("*.fixed.png"))
+    assert "skipped 2: no face found: nothing to restore, no output written" in first.stderr
+    assert (inputs / ".one.fixed.png.noface").is_file()
+    again = run(*args)
+    assert again.exit_code == 0
+    assert (
+        "skipped 2: no face found by an earlier run (use --overwrite to look again)"
+        in again.stderr
+    )
+    assert "found 2, to do" not in again.stderr  # nothing to do: no load, no count line
+    redo = run(*args, "--overwrite")
+    assert "skipped 2: no face found: nothing to restore" in redo.stderr
+
+
+def test_quiet_prints_nothing_when_nothing_was_done(inputs, weights_dir):
+    """Issue #30: cron mails whatever a job prints; -q on a run that did nothing is silent."""
+    assert run("fix", inputs, "-U", "2", "--weights-dir", weights_dir, "-q").exit_code == 0
+    idle = run("fix", inputs, "-U", "2", "--weights-dir", weights_dir, "-q")
+    assert idle.exit_code == 0 and idle.stderr == "" and idle.stdout == ""
+    # without -q the summary says why nothing was done (it said only "skipped 2")
+    told = run("fix", inputs, "-U", "4", "--weights-dir", weights_dir)
+    assert told.stderr.strip().endswith("; skipped 2: output exists (use --overwrite)")
+
+
+def test_an_ignored_option_is_a_usage_error_or_a_warning(inputs, weights_dir):
+    refused = run("fix", inputs, "-U", "2", "--only-center-face", "--weights-dir", weights_dir)
+    assert refused.exit_code == 2
+    assert refused.stderr.strip().endswith(
+        "error: --only-center-face does nothing without --gfpgan, --codeformer or --restorer: "
+        "it chooses the faces restored"
+    )
+    assert not list(inputs.rglob("*.fixed.png"))
+    warned = run("fix", inputs, "-U", "2", "--order", "restore-first", "--dry-run",
+                 "--weights-dir", weights_dir)  # fmt: skip
+    assert warned.exit_code == 0
+    assert "warning: --order restore-first is ignored" in warned.stderr

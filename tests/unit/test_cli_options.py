@@ -54,7 +54,7 @@ def test_restorer_file_takes_restore_strength(tmp_path: Path) -> None:
         ({"gfpgan": 0.5, "restorer": Path("x.pth")}, "--restorer and --gfpgan"),
         ({"codeformer": 0.5, "restorer": Path("x.pth")}, "--restorer and --codeformer"),
         ({"half": True, "precision": Precision.bf16}, "--half means --precision fp16"),
-        ({"min_face": "tiny"}, "--min-face 'tiny'"),
+        ({"gfpgan": 0.5, "min_face": "tiny"}, "--min-face 'tiny'"),
     ],
 )
 def test_contradictions_are_setup_errors(options: dict, message: str) -> None:
@@ -69,16 +69,21 @@ def test_half_is_fp16() -> None:
 
 
 def test_min_face_pixels_or_share() -> None:
-    assert (recipe_from_options(min_face="64").min_face, recipe_from_options().min_face) == (
-        64.0,
-        0.0,
-    )
-    assert recipe_from_options(min_face="0.3x").min_face_share == 0.3
+    assert (
+        recipe_from_options(gfpgan=0.5, min_face="64").min_face,
+        recipe_from_options().min_face,
+    ) == (64.0, 0.0)
+    assert recipe_from_options(gfpgan=0.5, min_face="0.3x").min_face_share == 0.3
 
 
 def test_order_and_face_choices() -> None:
     recipe = recipe_from_options(
-        order=Order.restore_first, max_faces=2, face_threshold=0.5, detect_size=0
+        upscale=Upscale.x2,
+        gfpgan=0.5,
+        order=Order.restore_first,
+        max_faces=2,
+        face_threshold=0.5,
+        detect_size=0,
     )
     assert (recipe.order, recipe.max_faces, recipe.face_threshold, recipe.detect_size) == (
         "restore-first",
@@ -113,3 +118,69 @@ def test_parse_duration(text: str, seconds: float) -> None:
 def test_parse_duration_refuses(text: str) -> None:
     with pytest.raises(SetupError, match="--max-time"):
         parse_duration(text)
+
+
+# -- option interplay (issue #30, finding 4): every option that cannot apply says so ----------
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"gfpgan": 0.8, "fidelity": 0.3}, "--fidelity does nothing without --codeformer"),
+        (
+            {"codeformer": 0.5, "gfpgan_model": "1.3"},
+            "--gfpgan-model does nothing without --gfpgan",
+        ),
+        ({"gfpgan": 0.8, "restore_strength": 0.5}, "--restore-strength does nothing without"),
+        ({"gfpgan": 0.8, "upscale_strength": 0.3}, "--upscale-strength does nothing without"),
+        ({"upscale": Upscale.x2, "only_center_face": True}, "--only-center-face does nothing"),
+        ({"upscale": Upscale.x2, "max_faces": 2}, "--max-faces does nothing without --gfpgan"),
+        ({"upscale": Upscale.x2, "min_face": "64"}, "--min-face does nothing without"),
+        ({"upscale": Upscale.x2, "face_threshold": 0.5}, "--face-threshold does nothing"),
+        ({"upscale": Upscale.x2, "detector": "retinaface_mobile0.25"}, "--detector does nothing"),
+        ({"upscale": Upscale.x2, "detect_size": 512}, "--detect-size does nothing"),
+        ({"gfpgan": 0.8, "min_face": "0.3"}, "--min-face 0.3: .* write 0.3x"),
+    ],
+)
+def test_options_that_cannot_apply_are_usage_errors(options: dict, message: str) -> None:
+    with pytest.raises(SetupError, match=message):
+        recipe_from_options(**options)
+
+
+@pytest.mark.parametrize(
+    ("options", "warning"),
+    [
+        (
+            {"gfpgan": 0.8, "only_center_face": True, "max_faces": 2},
+            "--max-faces is ignored: --only-center-face restores one face",
+        ),
+        (
+            {"gfpgan": 0.8, "tile": 256},
+            "--tile is ignored: there is no upscale to split into tiles",
+        ),
+        (
+            {"upscale": Upscale.x2, "order": Order.restore_first},
+            "--order restore-first is ignored: it orders an upscale and a face restoration",
+        ),
+    ],
+)
+def test_options_that_are_ignored_warn_once(options: dict, warning: str) -> None:
+    warnings: list[str] = []
+    recipe_from_options(**options, warnings=warnings)
+    assert warnings == [warning]
+
+
+def test_options_that_apply_give_no_warning() -> None:
+    warnings: list[str] = []
+    recipe_from_options(
+        upscale=Upscale.x2,
+        upscale_strength=0.5,
+        codeformer=0.5,
+        fidelity=0.3,
+        tile=256,
+        min_face="0.3x",
+        max_faces=2,
+        order=Order.restore_first,
+        warnings=warnings,
+    )
+    assert warnings == []

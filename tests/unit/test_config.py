@@ -49,3 +49,15 @@ def test_bad_config_files_are_setup_errors(tmp_path):
 def test_the_repo_config_points_at_weights():
     repo = Path(__file__).resolve().parents[2]
     assert resolve_weights_dir(config_path=repo / "facefix.toml") == repo / "weights"
+
+
+def test_unknown_keys_are_refused_with_a_suggestion(tmp_path):
+    (tmp_path / "facefix.toml").write_text('weigths_dir = "models"\n')
+    with pytest.raises(SetupError, match="unknown key 'weigths_dir'; did you mean weights_dir"):
+        resolve_weights_dir()
+
+
+def test_recipe_keys_are_refused_saying_where_they_go(tmp_path):
+    (tmp_path / "facefix.toml").write_text('weights_dir = "w"\nupscale = 2\n')
+    with pytest.raises(SetupError, match="unknown key 'upscale'; .*--upscale go on the command"):
+        resolve_weights_dir()
