@@ -227,8 +227,10 @@ def _log(text: str) -> None:
 
     if console.is_terminal():
         print(text, file=sys.stderr)
-    else:
-        print(f"{console.timestamp()} {console.printable(text)}", file=sys.stderr, flush=True)
+    else:  # every line of a log timestamped (a missing-weights error names files one a line)
+        stamp = console.timestamp()
+        for line in text.splitlines():
+            print(f"{stamp} {console.printable(line)}", file=sys.stderr, flush=True)
 
 
 def _finish(

@@ -200,12 +200,22 @@ class _Run:
         """The walk found the first file to do: check the machine and the weights, then start
         loading the networks while the walk goes on."""
         settings = self.settings
-        if settings.dry_run:
-            return
         # Here, not at the top: a run with nothing to do never imports the download machinery.
+        from facefix_cli.weights.download import check_weights, ensure_weights
+
+        if settings.dry_run:  # the same setup checks, touching nothing, loading nothing
+            self.fault = output_fault(job.output, settings.output_dir, dry=True)
+            if self.fault is None and self.executor.fetches_weights_here(settings):
+                check_weights(
+                    self.recipe.required_weights(self.registry),
+                    settings.weights_dir,
+                    offline=settings.offline,
+                    mirrors=settings.mirrors,
+                    progress=self.download_progress,
+                )
+            return
         from facefix_cli.pipeline.preload import NetworkLoad
         from facefix_cli.weights import digests
-        from facefix_cli.weights.download import ensure_weights
 
         self.fault = output_fault(job.output, settings.output_dir)
         if self.fault is not None:  # before any network loads: exit 4 in a second

@@ -173,11 +173,17 @@ def test_missing_weights_offline_exit_2_naming_the_download_command(inputs, tmp_
     empty = tmp_path / "no-weights"
     result = run("fix", inputs, "-U", "2", "--gfpgan", "0.8", "--weights-dir", empty)
     assert result.exit_code == 2
-    message = result.stderr.strip().splitlines()[-1]  # after the run's start line
-    assert len(result.stderr.strip().splitlines()) == 2 and " error: " in message
-    for name in ("RealESRGAN_x2plus.pth", "GFPGANv1.4.pth", "facefix download"):
-        assert name in message
+    lines = result.stderr.strip().splitlines()[1:]  # after the run's start line
+    assert lines[0].endswith(
+        f" error: missing model weights in {empty} (offline, not downloading):"
+    )
+    files = [line.split(" ", 1)[1].strip() for line in lines[1:-1]]
+    assert "RealESRGAN_x2plus.pth" in files and "GFPGANv1.4.pth" in files  # one a line
+    assert " next: copy them there, pass --mirror DIR" in lines[-1]  # works offline
     assert not list(inputs.rglob("*.fixed.png"))
+    # --dry-run checks the weights as a real run's setup does (it said "would do 2")
+    dry = run("fix", inputs, "-U", "2", "--gfpgan", "0.8", "--weights-dir", empty, "--dry-run")
+    assert dry.exit_code == 2 and "missing model weights" in dry.stderr
 
 
 @pytest.mark.parametrize(
@@ -432,7 +438,8 @@ def test_fix_fetches_missing_weights_from_a_mirror_before_working(inputs, tmp_pa
     assert json.loads(result.stdout)["processed"] == 2
     # And with --offline the same missing file is an exit-2 setup error naming the command.
     offline = run("fix", inputs, "-U", "4", "--offline", "--overwrite", "--weights-dir", weights)
-    assert offline.exit_code == 2 and "facefix download realesrgan-x4plus" in offline.stderr
+    assert offline.exit_code == 2 and "RealESRGAN_x4plus.pth" in offline.stderr
+    assert "facefix models --find DIR" in offline.stderr
 
 
 def test_report_into_a_missing_folder_fails_before_any_work(inputs, weights_dir, tmp_path):
@@ -504,8 +511,7 @@ def test_restoration_alone_copies_no_faceless_image_and_remembers_it(inputs, gfp
     again = run(*args)
     assert again.exit_code == 0
     assert (
-        "skipped 2: no face found by an earlier run (use --overwrite to look again)"
-        in again.stderr
+        "skipped 2: no face found by an earlier run (use --overwrite to look again)" in again.stderr
     )
     assert "found 2, to do" not in again.stderr  # nothing to do: no load, no count line
     redo = run(*args, "--overwrite")
