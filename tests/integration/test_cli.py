@@ -125,6 +125,10 @@ def test_no_recursive(inputs, weights_dir):
 def test_dry_run_loads_no_model_and_writes_nothing(inputs, tmp_path):
     empty = tmp_path / "no-weights"
     empty.mkdir()
+    # present (a dry run checks that, as a run's setup does) but never loaded: not checkpoints
+    for name in ("RealESRGAN_x4plus.pth", "GFPGANv1.4.pth", "detection_Resnet50_Final.pth",
+                 "parsing_parsenet.pth"):  # fmt: skip
+        (empty / name).write_bytes(b"not a checkpoint")
     result = run(
         "fix", inputs, "-U", "4", "-G", "0.5", "--dry-run", "--json", "--weights-dir", empty
     )

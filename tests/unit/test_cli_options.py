@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from enum import Enum
 from pathlib import Path
 
 import pytest
@@ -184,3 +186,59 @@ def test_options_that_apply_give_no_warning() -> None:
         warnings=warnings,
     )
     assert warnings == []
+
+
+# -- README and --help say the same (issue #30, finding 10) --------------------------------------
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_rows(heading: str, cells: int) -> list[list[str]]:
+    """The rows of `cells` columns of the tables under `heading` in the README."""
+    text = README.read_text(encoding="utf-8").split(heading, 1)[1]
+    text = re.split(r"\n##", text, maxsplit=1)[0]
+    rows = []
+    for line in text.splitlines():
+        if not line.startswith("|") or line.startswith("|---"):
+            continue
+        row = [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+        if len(row) == cells:
+            rows.append(row)
+    return rows[1:] if rows and rows[0][0] in ("option",) else rows
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, Enum):
+        value = value.value
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def test_the_readme_option_table_names_every_fix_option_with_its_default() -> None:
+    import typer
+
+    from facefix_cli.cli import app
+
+    command = typer.main.get_command(app).commands["fix"]  # type: ignore[attr-defined]
+    rows = readme_rows("### `facefix fix` options", 2)
+    named = " ".join(row[0] for row in rows)
+    mentioned = set(re.findall(r"(?<![\w-])(--?[A-Za-z][\w-]*)", named))
+    options = [p for p in command.params if p.param_type_name == "option"]
+    assert len(options) > 40
+    for param in options:
+        names = [n for n in param.opts + param.secondary_opts]
+        assert any(n in mentioned for n in names if n.startswith("--")), names
+        assert all(n in mentioned for n in names if not n.startswith("--")), names  # -U, -G
+        default = param.default
+        if default in (None, False, True, []) or callable(default):
+            continue
+        row = next(r for r in rows if any(n in r[0] for n in names if n.startswith("--")))
+        assert f"default {_shown(default)}" in row[1], (names, _shown(default), row[1])
+    cli_names = {n for p in options for n in p.opts + p.secondary_opts}
+    assert mentioned - cli_names - {"-h", "--help"} == set()  # no option the CLI lacks
+
+
+def test_the_readme_interplay_table_is_the_code_s() -> None:
+    from facefix_cli.cli.options import INTERPLAY
+
+    rows = readme_rows("### `facefix fix` options", 4)
+    assert [tuple(cell.strip("`") for cell in row) for row in rows] == list(INTERPLAY)
