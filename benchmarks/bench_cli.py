@@ -62,7 +62,7 @@ from facefix_cli.networks.device import resolve_devices  # noqa: E402
 from facefix_cli.ops import align, detect  # noqa: E402
 from facefix_cli.pipeline import image as image_module  # noqa: E402
 from facefix_cli.pipeline.clock import current_clock, record_stages  # noqa: E402
-from facefix_cli.pipeline.pipelined import default_workers  # noqa: E402
+from facefix_cli.pipeline.executors.pipelined import default_workers  # noqa: E402
 from facefix_cli.recipe import Recipe  # noqa: E402
 
 UPSTREAM = ROOT / "benchmarks" / "upstream" / "upstream_loop.py"

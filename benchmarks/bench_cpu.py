@@ -104,7 +104,7 @@ mode, folder, weights = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 if mode == "before":
     import torch  # OpenMP reads its wait policy at load: the default one, as before
     import contextlib
-    import facefix_cli.pipeline.pipelined as pipelined
+    import facefix_cli.pipeline.executors.pipelined as pipelined
     pipelined.torch_threads = lambda count: contextlib.nullcontext()  # torch's own threads
 import facefix_cli.cli  # the CLI's environment (OMP_WAIT_POLICY=PASSIVE unless set)
 import time

@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from facefix_cli.io.read import read_image  # noqa: E402
 from facefix_cli.io.write import encode_png  # noqa: E402
+from facefix_cli.metadata import chunks_from_bytes  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "invokeai"
 
@@ -33,7 +34,7 @@ FIXTURES = ROOT / "tests" / "fixtures" / "invokeai"
 def upscaled_renders(scale: int) -> list[np.ndarray]:
     images = []
     for path in sorted(FIXTURES.glob("0000*.png")):
-        rgb = read_image(path).rgb
+        rgb = read_image(path, chunks_from_bytes).rgb
         height, width = rgb.shape[:2]
         images.append(
             np.clip(cv2.resize(rgb, (width * scale, height * scale), cv2.INTER_CUBIC), 0, 1)

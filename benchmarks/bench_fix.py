@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from checkpoints import build  # noqa: E402
 
 from facefix_cli.io.read import SourceImage  # noqa: E402
+from facefix_cli.networks import detectors  # noqa: E402
 from facefix_cli.networks.cache import Networks  # noqa: E402
 from facefix_cli.networks.load import load_parsenet, load_retinaface, load_spandrel_model  # noqa: E402
 from facefix_cli.ops import align, detect, paste  # noqa: E402
@@ -122,7 +123,7 @@ def main() -> None:
 
         upscaled = np.clip(np.kron(image, np.ones((2, 2, 1), np.float32)), 0, 1)
         upscaled_t = torch.from_numpy(upscaled).permute(2, 0, 1).contiguous().to(device)
-        retina = detect.retinaface_detector(
+        retina = detectors.retinaface_detector(
             load_retinaface(weights / "detection_Resnet50_Final.pth", "resnet50", device)
         )
         row(

@@ -1,9 +1,10 @@
 """facefix.toml and the weights folder: command line, then environment, then facefix.toml, then defaults.
 
-facefix.toml holds where the weights are (`weights_dir`) and nothing else: what a run does is
-said on its command line (a cron line shows it whole). Any other key is a SetupError that
-names the key, suggests the key meant where one is close, and says where recipe options go, so
-a typo never falls back silently to the default folder."""
+facefix.toml holds where the weights are (`weights_dir`) and the output format (`format`,
+`quality`), nothing else: what a run does to pixels is said on its command line (a cron line
+shows it whole). Any other key is a SetupError that names the key, suggests the key meant
+where one is close, and says where recipe options go, so a typo never falls back silently to
+a default."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from platformdirs import user_cache_dir
 from facefix_cli.errors import SetupError
 
 CONFIG_NAME = "facefix.toml"
-KEYS = ("weights_dir",)  # what facefix.toml may hold
+KEYS = ("weights_dir", "format", "quality")  # what facefix.toml may hold
 
 
 def load_config(config_path: Path | None = None) -> tuple[dict, Path | None]:
@@ -56,6 +57,23 @@ def check_keys(table: dict, source: Path) -> None:
             f"{key.replace('_', '-')} go on the command line"
         )
         raise SetupError(f"{source}: unknown key {key!r}; {hint}")
+
+
+def resolve_output_format(
+    cli_format: str | None, cli_quality: int | None, config_path: Path | None = None
+) -> tuple[str, int | None]:
+    """(--format, --quality): the command line's, else facefix.toml's `format` and `quality`,
+    else png and each format's default quality. The values are checked by RunSettings."""
+    config, source = (
+        load_config(config_path) if cli_format is None or cli_quality is None else ({}, None)
+    )
+    output_format = cli_format if cli_format is not None else config.get("format", "png")
+    quality = cli_quality if cli_quality is not None else config.get("quality")
+    if not isinstance(output_format, str):
+        raise SetupError(f'{source}: format must be a string such as "webp"')
+    if quality is not None and (isinstance(quality, bool) or not isinstance(quality, int)):
+        raise SetupError(f"{source}: quality must be a whole number from 1 to 100")
+    return output_format.lower(), quality
 
 
 def default_weights_dir() -> Path:

@@ -118,7 +118,7 @@ def fixed_output_with_faces(
 
     from facefix_cli.io.read import read_image
     from facefix_cli.io.write import encode_png, quantize
-    from facefix_cli.metadata import output_chunks
+    from facefix_cli.metadata import chunks_from_bytes, output_chunks
     from facefix_cli.operations import Operation, RecordedFace, facefix_record
 
     width, height = size
@@ -128,7 +128,7 @@ def fixed_output_with_faces(
         "parameters", f"{prompt}\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: {seed}"
     )
     Image.fromarray(quantize(gradient_image(width, height, seed), 8)).save(original, pnginfo=info)
-    source = read_image(original)
+    source = read_image(original, chunks_from_bytes)
     after = cv2.resize(source.rgb, (width * scale, height * scale), interpolation=cv2.INTER_CUBIC)
     for x0, y0, x1, y1 in boxes:
         after[int(y0) : int(y1), int(x0) : int(x1)] = (

@@ -8,7 +8,7 @@ import os
 # "CPU path"). A value the user set wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from facefix_cli.cli import fix, info, report, weights  # noqa: E402, F401  (each module registers its commands)
+from facefix_cli.cli import fix, info, report, watch, weights  # noqa: E402, F401  (each module registers its commands)
 from facefix_cli.cli.app import app, main  # noqa: E402
 
 __all__ = ["app", "main"]

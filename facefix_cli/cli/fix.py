@@ -65,6 +65,8 @@ def fix(
     mirror: o.MirrorOption = [],  # noqa: B006 - typer's default, never mutated
     max_pixels: o.MaxPixelsOption = DEFAULT_MAX_PIXELS,
     png_level: o.PngLevelOption = DEFAULT_PNG_LEVEL,
+    output_format: o.FormatOption = None,
+    quality: o.QualityOption = None,
     max_time: o.MaxTimeOption = None,
     ray: o.RayOption = False,
     ray_address: o.RayAddressOption = None,
@@ -73,13 +75,14 @@ def fix(
     quiet: o.QuietOption = False,
     verbose: o.VerboseOption = False,
 ) -> None:
-    """Upscale images and restore their faces, writing NAME.fixed.png beside each NAME.png."""
+    """Upscale images and restore their faces, writing NAME.fixed.png beside each NAME.png
+    (or .fixed.webp, .fixed.jpg, .fixed.avif with --format)."""
     from facefix_cli.cli import console
     from facefix_cli.cli.report import report_line, write_report_with_progress
     from facefix_cli.io.stderr import keep_log_apart
 
     keep_log_apart()  # decodes in worker threads redirect fd 2: no log line may go there
-    from facefix_cli.config import resolve_weights_dir
+    from facefix_cli.config import resolve_output_format, resolve_weights_dir
     from facefix_cli.pipeline import FixSummary
     from facefix_cli.pipeline import fix as run_fix
 
@@ -112,6 +115,7 @@ def fix(
         )
         for warning in ignored:
             _log(f"warning: {warning}")
+        chosen_format, chosen_quality = resolve_output_format(output_format, quality, config)
         settings = o.settings_from_options(
             weights_dir=resolve_weights_dir(weights_dir, config),
             device=device,
@@ -128,6 +132,8 @@ def fix(
             threads=threads,
             batch_size=batch_size,
             png_level=png_level,
+            output_format=chosen_format,
+            quality=chosen_quality,
             max_time=max_time,
             ray=ray,
             ray_address=ray_address,

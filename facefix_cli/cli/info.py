@@ -16,7 +16,9 @@ _INFO_CELL_CHARS = 2000  # a table cell stops here; --json shows everything
 @app.command("info")
 def show_info(
     files: list[Path] = typer.Argument(
-        ..., metavar="FILE...", help="Images: PNG (originals or .fixed.png), JPEG or WebP."
+        ...,
+        metavar="FILE...",
+        help="Images: PNG, JPEG, WebP or AVIF (originals or facefix outputs).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the records as a JSON list."),
     raw: bool = typer.Option(

@@ -45,6 +45,14 @@ class Order(StrEnum):
     restore_first = "restore-first"
 
 
+class Format(StrEnum):
+    png = "png"
+    webp = "webp"
+    jpeg = "jpeg"
+    avif = "avif"
+    same = "same"
+
+
 class Upscale(StrEnum):
     none = "1"
     x2 = "2"
@@ -250,7 +258,7 @@ OverwriteOption = Annotated[
     bool,
     typer.Option(
         "--overwrite",
-        help="Redo files whose .fixed.png already exists, and those an earlier run found no "
+        help="Redo files whose output already exists, and those an earlier run found no "
         "face in or set aside.",
     ),
 ]
@@ -259,6 +267,27 @@ RetryFailedOption = Annotated[
     typer.Option(
         "--retry-failed",
         help="Try again the files set aside after failing 3 runs in a row.",
+    ),
+]
+FormatOption = Annotated[
+    Format | None,
+    typer.Option(
+        "--format",
+        help="Output format: png (NAME.fixed.png), webp, jpeg (.fixed.jpg), avif, or same as "
+        "each input; the metadata is kept in each. Default: facefix.toml's format, else png.",
+        show_default=False,
+    ),
+]
+QualityOption = Annotated[
+    int | None,
+    typer.Option(
+        "--quality",
+        min=1,
+        max=100,
+        metavar="1-100",
+        help="Quality of webp/jpeg/avif outputs (default: facefix.toml's quality, else "
+        "webp 90, jpeg 95, avif 80). PNG is lossless.",
+        show_default=False,
     ),
 ]
 DryRunOption = Annotated[
@@ -525,6 +554,8 @@ def settings_from_options(
     threads: int | None = None,
     batch_size: int | None = None,
     png_level: int = DEFAULT_PNG_LEVEL,
+    output_format: str = "png",
+    quality: int | None = None,
     max_time: str | None = None,
     ray: bool = False,
     ray_address: str | None = None,
@@ -548,6 +579,8 @@ def settings_from_options(
         threads=threads,
         batch_size=batch_size,
         png_level=png_level,
+        output_format=output_format,  # type: ignore[arg-type]  # RunSettings.validate checks it
+        quality=quality,
         time_limit=(
             None
             if max_time is None

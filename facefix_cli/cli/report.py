@@ -1,5 +1,5 @@
-"""`facefix report`: an HTML before/after report of existing `.fixed.png` files; and the
-helper `fix --report` uses to write the report of its run."""
+"""`facefix report`: an HTML before/after report of existing outputs (`.fixed.png`, `.fixed.webp`,
+`.fixed.jpg`, `.fixed.avif`); and the helper `fix --report` uses to write the report of its run."""
 
 from __future__ import annotations
 
@@ -49,7 +49,9 @@ def report_line(result: ReportResult) -> str:
 @app.command("report")
 def report_command(
     paths: list[Path] = typer.Argument(
-        ..., metavar="PATH...", help=".fixed.png files, or folders to search for them."
+        ...,
+        metavar="PATH...",
+        help="Outputs (.fixed.png/.webp/.jpg/.avif), or folders to search for them.",
     ),
     output: Path = typer.Option(
         ..., "--output", "-o", metavar="PATH.html", help="The report to write."
@@ -62,7 +64,7 @@ def report_command(
         "(searched by name and SHA-256; repeatable). Default: beside each output.",
     ),
 ) -> None:
-    """Write an HTML before/after report of existing .fixed.png files (and their originals)."""
+    """Write an HTML before/after report of existing outputs (.fixed.png/.webp/.jpg/.avif)."""
     from facefix_cli.cli import console
     from facefix_cli.report.build import check_destination, index_originals, inputs_from_paths
 
@@ -74,7 +76,9 @@ def report_command(
                 inputs.originals = index_originals(originals)
         if not inputs.outputs:
             found = "; ".join(f"{path}: {reason}" for path, reason in inputs.failed)
-            raise ReportError(found or "no .fixed.png files found in the paths given")
+            raise ReportError(
+                found or "no facefix outputs (.fixed.png/.webp/.jpg/.avif) found in the paths given"
+            )
         result = write_report_with_progress(
             output, inputs, None, show_progress=console.is_terminal()
         )

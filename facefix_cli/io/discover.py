@@ -22,7 +22,8 @@ from typing import NamedTuple
 
 from facefix_cli.io import marks
 from facefix_cli.io.formats import EXTENSIONS, HEAD_SIZE, ImageFormat, sniff
-from facefix_cli.io.names import OUTPUT_SUFFIX, display_path, output_name
+from facefix_cli.io.names import display_path, output_name
+from facefix_cli.io.outputs import OUTPUT_SUFFIXES, FormatChoice, OutputFormat
 
 # Spellings of one type: asking for either means both.
 ALIASES: dict[str, tuple[str, ...]] = {"jpg": ("jpg", "jpeg"), "jpeg": ("jpg", "jpeg")}
@@ -32,6 +33,7 @@ ALIASES: dict[str, tuple[str, ...]] = {"jpg": ("jpg", "jpeg"), "jpeg": ("jpg", "
 class Job:
     source: Path
     output: Path
+    format: OutputFormat = OutputFormat.PNG  # the output's
 
 
 @dataclass(frozen=True)
@@ -42,10 +44,15 @@ class Rejected:
     reason: str
 
 
-def output_path_for(source: Path, root: Path | None, output_dir: Path | None) -> Path:
+def output_path_for(
+    source: Path,
+    root: Path | None,
+    output_dir: Path | None,
+    output_format: OutputFormat = OutputFormat.PNG,
+) -> Path:
     """The output beside the source (see `io.names.output_name`), or under output_dir mirroring
     the path below root."""
-    name = output_name(source.name)
+    name = output_name(source.name, output_format.suffix)
     if output_dir is None:
         return source.with_name(name)
     relative = source.parent.relative_to(root) if root is not None else Path()
@@ -81,12 +88,13 @@ class Found(NamedTuple):  # a tuple: one is made per file of the tree, done or n
     # that folder's hidden names as the walk listed them (None: not listed), so the claim sweep
     # need not list it again; one set per folder, shared by its files
     hidden: frozenset[str] | None = None
+    output_format: OutputFormat = OutputFormat.PNG
     failures: int = 0  # runs in a row that failed on it (io.marks), for TODO and REJECTED
 
     @property
     def job(self) -> Job:
         assert self.output is not None
-        return Job(self.source, self.output)
+        return Job(self.source, self.output, self.output_format)
 
 
 DONE_REASON = "output exists (use --overwrite)"
@@ -206,6 +214,7 @@ def scan(
     check_outputs: bool = True,
     skip_faceless: bool = False,
     retry_failed: bool = False,
+    output_format: FormatChoice = "png",
 ) -> Iterator[Found]:
     """What to do with every file under `paths`, in walk order, deciding before paying: a file
     found in a folder whose output exists is DONE from the folder listing alone (its input is
@@ -216,8 +225,10 @@ def scan(
     An input without output whose marks (`io.marks`, from the same listing) say an earlier
     run failed on it `FAIL_LIMIT` times is REMEMBERED (unless `retry_failed`), as is one with
     no face when `skip_faceless` (restoration alone). With `overwrite` or without
-    `check_outputs` no file is DONE or REMEMBERED. ValueError for an extension facefix does
-    not read, before anything is walked."""
+    `check_outputs` no file is DONE or REMEMBERED. A file is done when its output in
+    `output_format` exists (`same`: its own format), so a run in another format redoes it.
+    Outputs of every format are never inputs. ValueError for an extension facefix does not
+    read, before anything is walked."""
     extensions = normalise_extensions(extensions)
     formats = {EXTENSIONS[ext] for ext in extensions}
     look = check_outputs and not overwrite
@@ -250,7 +261,8 @@ def scan(
             return None
         sources.add(real)
         hidden = out_listing.hidden if out_listing is not None else None
-        name = output_name(source_name)
+        fmt = OutputFormat.for_source(output_format, source_name)
+        name = output_name(source_name, fmt.suffix)
         output_path = _child(out_folder, name)
         key = (out_key, name)
         taken = outputs.get(key)
@@ -270,7 +282,7 @@ def scan(
                 )
             if exists:
                 outputs[key] = source
-                return Found(Kind.DONE, source, output_path, DONE_REASON, out_key, hidden)
+                return Found(Kind.DONE, source, output_path, DONE_REASON, out_key, hidden, fmt)
         failed = 0
         if look:  # an input without output: what earlier runs learnt about it
             mine = hidden if hidden is not None else marks.hidden_names(output_path)
@@ -283,7 +295,7 @@ def scan(
                     reason = FACELESS_REASON
                 if reason:
                     outputs[key] = source
-                    return Found(Kind.REMEMBERED, source, output_path, reason, out_key, hidden)
+                    return Found(Kind.REMEMBERED, source, output_path, reason, out_key, hidden, fmt)
         if not sniffed:
             try:
                 if not _has_format(str(source), formats):
@@ -294,12 +306,13 @@ def scan(
                         "not an image of that type (bad signature)",
                         out_key,
                         hidden,
-                        failed,
+                        fmt,
+                        failures=failed,
                     )
             except OSError as exc:
                 return Found(Kind.REJECTED, source, None, f"cannot read: {exc.strerror or exc}")
         outputs[key] = source
-        return Found(Kind.TODO, source, output_path, "", out_key, hidden, failed)
+        return Found(Kind.TODO, source, output_path, "", out_key, hidden, fmt, failures=failed)
 
     for path in paths:
         try:
@@ -337,8 +350,8 @@ def scan(
                 links = listed.links
                 for name in names:
                     lower = name.lower()
-                    if lower.endswith(OUTPUT_SUFFIX):
-                        continue
+                    if lower.endswith(OUTPUT_SUFFIXES):
+                        continue  # an output, of any format
                     if not lower.endswith(suffixes):
                         _, dot, other = lower.rpartition(".")
                         if dot and other in EXTENSIONS:
@@ -368,8 +381,8 @@ def scan(
             yield from pending
             pending.clear()
         elif kind == "file":
-            if path.name.lower().endswith(OUTPUT_SUFFIX):
-                yield Found(Kind.REJECTED, path, None, "is a facefix output (*.fixed.png)")
+            if path.name.lower().endswith(OUTPUT_SUFFIXES):
+                yield Found(Kind.REJECTED, path, None, "is a facefix output (*.fixed.*)")
                 continue
             try:
                 ok = _has_format(str(path), formats)
@@ -398,6 +411,64 @@ def scan(
             yield Found(Kind.REJECTED, path, None, "no such file or folder")
 
 
+def found_alone(
+    source: Path,
+    paths: Sequence[Path],
+    *,
+    extensions: Sequence[str] = ("png",),
+    output_dir: Path | None = None,
+    overwrite: bool = False,
+    recursive: bool = True,
+    output_format: FormatChoice = "png",
+) -> Found | None:
+    """What `scan(paths, ...)` decides about the one file `source`, found under one of `paths`
+    (`facefix watch`: a file that just appeared), without walking: the same output path (with
+    --output-dir too), DONE when that output exists, a signature check. None when the walk
+    would not list it: a hidden name or folder, an output, a type not asked for, a sub-folder
+    without `recursive`, or a place outside `paths`."""
+    extensions = normalise_extensions(extensions)
+    lower = source.name.lower()
+    if (
+        source.name.startswith(".")
+        or lower.endswith(OUTPUT_SUFFIXES)
+        or not lower.endswith(tuple("." + ext for ext in extensions))
+    ):
+        return None
+    where = os.path.abspath(source)
+    for path in paths:
+        root = os.path.abspath(path)
+        if where == root:  # a file named on the command line
+            folder, base = path.parent, output_dir
+            break
+        inside = os.path.relpath(where, root)
+        parts = Path(inside).parts
+        if inside.startswith(os.pardir) or any(p.startswith(".") for p in parts):
+            continue
+        if not recursive and len(parts) > 1:
+            return None
+        roots = _root_names(paths) if output_dir is not None else {}
+        folder = path
+        base = output_dir / roots[path] if path in roots and output_dir is not None else output_dir
+        break
+    else:
+        return None
+    fmt = OutputFormat.for_source(output_format, source.name)
+    output = output_path_for(source, folder, base, fmt)
+    out_key = str(output.parent)
+    if not overwrite:
+        try:
+            if _output_exists(None, output.name, output):
+                return Found(Kind.DONE, source, output, DONE_REASON, out_key, None, fmt)
+        except OSError as exc:
+            return Found(Kind.REJECTED, source, output, f"cannot use output: {exc.strerror}")
+    try:
+        if not has_signature(source, extensions):
+            return Found(Kind.REJECTED, source, None, "not an image of that type (bad signature)")
+    except OSError as exc:
+        return Found(Kind.REJECTED, source, None, f"cannot read: {exc.strerror or exc}")
+    return Found(Kind.TODO, source, output, "", out_key, None, fmt)
+
+
 def _child(folder: Path, name: str) -> Path:
     """`folder / name` for a name from a listing, without parsing it again (pathlib's own
     fast path for `iterdir`, where this Python has it: 10x cheaper per file)."""
@@ -414,6 +485,7 @@ def discover(
     extensions: Sequence[str] = ("png",),
     output_dir: Path | None = None,
     skipped: list[Rejected] | None = None,
+    output_format: FormatChoice = "png",
 ) -> tuple[list[Job], list[Rejected]]:
     """The jobs for every image under `paths`, and the named paths that are not usable inputs.
 
@@ -431,6 +503,7 @@ def discover(
         extensions=extensions,
         output_dir=output_dir,
         check_outputs=False,
+        output_format=output_format,
     ):
         if found.kind is Kind.TODO:
             jobs.append(found.job)

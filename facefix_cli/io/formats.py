@@ -1,6 +1,6 @@
 """The one signature sniffer: which image format a file's first bytes say it is.
 
-Every place that must tell PNG, JPEG and WebP apart (the walk, the reader, the header check,
+Every place that must tell PNG, JPEG, WebP and AVIF apart (the walk, the reader, the header check,
 the metadata containers) asks `sniff`, so a file is never one format to one stage and another
 to the next."""
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-ImageFormat = Literal["PNG", "JPEG", "WebP"]
+ImageFormat = Literal["PNG", "JPEG", "WebP", "AVIF"]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JPEG_SIGNATURE = b"\xff\xd8\xff"
@@ -26,4 +26,6 @@ def sniff(head: bytes) -> ImageFormat | None:
         return "JPEG"
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "WebP"
+    if head[4:8] == b"ftyp" and head[8:12] in (b"avif", b"avis"):
+        return "AVIF"  # facefix writes it (`--format avif`) and `info` reads it; never an input
     return None

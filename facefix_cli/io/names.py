@@ -2,8 +2,10 @@
 
 Output rule (stable across runs, documented in the README): a PNG `a.png` (any case) becomes
 `a.fixed.png`; any other input keeps its extension, `a.jpg` -> `a.jpg.fixed.png`, so `a.png` and
-`a.jpg` in one folder never share an output. Temporary and claim files are hidden names in the
-output's folder that always fit in 255 bytes, however long the output's name is.
+`a.jpg` in one folder never share an output. In another output format only the suffix changes
+(`io.outputs`): `a.png` -> `a.fixed.webp`, `a.jpg` -> `a.jpg.fixed.webp` (`--format same`:
+`a.jpg.fixed.jpg`). Temporary and claim files are hidden names in the output's folder that
+always fit in 255 bytes, however long the output's name is.
 """
 
 from __future__ import annotations
@@ -13,17 +15,19 @@ import os
 import re
 from pathlib import Path
 
-OUTPUT_SUFFIX = ".fixed.png"
+OUTPUT_SUFFIX = ".fixed.png"  # the default format's (`io.outputs` has every format's)
 NAME_MAX = 255  # bytes in one path component on Linux, macOS and NFS
 TEMPORARY_RE = re.compile(r"^\.(?P<stem>.+)\.(?P<pid>\d+)\.tmp$")
 
 
-def output_name(source_name: str) -> str:
-    """`a.png` -> `a.fixed.png`; `a.jpg` -> `a.jpg.fixed.png` (never the same as a PNG's)."""
+def output_name(source_name: str, suffix: str = OUTPUT_SUFFIX) -> str:
+    """`a.png` -> `a.fixed.png`; `a.jpg` -> `a.jpg.fixed.png` (never the same as a PNG's);
+    with another format's `suffix` (`OutputFormat.suffix`): `a.png` -> `a.fixed.webp`,
+    `a.jpg` -> `a.jpg.fixed.webp`."""
     stem, dot, ext = source_name.rpartition(".")
     if dot and ext.lower() == "png":
-        return stem + OUTPUT_SUFFIX
-    return source_name + OUTPUT_SUFFIX
+        return stem + suffix
+    return source_name + suffix
 
 
 def _hidden_stem(output: Path, room: int) -> str:
@@ -31,7 +35,9 @@ def _hidden_stem(output: Path, room: int) -> str:
     name = output.name
     if len(os.fsencode(name)) + room <= NAME_MAX:
         return name
-    return hashlib.sha256(os.fsencode(name)).hexdigest()[:32] + OUTPUT_SUFFIX
+    at = name.lower().rfind(".fixed.")
+    suffix = name[at:] if at >= 0 else OUTPUT_SUFFIX  # the output's own: formats never meet
+    return hashlib.sha256(os.fsencode(name)).hexdigest()[:32] + suffix
 
 
 def temporary_path(output: Path, pid: int | None = None) -> Path:

@@ -1,5 +1,10 @@
 """Read one input image into float arrays, with its raw metadata chunks and digest.
 
+Which chunks a file holds is metadata's business (a PNG's own, or those made from a JPEG's or
+WebP's EXIF and XMP): the caller hands `read_image` the function that finds them
+(`pipeline.file.read_job` passes `metadata.chunks_from_bytes`), so this floor imports nothing
+above it.
+
 Guarantees: every problem with the file is an ImageError with a one-line reason (decoder
 messages included, never printed); an image whose header declares more pixels than the limit is
 refused before any pixel memory is allocated.
@@ -8,6 +13,7 @@ other threads meanwhile must call first)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,10 +24,13 @@ from facefix_cli.errors import AnimatedImage, ImageError, UnsupportedImageError
 from facefix_cli.io.files import read_bytes
 from facefix_cli.io.hashing import sha256_bytes
 from facefix_cli.io.header import DEFAULT_MAX_PIXELS, animation_frames, image_dimensions
+from facefix_cli.io.orientation import orientation, turn_upright, upright
 from facefix_cli.io.pngchunks import Chunk, PngFormatError
 from facefix_cli.io.stderr import decoder_messages
-from facefix_cli.metadata import chunks_from_bytes
-from facefix_cli.metadata.containers.orientation import orientation, turn_upright, upright
+
+# A file's bytes to its metadata chunks; PngFormatError or UnsupportedImageError for bytes that
+# are no image it reads (`metadata.chunks_from_bytes`).
+ChunkReader = Callable[[bytes], list[Chunk]]
 
 
 @dataclass(frozen=True)
@@ -88,14 +97,16 @@ def check_size(data: bytes, max_pixels: int) -> None:
         )
 
 
-def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> SourceImage:
-    """Decode `path`, turned upright by its EXIF Orientation (the chunks then say 1); every
-    problem becomes an ImageError with a one-line reason. Images whose
-    header declares more than `max_pixels` (0: no limit) are refused before decoding, and
-    animations (AnimatedImage) before decoding their first frame."""
+def read_image(
+    path: Path, chunks_of: ChunkReader, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> SourceImage:
+    """Decode `path`, with the metadata chunks `chunks_of` finds in its bytes, turned upright
+    by its EXIF Orientation (the chunks then say 1); every problem becomes an ImageError with a
+    one-line reason. Images whose header declares more than `max_pixels` (0: no limit) are
+    refused before decoding, and animations (AnimatedImage) before decoding their first frame."""
     data = read_bytes(path)
     try:
-        chunks = chunks_from_bytes(data)  # also rejects anything not PNG, JPEG or WebP
+        chunks = chunks_of(data)  # also rejects anything it does not read
     except (PngFormatError, UnsupportedImageError) as exc:
         raise ImageError(str(exc)) from None
     check_size(data, max_pixels)

@@ -33,6 +33,7 @@ from facefix_cli.metadata.carry import (
     XMP_KEY,
     chunks_for_foreign_image,
     chunks_from_bytes,
+    embedded_metadata,
     output_chunks,
 )
 from facefix_cli.metadata.containers.exif import decode_user_comment
@@ -67,6 +68,7 @@ __all__ = [
     "chunks_from_bytes",
     "decode_user_comment",
     "embed_alpha",
+    "embedded_metadata",
     "extend_sd_metadata",
     "find_stealth",
     "stealth_in_pixels",

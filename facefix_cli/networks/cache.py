@@ -14,18 +14,20 @@ from typing import TYPE_CHECKING
 import torch
 
 from facefix_cli.errors import SetupError
+from facefix_cli.networks.detectors import load_detector
 from facefix_cli.networks.device import (
     DTYPES,
-    auto_tile,
     channels_last_parser,
     channels_last_upscaler,
     face_batch,
     face_dtype,
+    upscale_memory_budget,
     upscaler_dtype,
 )
-from facefix_cli.networks.load import load_parsenet, load_retinaface, load_spandrel_model
+from facefix_cli.networks.load import load_parsenet, load_spandrel_model
 from facefix_cli.networks.restorers import FaceRestorer, SpandrelRestorer, load_restorer
-from facefix_cli.ops.detect import FaceDetector, retinaface_detector
+from facefix_cli.ops.detect import FaceDetector
+from facefix_cli.ops.upscale import choose_tile
 from facefix_cli.recipe import Recipe
 from facefix_cli.weights import digests, registry
 
@@ -33,13 +35,25 @@ if TYPE_CHECKING:
     from spandrel import ImageModelDescriptor
 
 
+# MPS reports no free memory to size tiles from: its old fixed default.
+MPS_TILE = 512
+
+
 class Networks:
     """Upscaler, face restorer, face detector and face parser for one recipe on one device."""
 
-    def __init__(self, recipe: Recipe, weights_dir: Path, device: torch.device) -> None:
+    def __init__(
+        self,
+        recipe: Recipe,
+        weights_dir: Path,
+        device: torch.device,
+        table: registry.Registry = registry.REGISTRY,
+    ) -> None:
         self.recipe = recipe
         self.weights_dir = weights_dir
         self.device = device
+        # The run's registry: the files it checked or fetched are the files loaded here.
+        self.registry = table
 
     def load_all(self) -> None:
         """Load the networks every file needs now, so the first file does not pay for them (and
@@ -80,14 +94,14 @@ class Networks:
         return f"{text} ({', '.join(later)} at the first face)" if later else text
 
     def _path(self, name: str) -> Path:
-        return self.weights_dir / registry.get_model(name).file
+        return self.weights_dir / self.registry.get(name).file
 
     @property
     def upscaler_path(self) -> Path:
         """--upscaler's file, else the registry's Real-ESRGAN for --upscale."""
         if self.recipe.upscaler_path is not None:
             return self.recipe.upscaler_path
-        return self._path(registry.upscaler_for_scale(self.recipe.scale).name)
+        return self._path(self.registry.upscaler_for_scale(self.recipe.scale).name)
 
     @cached_property
     def upscaler_fp32(self) -> ImageModelDescriptor:
@@ -163,15 +177,13 @@ class Networks:
     @cached_property
     def restorer_info(self) -> registry.ModelInfo:
         if self.recipe.restore_with == "codeformer":
-            return registry.get_model("codeformer")
-        return registry.get_model(registry.GFPGAN_VERSIONS[self.recipe.gfpgan_version])
+            return self.registry.get("codeformer")
+        return self.registry.get(registry.GFPGAN_VERSIONS[self.recipe.gfpgan_version])
 
     @cached_property
     def detector(self) -> FaceDetector:
-        name = registry.DETECTORS[self.recipe.detector]
-        network = self.recipe.detector.removeprefix("retinaface_")
-        net = load_retinaface(self._path(name), network, self.device)
-        return retinaface_detector(net, threshold=self.recipe.face_threshold)
+        path = self._path(registry.DETECTORS[self.recipe.detector])
+        return load_detector(self.recipe.detector, path, self.device, self.recipe.face_threshold)
 
     @cached_property
     def parser(self) -> torch.nn.Module:
@@ -186,16 +198,20 @@ class Networks:
         return face_batch(self.device)
 
     def tile_for(self, height: int, width: int, batch: int) -> int:
-        """--tile if given, else tiles chosen from the device's free memory for a batch of
-        `batch` images of this size (0 = whole images)."""
+        """The one place that decides the upscaler's tile: --tile if given, else whole images
+        (0) when a batch of `batch` images of this size fits the device's memory budget, else
+        tiles that do (`ops.upscale.choose_tile`); MPS, which reports no free memory: 512."""
         if self.recipe.tile is not None:
             return self.recipe.tile
-        return auto_tile(
-            self.device,
+        budget = upscale_memory_budget(self.device)
+        if budget is None:
+            return MPS_TILE
+        return choose_tile(
             height,
             width,
             scale=self.upscaler.scale,
             batch=batch,
+            budget_bytes=budget,
             element_size=self.upscaler.dtype.itemsize,
         )
 

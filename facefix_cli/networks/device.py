@@ -14,7 +14,6 @@ import torch
 from facefix_cli.errors import SetupError
 from facefix_cli.networks.names import parse_devices
 from facefix_cli.ops.restore import FACE_BATCH
-from facefix_cli.ops.upscale import choose_tile
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -199,19 +198,6 @@ def upscale_memory_budget(device: torch.device) -> int | None:
     if device.type == "cpu":
         return int(min(available_host_memory() * MEMORY_SHARE, CPU_BUDGET_CAP))
     return None
-
-
-def auto_tile(
-    device: torch.device, height: int, width: int, *, scale: int, batch: int, element_size: int
-) -> int:
-    """Tile size for upscaling a batch when --tile is not given: whole images when the batch
-    fits in the device's memory budget, else tiles that do (MPS: 512, its old default)."""
-    budget = upscale_memory_budget(device)
-    if budget is None:
-        return 512
-    return choose_tile(
-        height, width, scale=scale, batch=batch, budget_bytes=budget, element_size=element_size
-    )
 
 
 def make_deterministic() -> None:

@@ -1,5 +1,6 @@
-"""Find faces: boxes, scores and the five landmarks (eyes, nose, mouth corners) of each; find
-them on a smaller copy of big images (`detect_faces`); choose which to restore (`select_faces`).
+"""Find faces: boxes, scores and the five landmarks (eyes, nose, mouth corners) of each, from any
+`FaceDetector` (the detectors themselves are `networks.detectors`'s table); find them on a
+smaller copy of big images (`detect_faces`); choose which to restore (`select_faces`).
 
 Coordinates are image pixels with pixel centres at integers, as in `align` (OpenCV's
 convention). Mapping faces between two sizes of one image (`scale_faces`) follows the resize's
@@ -54,68 +55,6 @@ def faces_from_rows(rows: np.ndarray) -> list[Face]:
         )
         for row in rows
     ]
-
-
-def retinaface_input(images: torch.Tensor) -> torch.Tensor:
-    """Float RGB images (N x 3 x H x W) as RetinaFace was trained on: BGR, 0-255, minus the
-    channel means."""
-    bgr_mean = torch.tensor([104.0, 117.0, 123.0], device=images.device).view(1, 3, 1, 1)
-    return images.float().flip(1) * 255.0 - bgr_mean
-
-
-DETECT_PIXELS = 1 << 22  # pixels per RetinaFace pass: batches of big images go in smaller groups
-
-
-def retinaface_detector(
-    net: torch.nn.Module, threshold: float = CONFIDENCE_THRESHOLD, nms_threshold: float = 0.4
-) -> FaceDetector:
-    """A FaceDetector running facexlib's RetinaFace network at the images' own resolution, on
-    a batch at once.
-
-    Same decoding as facexlib's `detect_faces`, but the images are prepared on the network's
-    device and the anchor priors are computed once per image size: facexlib rebuilds them in
-    a Python loop on every call, which cost more than the network itself on a GPU.
-    """
-    from facexlib.detection.retinaface_utils import PriorBox, decode, decode_landm
-    from torchvision.ops import nms
-
-    device = next(net.parameters()).device
-    variance = net.cfg["variance"]  # type: ignore[index]  # facexlib's RetinaFace config dict
-    priors_by_size: dict[tuple[int, int], torch.Tensor] = {}
-
-    def decode_one(loc, conf, landmarks, priors, box_scale) -> list[Face]:
-        boxes = decode(loc, priors, variance) * box_scale
-        points = decode_landm(landmarks, priors, variance) * box_scale[:2].repeat(5)
-        scores = conf[:, 1]
-        keep = scores > threshold
-        boxes, points, scores = boxes[keep], points[keep], scores[keep]
-        order = scores.argsort(descending=True)
-        boxes, points, scores = boxes[order], points[order], scores[order]
-        keep = nms(boxes.float(), scores.float(), nms_threshold)
-        rows = torch.cat([boxes[keep], scores[keep, None], points[keep]], dim=1)
-        return faces_from_rows(rows.float().cpu().numpy())
-
-    @torch.inference_mode()
-    def detect(images: torch.Tensor) -> list[list[Face]]:
-        count, _, height, width = images.shape
-        if (height, width) not in priors_by_size:
-            priors_by_size[(height, width)] = (
-                PriorBox(net.cfg, image_size=(height, width)).forward().to(device)
-            )
-        priors = priors_by_size[(height, width)]
-        box_scale = torch.tensor([width, height] * 2, dtype=torch.float32, device=device)
-        per_pass = max(1, DETECT_PIXELS // (height * width))
-        found: list[list[Face]] = []
-        for start in range(0, count, per_pass):
-            chunk = images[start : start + per_pass].to(device)
-            loc, conf, landmarks = net(retinaface_input(chunk))
-            found.extend(
-                decode_one(loc[i], conf[i], landmarks[i], priors, box_scale)
-                for i in range(loc.shape[0])
-            )
-        return found
-
-    return detect
 
 
 def scale_faces(faces: list[Face], x_factor: float, y_factor: float) -> list[Face]:

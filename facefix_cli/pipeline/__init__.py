@@ -1,6 +1,7 @@
 """The `fix` job: the run's settings (`RunSettings`; the recipe is `facefix_cli.recipe.Recipe`),
 the per-image work (`fix_image(s)`), the per-file steps every executor calls (`read_job`,
-`write_fixed`, `abandon`, `fix_file`), the executors, and the run around them (`fix`).
+`write_fixed`, `abandon`, `fix_file`), the executors, the `FixSession` that holds the networks
+and fixes lists of jobs, and the two runs around it: `fix` (a batch) and `watch` (a service).
 
 Names are imported on first use: `RunSettings` or `FixSummary` alone must not pull in torch and
 every spandrel architecture (seconds), which the CLI's option checks and error paths need not."""
@@ -31,8 +32,11 @@ _EXPORTS = {
     "Status": "results",
     "StopReason": "results",
     "fix": "run",
+    "FixSession": "session",
     "RunSettings": "settings",
     "TimeLimit": "settings",
+    "WatchSummary": "watch",
+    "watch": "watch",
 }
 
 __all__ = [
@@ -40,6 +44,7 @@ __all__ = [
     "FileResult",
     "FixEvents",
     "FixSummary",
+    "FixSession",
     "FixedImage",
     "OpenFile",
     "RunSettings",
@@ -47,6 +52,7 @@ __all__ = [
     "Status",
     "StopReason",
     "TimeLimit",
+    "WatchSummary",
     "Work",
     "abandon",
     "choose_executor",
@@ -56,6 +62,7 @@ __all__ = [
     "fix_image",
     "fix_images",
     "read_job",
+    "watch",
     "write_fixed",
 ]
 
@@ -90,4 +97,6 @@ if TYPE_CHECKING:
         StopReason,
     )
     from facefix_cli.pipeline.run import fix
+    from facefix_cli.pipeline.session import FixSession
     from facefix_cli.pipeline.settings import RunSettings, TimeLimit
+    from facefix_cli.pipeline.watch import WatchSummary, watch

@@ -47,13 +47,17 @@ from facefix_cli.errors import (
 from facefix_cli.io import claims, marks
 from facefix_cli.io.claims import Claim
 from facefix_cli.io.discover import Job
+from facefix_cli.io.encode import EncodeOptions, OutputPixels
 from facefix_cli.io.environment import ENVIRONMENT_ERRNOS, OUTPUT_TREE_ERRNOS
 from facefix_cli.io.names import display_path
+from facefix_cli.io.outputs import OutputFormat
 from facefix_cli.io.read import SourceImage, read_image
-from facefix_cli.io.write import encode_png, write_atomic
+from facefix_cli.io.write import write_atomic
 from facefix_cli.metadata import (
     Generation,
     StealthPayload,
+    chunks_from_bytes,
+    embedded_metadata,
     output_chunks,
     parse_generation,
     stealth_in_pixels,
@@ -166,10 +170,6 @@ def begin_file(job: Job, settings: RunSettings) -> Claim | FileResult:
     return claim
 
 
-def read_source(job: Job, settings: RunSettings) -> SourceImage:
-    return read_image(job.source, settings.max_pixels)
-
-
 @dataclass
 class OpenFile:
     """A claimed, read and decoded input on its way through an executor."""
@@ -208,18 +208,30 @@ def finish_file(
         result.tool, result.seed = generation.tool, generation.seed
         result.seconds = file.seconds + time.perf_counter() - begun
         return result
+    fmt = job.format
+    notes = []
     with clock.stage("encode"):
         record = facefix_record(fixed.operations, source.path.name, source.sha256)
+        if fmt is not OutputFormat.PNG:  # a PNG's record stays as it always was
+            record["output"], note = output_record(fmt, settings.quality, source.bit_depth)
+            notes += [note] if note else []
         # Resampling destroys settings hidden in the pixels' low bits: carry them as text.
         chunks = output_chunks(source.chunks, fixed.operations, record, stealth=stealth)
-        alpha = stealth_written_back(fixed.alpha, stealth, source.bit_depth)
-        data = encode_png(fixed.rgb, alpha, source.bit_depth, chunks, settings.png_level)
+        if fmt is OutputFormat.PNG:
+            alpha = stealth_written_back(fixed.alpha, stealth, source.bit_depth)
+            pixels = OutputPixels(fixed.rgb, alpha, source.bit_depth)
+            data = fmt.encode(pixels, chunks, EncodeOptions(png_level=settings.png_level))
+        else:  # lossy: low bits do not survive, so no stealth payload goes back in the pixels
+            # JPEG gets here only with an opaque alpha (`read_job` refuses transparency): none
+            alpha = fixed.alpha if fmt.spec.keeps_alpha else None
+            pixels = OutputPixels(fixed.rgb, alpha, source.bit_depth)
+            carried = embedded_metadata(chunks, fmt)
+            data = fmt.encode(pixels, carried, EncodeOptions(quality=settings.quality))
     with clock.stage("write"):
         write_atomic(job.output, data)
     result = FileResult(job.source, job.output, Status.FIXED, faces=fixed.faces)
     result.faces_skipped = fixed.skipped
     result.tool, result.seed = generation.tool, generation.seed
-    notes = []
     if fixed.looked_for_faces and fixed.faces == 0:
         none = "no faces found" if fixed.found == 0 else "no face chosen"
         notes.append(f"{none}; upscaled only" if fixed.upscaled else none)
@@ -228,6 +240,34 @@ def finish_file(
     result.reason = "; ".join(notes)
     result.seconds = file.seconds + time.perf_counter() - begun
     return result
+
+
+def output_record(
+    fmt: OutputFormat, quality: int | None, bit_depth: int
+) -> tuple[dict[str, str | int], str]:
+    """What the record says about a lossy output's encoding, and the note for the file's log
+    line (empty when there is nothing to say): 16-bit pixels are stored as 8-bit."""
+    said: dict[str, str | int] = {"format": fmt.value}
+    encoded_at = fmt.quality(quality)
+    if encoded_at is not None:
+        said["quality"] = encoded_at
+    note = ""
+    if bit_depth not in fmt.spec.bit_depths:
+        said["bit_depth"] = f"{bit_depth} -> 8"
+        note = f"{bit_depth}-bit input stored as 8-bit {fmt.value.upper()}"
+    return said, note
+
+
+def check_alpha_fits(job: Job, source: SourceImage) -> None:
+    """ImageError when the output format cannot keep the input's transparency (JPEG): never
+    dropped silently. A fully opaque alpha channel loses nothing and passes."""
+    if job.format.spec.keeps_alpha or source.alpha is None:
+        return
+    if float(source.alpha.min()) < 1.0 - 0.5 / 65535:
+        raise ImageError(
+            f"has transparency, which {job.format.value.upper()} cannot keep; "
+            "use --format webp, avif or png for it"
+        )
 
 
 def read_job(
@@ -243,9 +283,10 @@ def read_job(
             return begun
         claim = begun
         with clock.stage("decode"):
-            source = read_source(job, settings)
+            source = read_image(job.source, chunks_from_bytes, settings.max_pixels)
             stealth = stealth_in_pixels(source.rgb, source.alpha, source.bit_depth)
             generation = parse_generation(source.chunks, stealth=stealth)
+        check_alpha_fits(job, source)
         if generation.facefix and not settings.overwrite:  # a renamed .fixed.png
             claim.release()
             return FileResult(

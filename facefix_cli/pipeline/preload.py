@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from facefix_cli.pipeline.settings import RunSettings
 from facefix_cli.recipe import Recipe
+from facefix_cli.weights.registry import REGISTRY, Registry
 
 if TYPE_CHECKING:
     import torch
@@ -28,8 +29,10 @@ if TYPE_CHECKING:
 
 
 class NetworkLoad:
-    def __init__(self, recipe: Recipe, settings: RunSettings) -> None:
-        self.recipe, self.settings = recipe, settings
+    def __init__(
+        self, recipe: Recipe, settings: RunSettings, registry: Registry = REGISTRY
+    ) -> None:
+        self.recipe, self.settings, self.registry = recipe, settings, registry
         self.started = time.monotonic()
         self._imported = threading.Event()
         self._stages: list[Networks] = []
@@ -50,7 +53,9 @@ class NetworkLoad:
             from facefix_cli.networks.device import resolve_devices
 
             devices = resolve_devices(self.settings.device)
-            stages = [Networks(self.recipe, self.settings.weights_dir, d) for d in devices]
+            stages = [
+                Networks(self.recipe, self.settings.weights_dir, d, self.registry) for d in devices
+            ]
         except BaseException as exc:  # noqa: BLE001 - raised again where the networks are asked for
             self._errors[-1] = exc
             self._imported.set()
@@ -102,6 +107,16 @@ class NetworkLoad:
         self._loaded[index].wait()
         if index in self._errors:
             raise self._errors[index]
+
+    def wait_all(self) -> None:
+        """Until every device's networks are loaded; raises the first thing a load raised."""
+        self._imported.wait()
+        if -1 in self._errors:
+            raise self._errors[-1]
+        for index, event in enumerate(self._loaded):
+            event.wait()
+            if index in self._errors:
+                raise self._errors[index]
 
     def loaded(self) -> bool:
         return self._imported.is_set() and all(event.is_set() for event in self._loaded)

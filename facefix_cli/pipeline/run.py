@@ -1,6 +1,7 @@
 """`fix`: the batch job. Check the recipe and settings, walk the inputs and plan what to do
-(finished outputs are skipped from the folder listings, unopened), then hand the work to the
-executor the settings choose (`pipeline.executors`) and collect its results.
+(finished outputs are skipped from the folder listings, unopened), then hand the work to a
+`FixSession` (`pipeline.session`: the executor the settings choose, the networks loaded once)
+and collect its results.
 
 Walk first, pay later: torch is imported and networks loaded only once the walk finds a file to
 do; at that moment the machine is checked (`io.environment`: an --output-dir that cannot be
@@ -17,7 +18,6 @@ planning, events and the summary are the same whichever executor runs the files.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import time
@@ -28,9 +28,7 @@ from typing import TYPE_CHECKING, assert_never
 from facefix_cli.errors import EnvironmentFault, Interrupted, SetupError
 from facefix_cli.io import claims, marks
 from facefix_cli.io.discover import Job, Kind, normalise_extensions, scan
-from facefix_cli.io.environment import output_fault
 from facefix_cli.io.names import display_path
-from facefix_cli.pipeline.executors import Executor, Work, choose_executor
 from facefix_cli.pipeline.results import (
     FileResult,
     FixEvents,
@@ -39,14 +37,13 @@ from facefix_cli.pipeline.results import (
     Status,
     StopReason,
 )
+from facefix_cli.pipeline.session import FixSession
 from facefix_cli.pipeline.settings import RunSettings
 from facefix_cli.recipe import Recipe
 from facefix_cli.silent import Silent
 from facefix_cli.weights.registry import REGISTRY, Registry
 
 if TYPE_CHECKING:
-    from facefix_cli.pipeline.preload import NetworkLoad
-    from facefix_cli.weights.digests import WeightsNotice
     from facefix_cli.weights.progress import DownloadProgress
 
 
@@ -87,6 +84,7 @@ def plan(
         overwrite=settings.overwrite,
         skip_faceless=skip_faceless,
         retry_failed=settings.retry_failed,
+        output_format=settings.output_format,
     ):
         match found.kind:
             case Kind.TODO:
@@ -129,12 +127,11 @@ def fix(
     new file, beside `settings.time_limit`."""
     # 1. check the inputs: nothing is touched before the recipe and settings are sound
     started = time.perf_counter()
-    recipe.validate()
-    settings.validate()
-    check_paths(paths)
-    executor = choose_executor(settings)
-    executor.check()
     events = events or Silent()
+    session = FixSession(
+        recipe, settings, events=events, registry=registry, download_progress=download_progress
+    )
+    check_paths(paths)
     summary = FixSummary(
         recipe=tuple(recipe.rows()),
         models=tuple((m.file, m.sha256) for m in recipe.required_weights(registry)),
@@ -154,12 +151,11 @@ def fix(
     events.begun(description)  # the log's first line, before the walk
 
     # 2.-5. the walk, the checks and the load as work is found, then the files
-    run = _Run(paths, recipe, settings, executor, events, summary, registry, download_progress)
+    run = _Run(paths, session, summary)
     try:
         return run.execute(stop_now, description, started)
     finally:
-        if run.preload is not None:
-            run.preload.join()  # torch loading at interpreter exit can abort the process
+        session.close()
 
 
 def check_paths(paths: Sequence[Path]) -> None:
@@ -175,85 +171,34 @@ def check_paths(paths: Sequence[Path]) -> None:
 
 
 class _Run:
-    """One run's state between the walk and the executor: the background load once work is
-    found, or the environment fault that prevents it."""
+    """One run's walk around its session: the session is prepared (machine checked, weights,
+    background load) as the walk finds the first file to do, or the environment fault that
+    prevents it is kept."""
 
-    def __init__(
-        self,
-        paths: Sequence[Path],
-        recipe: Recipe,
-        settings: RunSettings,
-        executor: Executor,
-        events: FixEvents,
-        summary: FixSummary,
-        registry: Registry,
-        download_progress: DownloadProgress | None,
-    ) -> None:
-        self.paths, self.recipe, self.settings = paths, recipe, settings
-        self.executor, self.events, self.summary = executor, events, summary
-        self.registry, self.download_progress = registry, download_progress
-        self.preload: NetworkLoad | None = None
+    def __init__(self, paths: Sequence[Path], session: FixSession, summary: FixSummary) -> None:
+        self.paths, self.session, self.summary = paths, session, summary
         self.fault: str | None = None
-        self.notices: list[WeightsNotice] = []  # said once the run has started
 
     def found_work(self, job: Job) -> None:
         """The walk found the first file to do: check the machine and the weights, then start
         loading the networks while the walk goes on."""
-        settings = self.settings
-        # Here, not at the top: a run with nothing to do never imports the download machinery.
-        from facefix_cli.weights.download import check_weights, ensure_weights
-
-        if settings.dry_run:  # the same setup checks, touching nothing, loading nothing
-            self.fault = output_fault(job.output, settings.output_dir, dry=True)
-            if self.fault is None and self.executor.fetches_weights_here(settings):
-                check_weights(
-                    self.recipe.required_weights(self.registry),
-                    settings.weights_dir,
-                    offline=settings.offline,
-                    mirrors=settings.mirrors,
-                    progress=self.download_progress,
-                )
+        if self.session.settings.dry_run:  # the same checks, touching nothing
+            self.fault = self.session.check(job.output)
             return
-        from facefix_cli.pipeline.preload import NetworkLoad
-        from facefix_cli.weights import digests
-
-        self.fault = output_fault(job.output, settings.output_dir)
-        if self.fault is not None:  # before any network loads: exit 4 in a second
-            return
-        if self.executor.fetches_weights_here(settings):
-            ensure_weights(
-                self.recipe.required_weights(self.registry),
-                settings.weights_dir,
-                offline=settings.offline,
-                mirrors=settings.mirrors,
-                progress=self.download_progress,
-            )
-        if self.executor.name != "ray":  # Ray workers load their own networks
-            self.preload = NetworkLoad(self.recipe, settings).start()
-            self.events.waiting("found files to do: loading the networks while finding the rest")
-        if self.executor.fetches_weights_here(settings):
-            # What the outputs will record: each file's own digest (cached beside it), and one
-            # warning per file that is not the released one. Hashed while the networks load.
-            models, self.notices = digests.compare(
-                self.recipe.required_weights(self.registry),
-                settings.weights_dir,
-                [
-                    p
-                    for p in (self.recipe.upscaler_path, self.recipe.restorer_path)
-                    if p is not None
-                ],
-            )
-            self.summary.models = tuple(models)
+        self.fault = self.session.prepare(job.output)
+        if self.fault is None and self.session.executor.fetches_weights_here(self.session.settings):
+            self.summary.models = self.session.models
 
     def execute(self, stop_now: Callable[[], bool], description: str, started: float) -> FixSummary:
-        paths, recipe, settings, registry = self.paths, self.recipe, self.settings, self.registry
-        executor, events, summary = self.executor, self.events, self.summary
+        session, summary = self.session, self.summary
+        settings, events = session.settings, session.events
         # 2. plan: what is there, what is done already (the first file to do: `found_work`)
         folders: dict[str, frozenset[str] | None] = {}  # where outputs go: the sweep's folders
         failures: dict[Path, tuple[Path, int]] = {}  # for io.marks
+        recipe = session.recipe
         restores_only = not recipe.upscales and recipe.restore_with is not None
         todo, skipped, failed = plan(
-            paths,
+            self.paths,
             settings,
             self.found_work,
             folders,
@@ -291,26 +236,19 @@ class _Run:
             return summary
 
         # 4. the devices (the weights were checked as the walk found the first file)
-        preload = self.preload
-        if preload is not None:
-            preload.wait_imported()  # torch is imported by the load: one thread imports it
-        summary.devices = executor.devices(settings)
+        summary.devices = session.devices()
         announce(summary.devices)
-        for notice in self.notices:
+        for notice in session.notices:
             events.weights_notice(notice)
 
-        # 5. the files, through the executor
-        work = Work(todo, recipe, settings, events, stop_now, registry, preload)
+        # 5. the files, through the session's executor
         done = 0
         attempted = 0  # the file whose fault stopped the run: neither done nor "not started"
         try:
-            # closing: Ctrl-C in this loop stops the executor's threads or workers at once, not at
-            # garbage collection (the traceback keeps the generator alive).
-            with contextlib.closing(executor.run(work)) as results:
-                for result in results:
-                    done += 1
-                    summary.results.append(result)
-                    events.file_finished(result)
+            for result in session.fix(todo, stop_now):
+                done += 1
+                summary.results.append(result)
+                events.file_finished(result)
             if done == len(todo):
                 summary.stopped = None  # the limit passed as the last file finished: nothing left
             elif summary.stopped is None:

@@ -5,7 +5,8 @@ the Ray executor sends both to its workers.
 
 Changing a setting never changes an output's pixels: `workers`, `threads`, `batch_size` (within the
 batch guarantee of `pipeline.image`), `png_level` (lossless at every level) and the executor
-only change how fast outputs appear."""
+only change how fast outputs appear. `output_format` and `quality` are how the pixels are
+stored (`io.outputs`): a lossy format changes the stored pixels, never what was computed."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pathlib import Path
 from facefix_cli.errors import SetupError
 from facefix_cli.io.defaults import DEFAULT_PNG_LEVEL
 from facefix_cli.io.header import DEFAULT_MAX_PIXELS
+from facefix_cli.io.outputs import FORMAT_CHOICES, FormatChoice, OutputFormat, check_quality
 from facefix_cli.networks.names import parse_devices
 
 
@@ -59,6 +61,8 @@ class RunSettings:
     threads: int | None = None
     batch_size: int | None = None  # images per GPU pass; None = from the device and image size
     png_level: int = DEFAULT_PNG_LEVEL  # zlib level of the outputs, 0-9; all lossless
+    output_format: FormatChoice = "png"  # --format: png, webp, jpeg, avif, or same as the input
+    quality: int | None = None  # --quality 1-100 of the lossy formats; None: each one's default
     time_limit: TimeLimit | None = None  # --max-time
     # None: this process. `local`, `auto` or `ray://host:port`: Ray workers (`--ray`).
     ray_address: str | None = None
@@ -75,6 +79,18 @@ class RunSettings:
             raise SetupError("--batch-size must be at least 1")
         if not 0 <= self.png_level <= 9:
             raise SetupError(f"--png-level must be 0 to 9, not {self.png_level}")
+        if self.output_format not in FORMAT_CHOICES:
+            choices = ", ".join(FORMAT_CHOICES)
+            raise SetupError(f"--format must be one of {choices}, not {self.output_format!r}")
+        problem = check_quality(self.quality)
+        if problem:
+            raise SetupError(problem)
+        if self.output_format != "same" and not OutputFormat(self.output_format).available():
+            raise SetupError(
+                f"--format {self.output_format}: this Pillow cannot encode it "
+                f"(PIL.features.check({OutputFormat(self.output_format).spec.pillow_feature!r}) "
+                "is False); install a Pillow wheel built with it, or choose another format"
+            )
         parse_devices(self.device)  # the syntax; whether the devices exist is checked at the run
 
     def rows(self) -> list[tuple[str, str]]:
@@ -86,4 +102,8 @@ class RunSettings:
             rows.append(("overwrite", "yes"))
         if self.retry_failed:
             rows.append(("retry-failed", "yes"))
+        if self.output_format != "png":
+            rows.append(("format", self.output_format))
+            if self.quality is not None:
+                rows.append(("quality", str(self.quality)))
         return rows

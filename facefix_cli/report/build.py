@@ -5,8 +5,9 @@ Everything a card shows comes from the output file (its pixels, its generation m
 last `facefix` record, whose restoration lists each face's box and score) and from the
 original it names, found beside the output, under `--originals` folders (outputs written to
 `--output-dir`), or given by the run. So a report can be built after a
-run (`facefix fix --report`, from the run's results) or any time later from `.fixed.png` files
-(`facefix report`), with the same result. Guarantees: nothing is printed; outputs and originals
+run (`facefix fix --report`, from the run's results) or any time later from the output files of
+any format (`.fixed.png`, `.fixed.webp`, `.fixed.jpg`, `.fixed.avif`: `facefix report`), with
+the same result. Guarantees: nothing is printed; outputs and originals
 are only read; an output that cannot be read becomes a failed entry with a one-line reason
 rather than an exception; the page is written atomically; thumbnails are made on the CPU after
 the run, in a few threads (Pillow releases the GIL while it decodes, resizes and encodes).
@@ -27,8 +28,8 @@ from urllib.parse import quote
 from PIL.Image import DecompressionBombError
 
 from facefix_cli.errors import ImageError, ReportError, first_line
-from facefix_cli.io.discover import OUTPUT_SUFFIX
 from facefix_cli.io.hashing import sha256_bytes, sha256_file
+from facefix_cli.io.outputs import is_output_name, output_suffix_of
 from facefix_cli.io.pngchunks import PngFormatError
 from facefix_cli.io.write import write_atomic
 from facefix_cli.metadata import (
@@ -49,7 +50,8 @@ ReportProgress = Callable[[int, int], None]  # (cards done, cards in all)
 
 @dataclass(frozen=True)
 class OutputEntry:
-    """One `.fixed.png` to show, with its original when the caller knows where it is."""
+    """One output (`.fixed.png`, `.fixed.webp`...) to show, with its original when the caller
+    knows where it is."""
 
     output: Path
     original: Path | None = None  # None: the file the record names, beside the output
@@ -132,14 +134,16 @@ def inputs_from_summary(summary: FixSummary) -> ReportInputs:
 
 
 def inputs_from_paths(paths: Sequence[Path]) -> ReportInputs:
-    """`.fixed.png` files named, or found below the folders named (recursively, sorted)."""
+    """Output files of every format named, or found below the folders named (recursively,
+    sorted)."""
     inputs = ReportInputs()
     for path in paths:
         if path.is_dir():
             found = sorted(
                 p
-                for p in path.rglob("*" + OUTPUT_SUFFIX)
-                if p.is_file()
+                for p in path.rglob("*.fixed.*")
+                if is_output_name(p.name)
+                and p.is_file()
                 and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
             inputs.outputs += [OutputEntry(p) for p in found]
@@ -161,7 +165,7 @@ def index_originals(folders: Sequence[Path]) -> OriginalsIndex:
         for root, dirs, files in os.walk(folder):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             for name in sorted(files):
-                if not name.startswith(".") and not name.endswith(OUTPUT_SUFFIX):
+                if not name.startswith(".") and not is_output_name(name):
                     index.setdefault(name, []).append(Path(root) / name)
     return index
 
@@ -325,7 +329,8 @@ def _card(
             notes.append("the original has changed since it was fixed (SHA-256 differs)")
         before_image = thumbnails.load(original_data)
 
-    stem = f"{index:05d}-{_slug(entry.output.name.removesuffix(OUTPUT_SUFFIX))}"
+    name = entry.output.name
+    stem = f"{index:05d}-{_slug(name.removesuffix(output_suffix_of(name) or ''))}"
     files: set[str] = set()
 
     def save(image, name: str) -> html.Thumb:

@@ -8,9 +8,9 @@ import torch
 from conftest import gradient_image
 from helpers import centred_face_detector, source_image
 
+from facefix_cli.networks import detectors
 from facefix_cli.networks.cache import Networks
 from facefix_cli.networks.load import load_retinaface, load_spandrel_model
-from facefix_cli.ops import detect
 from facefix_cli.ops.upscale import super_resolve_checked
 from facefix_cli.pipeline import fix_image, fix_images
 from facefix_cli.recipe import Recipe
@@ -75,10 +75,10 @@ def test_cuda_detector_input_and_network_match_cpu(tmp_path):
     image = gradient_image(96, 80, seed=5)
     with torch.inference_mode():
         on_cpu = load_retinaface(path, "mobile0.25", CPU)(
-            detect.retinaface_input(batch_of(image, device=CPU))
+            detectors.retinaface_input(batch_of(image, device=CPU))
         )
         on_gpu = load_retinaface(path, "mobile0.25", CUDA)(
-            detect.retinaface_input(batch_of(image, device=CUDA))
+            detectors.retinaface_input(batch_of(image, device=CUDA))
         )
     # Box offsets, class scores and landmark offsets agree; NMS over random near-tied scores
     # may keep different neighbours per device, so whole detections are not compared.

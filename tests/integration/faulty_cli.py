@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 import facefix_cli.io.claims as claims
+import facefix_cli.pipeline.executors.pipelined as pipelined
 import facefix_cli.pipeline.file as file_module
-import facefix_cli.pipeline.pipelined as pipelined
 from facefix_cli.cli import app
 
 kind, _, argument = os.environ.get("FACEFIX_FAULT", "").partition(":")

@@ -490,7 +490,7 @@ def test_report_of_an_output_dir_finds_the_originals_with_originals(inputs, weig
 def test_a_sideways_phone_jpeg_is_fixed_upright(tmp_path, weights_dir):
     """A JPEG stored sideways with EXIF Orientation 6: faces are looked for upright, and the
     output is upright with Orientation 1 (a viewer turning it again would show it sideways)."""
-    from facefix_cli.metadata.containers.orientation import orientation
+    from facefix_cli.io.orientation import orientation
 
     exif = Image.Exif()
     exif[0x0112] = 6

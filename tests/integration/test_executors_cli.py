@@ -83,8 +83,8 @@ def test_threads_bound_torch_during_the_run_and_are_restored_after(
 ):
     import torch
 
-    import facefix_cli.pipeline.pipelined as pipelined
-    import facefix_cli.pipeline.sequential as sequential
+    import facefix_cli.pipeline.executors.pipelined as pipelined
+    import facefix_cli.pipeline.executors.sequential as sequential
 
     seen: list[tuple[str, int]] = []
     real_file, real_batch = sequential.fix_file, pipelined.fix_images

@@ -17,6 +17,7 @@ import pytest
 import torch
 from helpers import TinyParser, TinyRestorer, placed_faces_detector, source_image, with_tiny_faces
 
+from facefix_cli.networks import detectors
 from facefix_cli.networks.cache import Networks
 from facefix_cli.networks.load import load_retinaface
 from facefix_cli.ops import align, detect, paste
@@ -124,17 +125,15 @@ def test_face_threshold_reaches_the_detector(monkeypatch, tmp_path):
     `retinaface_detector(threshold=0.5)` finds, every score above it."""
     from checkpoints import retinaface_state_dict, save_bare
 
-    from facefix_cli.networks import cache
-
     path = save_bare(retinaface_state_dict("mobile0.25", finds_faces=True), tmp_path / "d.pth")
     net = load_retinaface(path, "mobile0.25", CPU)
-    monkeypatch.setattr(cache, "load_retinaface", lambda path, network, device: net)
+    monkeypatch.setattr(detectors, "load_retinaface", lambda path, network, device: net)
     image = torch.from_numpy(source_image(64, 48, seed=4).rgb).permute(2, 0, 1)[None]
     found = {}
     for threshold in (0.3, 0.5):  # random weights score about 0.5
         recipe = Recipe(restore_with="gfpgan", restore_strength=1.0, face_threshold=threshold)
         found[threshold] = Networks(recipe, tmp_path, CPU).detector(image)[0]
-        reference = detect.retinaface_detector(net, threshold)(image)[0]
+        reference = detectors.retinaface_detector(net, threshold)(image)[0]
         assert [f.score for f in found[threshold]] == [f.score for f in reference]
         assert all(face.score > threshold for face in found[threshold])
     assert len(found[0.3]) > len(found[0.5]) > 0  # the threshold made a difference

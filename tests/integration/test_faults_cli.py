@@ -174,7 +174,7 @@ def test_a_crash_in_a_batch_of_the_pipelined_executor_is_that_file_s_alone(
     tmp_path, tiny_upscaler, monkeypatch
 ):
     """A batch that raises is redone one image at a time: only the buggy file crashes."""
-    import facefix_cli.pipeline.pipelined as pipelined
+    import facefix_cli.pipeline.executors.pipelined as pipelined
 
     for name in ("a", "b", "c", "d"):
         make_png(tmp_path / f"{name}.png")
@@ -222,8 +222,8 @@ def inject_environment_fault(fault: str, monkeypatch, tmp_path: Path, executor: 
     """Make every write (or every GPU call) fail the way `fault` does; the extra CLI args."""
     import builtins
 
+    import facefix_cli.pipeline.executors.pipelined as pipelined
     import facefix_cli.pipeline.file as file_module
-    import facefix_cli.pipeline.pipelined as pipelined
 
     if fault == "disk full":
 

@@ -20,7 +20,8 @@ from facefix_cli.cli import app
 from facefix_cli.errors import SetupError
 from facefix_cli.io.discover import discover
 from facefix_cli.io.write import quantize
-from facefix_cli.pipeline import FileResult, RunSettings, Work, fix, fix_file, ray_executor
+from facefix_cli.pipeline import FileResult, RunSettings, Work, fix, fix_file
+from facefix_cli.pipeline.executors import ray as ray_executor
 from facefix_cli.recipe import Recipe
 from facefix_cli.silent import Silent
 

@@ -25,7 +25,7 @@ from facefix_cli.cli import app
 from facefix_cli.io.pngchunks import parse_chunks
 from facefix_cli.io.read import read_image
 from facefix_cli.io.write import quantize
-from facefix_cli.metadata import parse_generation
+from facefix_cli.metadata import chunks_from_bytes, parse_generation
 from facefix_cli.networks.cache import Networks
 from facefix_cli.ops.align import alignment_matrix
 from facefix_cli.ops.paste import inverse_region
@@ -212,8 +212,8 @@ def test_a_gfpgan_file_as_restorer_gives_the_pixels_of_gfpgan(inputs, tmp_path, 
         )
         assert result.exit_code == 0, result.stderr
     assert np.array_equal(
-        read_image(builtin / "portrait.fixed.png").rgb,
-        read_image(custom / "portrait.fixed.png").rgb,
+        read_image(builtin / "portrait.fixed.png", chunks_from_bytes).rgb,
+        read_image(custom / "portrait.fixed.png", chunks_from_bytes).rgb,
     )
     output = custom / "portrait.fixed.png"
     restoration = record_of(output)["operations"][0]

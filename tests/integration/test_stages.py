@@ -17,6 +17,8 @@ from facefix_cli.io import pngchunks
 from facefix_cli.io.discover import discover
 from facefix_cli.io.read import read_image
 from facefix_cli.io.write import encode_png, quantize, write_atomic
+from facefix_cli.metadata import chunks_from_bytes
+from facefix_cli.networks import detectors
 from facefix_cli.networks.load import load_retinaface, load_spandrel_model
 from facefix_cli.ops import align, detect, paste, upscale
 
@@ -92,7 +94,7 @@ def test_read_converts_every_colour_type_to_rgb(tmp_path, mode, expect_alpha):
         Image.fromarray(rgb8).convert("RGBA" if mode in ("RGBA", "LA") else "RGB").convert(mode)
     )
     picture.save(tmp_path / "in.png")
-    source = read_image(tmp_path / "in.png")
+    source = read_image(tmp_path / "in.png", chunks_from_bytes)
     assert source.rgb.shape == (10, 12, 3) and source.rgb.dtype == np.float32
     assert (source.alpha is not None) == expect_alpha
     assert source.bit_depth == 8
@@ -104,7 +106,7 @@ def test_sixteen_bit_round_trip_keeps_sixteen_bits(tmp_path):
     rng = np.random.default_rng(1)
     deep = rng.integers(0, 65536, size=(9, 7, 3), dtype=np.uint16)
     cv2.imwrite(str(tmp_path / "deep.png"), deep[:, :, ::-1])
-    source = read_image(tmp_path / "deep.png")
+    source = read_image(tmp_path / "deep.png", chunks_from_bytes)
     assert source.bit_depth == 16
     data = encode_png(source.rgb, None, 16, [])
     again = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
@@ -134,12 +136,12 @@ def test_read_reports_corrupt_files_with_a_reason(tmp_path, damage, message):
     path = tmp_path / "bad.png"
     path.write_bytes(damage(good))
     with pytest.raises(ImageError, match=message):
-        read_image(path)
+        read_image(path, chunks_from_bytes)
 
 
 def test_read_reports_vanished_file(tmp_path):
     with pytest.raises(ImageError, match="no such file"):
-        read_image(tmp_path / "gone.png")
+        read_image(tmp_path / "gone.png", chunks_from_bytes)
 
 
 def test_encode_carries_chunks_after_ihdr_and_drops_encoder_extras(tmp_path):
@@ -298,10 +300,16 @@ def test_cpu_tiles_follow_available_memory(monkeypatch):
     assert device.available_host_memory() > 0
     monkeypatch.setattr(device, "available_host_memory", lambda: 64 * 2**30)
     assert device.upscale_memory_budget(cpu) == device.CPU_BUDGET_CAP  # "a few GB" at most
-    assert device.auto_tile(cpu, 256, 256, scale=4, batch=1, element_size=4) == 0
-    roomy = device.auto_tile(cpu, 4096, 4096, scale=4, batch=1, element_size=4)
+
+    def tile(side: int) -> int:
+        budget = device.upscale_memory_budget(cpu)
+        assert budget is not None
+        return upscale.choose_tile(side, side, scale=4, batch=1, budget_bytes=budget)
+
+    assert tile(256) == 0
+    roomy = tile(4096)
     monkeypatch.setattr(device, "available_host_memory", lambda: 2**30)
-    tight = device.auto_tile(cpu, 4096, 4096, scale=4, batch=1, element_size=4)
+    tight = tile(4096)
     assert upscale.MIN_TILE <= tight < roomy < 4096
 
 
@@ -339,7 +347,7 @@ def test_real_retinaface_code_runs_on_random_weights(tmp_path, network):
     from checkpoints import retinaface_state_dict, save_bare
 
     path = save_bare(retinaface_state_dict(network, finds_faces=True), tmp_path / "det.pth")
-    detector = detect.retinaface_detector(load_retinaface(path, network, CPU), threshold=0.5)
+    detector = detectors.retinaface_detector(load_retinaface(path, network, CPU), threshold=0.5)
     faces = detector(as_batch(gradient_image(64, 48)))[0]
     for face in faces:
         assert face.landmarks.shape == (5, 2) and face.landmarks.dtype == np.float32
@@ -359,7 +367,7 @@ def test_detector_matches_facexlibs_own_detect_faces(tmp_path):
     net = load_retinaface(path, "resnet50", CPU)
     image = gradient_image(80, 64, seed=4)
     # Two different images in one batch: each gets its own detections.
-    found = detect.retinaface_detector(net, threshold=0.5)(as_batch(image, image[::-1].copy()))
+    found = detectors.retinaface_detector(net, threshold=0.5)(as_batch(image, image[::-1].copy()))
     faces = found[0]
     with torch.no_grad():
         reference = net.detect_faces(image[:, :, ::-1] * 255.0, conf_threshold=0.5)
@@ -377,7 +385,7 @@ def test_detector_matches_facexlibs_own_detect_faces(tmp_path):
 
 def test_suppressed_test_detector_finds_nothing(weights_dir):
     net = load_retinaface(weights_dir / "detection_Resnet50_Final.pth", "resnet50", CPU)
-    assert detect.retinaface_detector(net)(as_batch(gradient_image(64, 64))) == [[]]
+    assert detectors.retinaface_detector(net)(as_batch(gradient_image(64, 64))) == [[]]
 
 
 def face_at(x: float, y: float, scale: float = 1.0, score: float = 0.99) -> detect.Face:

@@ -242,3 +242,10 @@ def test_the_readme_interplay_table_is_the_code_s() -> None:
 
     rows = readme_rows("### `facefix fix` options", 4)
     assert [tuple(cell.strip("`") for cell in row) for row in rows] == list(INTERPLAY)
+
+
+def test_format_and_quality_are_run_settings_not_recipe(tmp_path: Path) -> None:
+    settings = settings_from_options(weights_dir=tmp_path, output_format="webp", quality=70)
+    assert (settings.output_format, settings.quality) == ("webp", 70)
+    assert "format" not in Recipe.__dataclass_fields__
+    assert settings_from_options(weights_dir=tmp_path).output_format == "png"

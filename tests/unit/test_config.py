@@ -59,5 +59,22 @@ def test_unknown_keys_are_refused_with_a_suggestion(tmp_path):
 
 def test_recipe_keys_are_refused_saying_where_they_go(tmp_path):
     (tmp_path / "facefix.toml").write_text('weights_dir = "w"\nupscale = 2\n')
-    with pytest.raises(SetupError, match="unknown key 'upscale'; .*--upscale go on the command"):
+    with pytest.raises(
+        SetupError,
+        match="unknown key 'upscale'; it holds only weights_dir, format, quality; "
+        "options such as --upscale go on the command line",
+    ):
         resolve_weights_dir()
+
+
+def test_output_format_from_the_command_line_then_config(tmp_path):
+    from facefix_cli.config import resolve_output_format
+
+    assert resolve_output_format(None, None) == ("png", None)  # no facefix.toml
+    (tmp_path / "facefix.toml").write_text('format = "WebP"\nquality = 80\n')
+    assert resolve_output_format(None, None) == ("webp", 80)
+    assert resolve_output_format("jpeg", None) == ("jpeg", 80)
+    assert resolve_output_format("avif", 50) == ("avif", 50)
+    (tmp_path / "facefix.toml").write_text('quality = "high"\n')
+    with pytest.raises(SetupError, match="quality must be a whole number"):
+        resolve_output_format(None, None)

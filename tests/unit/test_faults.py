@@ -42,6 +42,7 @@ from facefix_cli.io.names import (
     temporary_path,
 )
 from facefix_cli.io.write import write_atomic
+from facefix_cli.metadata import chunks_from_bytes
 from facefix_cli.pipeline.file import failure_result, read_job
 from facefix_cli.pipeline.results import FileResult, FixSummary, Status, StopReason
 from facefix_cli.pipeline.settings import RunSettings
@@ -130,14 +131,16 @@ def test_a_one_bit_30000_square_png_is_refused_before_decoding(tmp_path, monkeyp
 
     monkeypatch.setattr(read.cv2, "imdecode", never)
     with pytest.raises(ImageError, match="900 megapixels, over the --max-pixels limit of 100"):
-        read.read_image(path)
+        read.read_image(path, chunks_from_bytes)
 
 
 def test_a_header_over_opencvs_own_limit_is_a_file_error_not_a_crash(tmp_path):
     path = tmp_path / "huge.png"
     path.write_bytes(png_header_only(100000, 100000))
     with pytest.raises(ImageError, match="cannot decode"):
-        read.read_image(path, max_pixels=0)  # no limit of ours: OpenCV's cv2.error is caught
+        read.read_image(
+            path, chunks_from_bytes, max_pixels=0
+        )  # no limit of ours: OpenCV's cv2.error is caught
 
 
 def test_libpng_messages_become_the_files_reason(tmp_path, capfd):
@@ -152,7 +155,7 @@ def test_libpng_messages_become_the_files_reason(tmp_path, capfd):
     path = tmp_path / "flipped.png"
     path.write_bytes(bytes(damaged))
     with pytest.raises(ImageError, match="libpng error: IDAT"):
-        read.read_image(path)
+        read.read_image(path, chunks_from_bytes)
     assert "libpng" not in capfd.readouterr().err
 
 

@@ -13,8 +13,8 @@ from facefix_cli.errors import SetupError
 from facefix_cli.io.discover import Job
 from facefix_cli.io.write import quantize
 from facefix_cli.pipeline import RunSettings, Work
+from facefix_cli.pipeline.executors.sequential import run_sequential
 from facefix_cli.pipeline.preload import NetworkLoad
-from facefix_cli.pipeline.sequential import run_sequential
 from facefix_cli.recipe import Recipe
 from facefix_cli.silent import Silent
 

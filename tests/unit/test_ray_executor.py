@@ -15,11 +15,12 @@ from typer.testing import CliRunner
 
 from facefix_cli.cli import app
 from facefix_cli.errors import EXIT_SETUP, SetupError
-from facefix_cli.pipeline import RunSettings, ray_executor
+from facefix_cli.pipeline import RunSettings
+from facefix_cli.pipeline.executors import ray as ray_executor
 from facefix_cli.recipe import Recipe
 from facefix_cli.weights import registry
 
-PACKAGE = Path(ray_executor.__file__).resolve().parents[1]
+PACKAGE = Path(ray_executor.__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(
@@ -75,7 +76,10 @@ def test_a_worker_without_the_weights_names_its_node_and_the_command(tmp_path):
     message = str(raised.value)
     assert f"on Ray node {socket.gethostname()}" in message
     assert "RealESRGAN_x2plus.pth" in message
-    assert f"facefix download realesrgan-x2plus --weights-dir {tmp_path}" in message
+    assert (
+        "--mirror DIR" in message
+        and f"facefix models --find DIR --weights-dir {tmp_path}" in message
+    )
     assert raised.value.exit_code == EXIT_SETUP
     assert worker.networks is None
 
@@ -96,7 +100,8 @@ def test_a_worker_fetches_missing_weights_from_the_mirror(tmp_path, monkeypatch)
     (mirror / model.file).write_bytes(data)
     weights = tmp_path / "weights"
     settings = RunSettings(weights_dir=weights, device="cpu", mirrors=(str(mirror),))
-    offline_settings = dataclasses.replace(settings, offline=True)
+    # offline reads mirror folders only: without one, nothing can be had
+    offline_settings = dataclasses.replace(settings, offline=True, mirrors=())
     offline = ray_executor.FixWorker(Recipe(scale=2), offline_settings, None, table)  # type: ignore[arg-type]
     with pytest.raises(SetupError, match="offline"):
         offline.prepare()
@@ -139,4 +144,4 @@ def test_only_the_ray_executor_imports_ray():
                 names = [node.module]
             if any(name == "ray" or name.startswith("ray.") for name in names):
                 importers.append(path.relative_to(PACKAGE).as_posix())
-    assert importers == ["pipeline/ray_executor.py"]
+    assert importers == ["pipeline/executors/ray.py"]

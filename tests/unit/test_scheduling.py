@@ -20,9 +20,9 @@ from facefix_cli.networks.device import parse_devices, resolve_devices
 from facefix_cli.operations import Operation
 from facefix_cli.pipeline import RunSettings, Work
 from facefix_cli.pipeline.clock import record_stages
+from facefix_cli.pipeline.executors.pipelined import run_pipelined
+from facefix_cli.pipeline.executors.sequential import run_sequential
 from facefix_cli.pipeline.image import FixedImage
-from facefix_cli.pipeline.pipelined import run_pipelined
-from facefix_cli.pipeline.sequential import run_sequential
 from facefix_cli.recipe import Recipe
 from facefix_cli.silent import Silent
 

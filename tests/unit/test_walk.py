@@ -130,6 +130,8 @@ def test_the_walk_names_the_output_folders_that_the_claim_sweep_looks_at(tmp_pat
         for f in found:
             if f.kind in (Kind.TODO, Kind.DONE):
                 assert f.output is not None and f.folder == os.path.dirname(f.output)
+            elif f.kind is Kind.REJECTED and f.output is not None:  # not an image: where its
+                assert f.folder == os.path.dirname(f.output)  # failure mark goes (io.marks)
             else:
                 assert f.folder == ""  # no output: nothing to sweep for it
         folders: dict[str, frozenset[str] | None] = {}
@@ -137,3 +139,43 @@ def test_the_walk_names_the_output_folders_that_the_claim_sweep_looks_at(tmp_pat
         plan([tmp_path / "in"], settings, None, folders)
         # each with the hidden names the walk saw there, so the sweep does not list it again
         assert folders == {str(tmp_path / name): hidden for name, hidden in expected.items()}
+
+
+JPEG = b"\xff\xd8\xff\xe0" + bytes(16)
+
+
+def test_done_means_done_in_the_format_asked_for(tmp_path):
+    """A re-run in the same format skips what it wrote; a run in another format still works
+    (its outputs have other names), and outputs of every format are never inputs."""
+    image(tmp_path / "a.png")
+    image(tmp_path / "b.png")
+    image(tmp_path / "a.fixed.webp")  # written by an earlier `--format webp`
+    image(tmp_path / "b.fixed.png")  # written by an earlier PNG run
+    for output in ("c.fixed.jpg", "d.jpg.fixed.avif", "e.fixed.AVIF", "f.fixed.jpeg"):
+        image(tmp_path / output)  # outputs of any format: never inputs
+    webp = {f.source.name: f for f in scan([tmp_path], extensions=("png",), output_format="webp")}
+    assert set(webp) == {"a.png", "b.png"}
+    assert webp["a.png"].kind is Kind.DONE and webp["a.png"].output == tmp_path / "a.fixed.webp"
+    assert webp["b.png"].kind is Kind.TODO and webp["b.png"].output == tmp_path / "b.fixed.webp"
+    assert webp["b.png"].job.format.value == "webp"
+    png = {f.source.name: f.kind for f in scan([tmp_path], extensions=("png",))}
+    assert png == {"a.png": Kind.TODO, "b.png": Kind.DONE}
+
+
+def test_same_writes_each_output_in_its_inputs_format(tmp_path):
+    image(tmp_path / "a.png")
+    (tmp_path / "b.jpg").write_bytes(JPEG)
+    (tmp_path / "b.jpg.fixed.jpg").write_bytes(JPEG)
+    found = {
+        f.source.name: f for f in scan([tmp_path], extensions=("png", "jpg"), output_format="same")
+    }
+    assert found["a.png"].output == tmp_path / "a.fixed.png"
+    assert found["a.png"].kind is Kind.TODO
+    assert found["b.jpg"].kind is Kind.DONE
+    assert found["b.jpg"].output == tmp_path / "b.jpg.fixed.jpg"
+
+
+def test_an_output_named_on_the_command_line_is_refused(tmp_path):
+    named = image(tmp_path / "x.fixed.webp")
+    (found,) = scan([named], extensions=("png",))
+    assert found.kind is Kind.REJECTED and "facefix output" in found.reason

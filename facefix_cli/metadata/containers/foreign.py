@@ -1,11 +1,15 @@
-"""The metadata of a JPEG or WebP file, as raw bytes: EXIF, XMP, ICC profile and comments.
+"""The metadata of a JPEG, WebP or AVIF file, as raw bytes: EXIF, XMP (with a JPEG's Extended
+XMP), ICC profile and comments.
 
 Segments and RIFF chunks are walked by their lengths, so the cost is linear in the file size and
-a damaged file gives what was found before the damage.
+a damaged file gives what was found before the damage. AVIF (which facefix writes, never reads
+as an input) is read through Pillow's AVIF plugin.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import struct
 from dataclasses import dataclass, field
 
@@ -14,14 +18,17 @@ from facefix_cli.io.formats import sniff
 from facefix_cli.metadata.containers.exif import EXIF_HEADER
 
 _XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
+_EXTENDED_XMP_HEADER = b"http://ns.adobe.com/xmp/extension/\x00"
 _ICC_HEADER = b"ICC_PROFILE\x00"
 
 
 @dataclass
 class ForeignMetadata:
-    format: str  # "JPEG" or "WebP"
+    format: str  # "JPEG", "WebP" or "AVIF"
     exif: bytes | None = None  # the TIFF structure, without the `Exif\0\0` header
     xmp: bytes | None = None
+    # A JPEG's Extended XMP, put together from its segments, when the GUID (its MD5) matches
+    extended_xmp: bytes | None = None
     icc: bytes | None = None
     comments: list[bytes] = field(default_factory=list)
 
@@ -33,12 +40,15 @@ def foreign_metadata(data: bytes) -> ForeignMetadata:
         return _jpeg_metadata(data)
     if kind == "WebP":
         return _webp_metadata(data)
-    raise UnsupportedImageError("not a PNG, JPEG or WebP file")
+    if kind == "AVIF":
+        return _avif_metadata(data)
+    raise UnsupportedImageError("not a PNG, JPEG, WebP or AVIF file")
 
 
 def _jpeg_metadata(data: bytes) -> ForeignMetadata:
     found = ForeignMetadata("JPEG")
     icc_parts: dict[int, bytes] = {}
+    extended: dict[bytes, dict[int, bytes]] = {}  # GUID -> offset -> piece
     pos = 2
     while pos + 4 <= len(data):
         if data[pos] != 0xFF:
@@ -59,12 +69,22 @@ def _jpeg_metadata(data: bytes) -> ForeignMetadata:
             found.exif = segment[len(EXIF_HEADER) :]
         elif marker == 0xE1 and segment.startswith(_XMP_HEADER) and found.xmp is None:
             found.xmp = segment[len(_XMP_HEADER) :]
+        elif marker == 0xE1 and segment.startswith(_EXTENDED_XMP_HEADER):
+            rest = segment[len(_EXTENDED_XMP_HEADER) :]
+            if len(rest) >= 40:
+                (offset,) = struct.unpack(">I", rest[36:40])
+                extended.setdefault(rest[:32], {})[offset] = rest[40:]
         elif marker == 0xE2 and segment.startswith(_ICC_HEADER) and len(segment) > 14:
             icc_parts[segment[12]] = segment[14:]  # sequence number, count, then the data
         elif marker == 0xFE and segment:
             found.comments.append(segment)
     if icc_parts:
         found.icc = b"".join(icc_parts[n] for n in sorted(icc_parts))
+    for guid, pieces in extended.items():
+        whole = b"".join(pieces[offset] for offset in sorted(pieces))
+        if hashlib.md5(whole, usedforsecurity=False).hexdigest().upper().encode() == guid:
+            found.extended_xmp = whole
+            break
     return found
 
 
@@ -82,4 +102,25 @@ def _webp_metadata(data: bytes) -> ForeignMetadata:
             found.xmp = body
         elif fourcc == b"ICCP":
             found.icc = body
+    return found
+
+
+def _avif_metadata(data: bytes) -> ForeignMetadata:
+    from PIL import Image, UnidentifiedImageError
+
+    found = ForeignMetadata("AVIF")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            info = dict(image.info)
+    except (OSError, UnidentifiedImageError, ValueError) as error:
+        raise UnsupportedImageError(f"AVIF not readable by this Pillow ({error})") from None
+    exif = info.get("exif")
+    if isinstance(exif, bytes):
+        found.exif = exif.removeprefix(EXIF_HEADER)
+    xmp = info.get("xmp")
+    if isinstance(xmp, bytes):
+        found.xmp = xmp
+    icc = info.get("icc_profile")
+    if isinstance(icc, bytes) and icc:
+        found.icc = icc
     return found

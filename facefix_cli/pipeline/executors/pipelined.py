@@ -45,11 +45,11 @@ from facefix_cli.networks.device import (
     torch_threads,
 )
 from facefix_cli.pipeline.clock import StageClock, current_clock
-from facefix_cli.pipeline.executors import Work
+from facefix_cli.pipeline.executors.sequential import run_sequential
+from facefix_cli.pipeline.executors.work import Work
 from facefix_cli.pipeline.file import OpenFile, abandon, raise_if_run_ends, read_job, write_fixed
 from facefix_cli.pipeline.image import FixedImage, fix_images
 from facefix_cli.pipeline.results import FileResult, FixEvents
-from facefix_cli.pipeline.sequential import run_sequential
 from facefix_cli.pipeline.threads import default_workers, plan_threads
 from facefix_cli.recipe import Recipe
 

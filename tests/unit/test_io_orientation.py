@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
+from facefix_cli.io.orientation import orientation, turn_upright, upright
 from facefix_cli.io.read import read_image
-from facefix_cli.metadata.containers.orientation import orientation, turn_upright, upright
+from facefix_cli.metadata import chunks_from_bytes
 
 
 def exif_with(value: int, order: str = "<") -> bytes:
@@ -57,7 +58,7 @@ def test_a_sideways_png_is_read_upright_with_its_exif_saying_so(tmp_path):
     pixels = pattern(6, 10)
     path = tmp_path / "phone.png"
     Image.fromarray(pixels).save(path, exif=b"Exif\x00\x00" + exif_with(6))
-    source = read_image(path)
+    source = read_image(path, chunks_from_bytes)
     expected = np.asarray(ImageOps.exif_transpose(Image.open(path)))
     assert source.size == (6, 10)  # width and height swapped
     assert np.array_equal(np.rint(source.rgb * 255).astype(np.uint8), expected)
@@ -69,6 +70,6 @@ def test_an_upright_image_is_left_as_it_is(tmp_path):
     pixels = pattern(6, 10)
     path = tmp_path / "still.png"
     Image.fromarray(pixels).save(path, exif=b"Exif\x00\x00" + exif_with(1))
-    source = read_image(path)
+    source = read_image(path, chunks_from_bytes)
     assert source.size == (10, 6)
     assert np.array_equal(np.rint(source.rgb * 255).astype(np.uint8), pixels)

@@ -9,7 +9,7 @@ from collections.abc import Generator
 from facefix_cli.networks.cache import Networks
 from facefix_cli.networks.device import make_deterministic, resolve_devices, torch_threads
 from facefix_cli.pipeline.clock import current_clock
-from facefix_cli.pipeline.executors import Work
+from facefix_cli.pipeline.executors.work import Work
 from facefix_cli.pipeline.file import fix_file
 from facefix_cli.pipeline.results import FileResult
 from facefix_cli.pipeline.threads import default_threads

@@ -7,67 +7,23 @@ when a file starts and asking `work.should_stop()` before starting each new file
 goes through the per-file steps of `pipeline.file`, whatever the executor, so results, claims
 and output bytes do not depend on the choice. An `EnvironmentFault` ends the iteration.
 
-A new executor is one module with a `run(work)` generator and one row in `EXECUTORS`."""
+A new executor is one module of this package with a `run(work)` generator and one row in
+`EXECUTORS`. What the run needs to know about an executor is a field of `Executor` (a
+capability), never its name. This module imports no executor module: each is imported when
+its `run` is called, so choosing one costs nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from facefix_cli.io.discover import Job
 from facefix_cli.networks.names import parse_devices
-from facefix_cli.pipeline.results import FileResult, FixEvents
+from facefix_cli.pipeline.executors.work import Work
+from facefix_cli.pipeline.results import FileResult
 from facefix_cli.pipeline.settings import RunSettings
 from facefix_cli.pipeline.threads import plan_threads
-from facefix_cli.recipe import Recipe
-from facefix_cli.weights.registry import REGISTRY, Registry
 
-if TYPE_CHECKING:
-    import torch
-
-    from facefix_cli.networks.cache import Networks
-    from facefix_cli.pipeline.preload import NetworkLoad
-
-
-@dataclass(frozen=True)
-class Work:
-    """What every executor is handed."""
-
-    jobs: Sequence[Job]
-    recipe: Recipe
-    settings: RunSettings
-    events: FixEvents
-    should_stop: Callable[[], bool]
-    registry: Registry = REGISTRY  # the weight files the recipe's networks come from
-    # The networks already loading in the background (the run started them as the walk found
-    # the first file); None: each executor loads its own.
-    preload: NetworkLoad | None = None
-
-    def networks(self, device: torch.device) -> Networks:
-        """The networks this work needs on `device`: the ones loading in the background, or
-        new ones, not loaded yet."""
-        from facefix_cli.networks.cache import Networks
-
-        if self.preload is not None and (loading := self.preload.networks(device)) is not None:
-            return loading
-        return Networks(self.recipe, self.settings.weights_dir, device)
-
-    def load(self, networks: Networks) -> None:
-        """Load `networks` (from `networks()`), or wait for their background load to end."""
-        if self.preload is not None and self.preload.owns(networks):
-            self.preload.wait(networks)
-        else:
-            networks.load_all()
-
-    def loading_text(self, networks: Networks) -> str | None:
-        """What waiting for `load(networks)` is waiting for, or None if they are loaded."""
-        if self.preload is not None and self.preload.owns(networks):
-            if self.preload.loaded():
-                return None
-            return self.preload.waiting_text(networks.loading_text())
-        return networks.loading_text()
-
+__all__ = ["EXECUTORS", "Executor", "Run", "Work", "choose_executor"]
 
 Run = Callable[[Work], Generator[FileResult, None, None]]
 
@@ -84,6 +40,9 @@ class Executor:
     fetches_weights_here: Callable[[RunSettings], bool]
     # SetupError for what the executor lacks (the Ray extra), before any file is touched.
     check: Callable[[], None] = lambda: None
+    # Whether its networks run in this process, so the run starts loading them in the
+    # background as soon as the walk finds a file (`Work.preload`); Ray workers load their own.
+    loads_networks_here: bool = True
 
 
 def _local_devices(settings: RunSettings) -> str:
@@ -93,25 +52,25 @@ def _local_devices(settings: RunSettings) -> str:
 
 
 def _sequential(work: Work) -> Generator[FileResult, None, None]:
-    from facefix_cli.pipeline.sequential import run
+    from facefix_cli.pipeline.executors.sequential import run
 
     return run(work)
 
 
 def _pipelined(work: Work) -> Generator[FileResult, None, None]:
-    from facefix_cli.pipeline.pipelined import run
+    from facefix_cli.pipeline.executors.pipelined import run
 
     return run(work)
 
 
 def _ray(work: Work) -> Generator[FileResult, None, None]:
-    from facefix_cli.pipeline.ray_executor import run
+    from facefix_cli.pipeline.executors.ray import run
 
     return run(work)
 
 
 def _ray_check() -> None:
-    from facefix_cli.pipeline.ray_executor import require_ray
+    from facefix_cli.pipeline.executors.ray import require_ray
 
     require_ray()
 
@@ -129,6 +88,7 @@ EXECUTORS: dict[str, Executor] = {
         # This machine is the only node of a local cluster: fetch its weights here.
         lambda s: s.ray_address == "local",
         _ray_check,
+        loads_networks_here=False,
     ),
 }
 

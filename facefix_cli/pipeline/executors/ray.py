@@ -57,7 +57,7 @@ from typing import Any
 from facefix_cli.errors import FacefixError, SetupError, first_line
 from facefix_cli.io.discover import Job
 from facefix_cli.networks.cache import Networks
-from facefix_cli.pipeline.executors import Work
+from facefix_cli.pipeline.executors.work import Work
 from facefix_cli.pipeline.file import fix_file
 from facefix_cli.pipeline.results import FileResult, FixEvents, Status
 from facefix_cli.pipeline.settings import RunSettings
@@ -217,7 +217,7 @@ class FixWorker:
                 )
                 device = resolve_device(settings.device)
                 make_deterministic()
-                networks = Networks(self.recipe, settings.weights_dir, device)
+                networks = Networks(self.recipe, settings.weights_dir, device, self.registry)
                 networks.load_all()  # here, so the first file is not the slow one
             except FacefixError as exc:
                 # A plain SetupError: it pickles back to the driver with its message.
@@ -305,7 +305,7 @@ def _drive(
             if job not in attempts:
                 events.file_started(job)
             attempts[job] = attempts.get(job, 0) + 1
-            remote_job = Job(job.source.absolute(), job.output.absolute())
+            remote_job = Job(job.source.absolute(), job.output.absolute(), job.format)
             in_flight[actor.fix.remote(remote_job)] = (actor, job)
             load[id(actor)] += 1
         if not in_flight and (stopping or not queue):
