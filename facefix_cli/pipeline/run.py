@@ -195,14 +195,12 @@ class _Run:
         # 2. plan: what is there, what is done already (the first file to do: `found_work`)
         folders: dict[str, frozenset[str] | None] = {}  # where outputs go: the sweep's folders
         failures: dict[Path, tuple[Path, int]] = {}  # for io.marks
-        recipe = session.recipe
-        restores_only = not recipe.upscales and recipe.restore_with is not None
         todo, skipped, failed = plan(
             self.paths,
             settings,
             self.found_work,
             folders,
-            skip_faceless=restores_only,
+            skip_faceless=session.recipe.restores_only,
             failures=failures,
         )
         summary.results.extend(failed + skipped)
