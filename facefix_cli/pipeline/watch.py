@@ -4,9 +4,10 @@ then fix every new or replaced image under the folders as soon as it is complete
 A thin loop around three parts that each do one thing: a watcher (`io.watcher`: kernel events
 through watchdog, or a walk every `poll` seconds) says which files appeared or changed; the
 `Settler` (`io.settle`) says which of them are complete (renamed in or closed after writing and
-whole, or unchanged for `settle` seconds and whole); the session fixes those, through the same
-executor, per-file steps and claims as `fix`, so a `fix` from cron beside a watch (or two
-watches sharing NFS) does each file once, and the outputs are the same bytes.
+whole, or unchanged for `settle` seconds and whole; polling, whole and unchanged over a second
+look `LOOK_AGAIN` later); the session fixes those, through the same executor, per-file steps
+and claims as `fix`, so a `fix` from cron beside a watch (or two watches sharing NFS) does each
+file once, and the outputs are the same bytes.
 
 Guarantees:
 - Setup problems (bad options, missing or broken weights, a missing device, a folder that is not
@@ -56,6 +57,8 @@ from facefix_cli.weights.registry import REGISTRY, Registry
 # Seconds between walks when kernel watches cannot be had and no --poll was given: a walk over
 # 20,000 done files costs ~0.3 s of CPU, so ~3 % of one core at this interval.
 FALLBACK_POLL = 10.0
+# Seconds between the two looks at a whole file that a walk found (polling), before taking it.
+LOOK_AGAIN = 0.25
 # Longest wait without looking at `should_stop` (library callers; a signal wakes it at once).
 STOP_CHECK = 1.0
 
@@ -163,7 +166,10 @@ def watch(
             events.weights_notice(notice)
         # 2. watch first, then walk: nothing written during the backlog goes unseen
         watcher, summary.how = _start_watcher(paths, settings, poll, events)
-        loop = _Loop(paths, session, summary, Settler(settle), events, stop)
+        # Polling sees no renames or closes: a whole file unchanged over a short second look
+        look_again = None if summary.how == "kernel events" else min(settle, LOOK_AGAIN)
+        settler = Settler(settle, look_again=look_again)
+        loop = _Loop(paths, session, summary, settler, events, stop)
         loop.backlog(description)
         events.watching(summary.how)
         # 3. the files as they become complete
@@ -283,6 +289,8 @@ class _Loop:
             self.events.started(self.seen)
             if found.kind is Kind.TODO:
                 jobs.append(found.job)
+            elif found.kind is Kind.NOT_FOLLOWED:  # another user's link: skipped, said once
+                self.report(FileResult(found.source, None, Status.SKIPPED, found.reason))
             else:  # the walk's own rejection, once
                 self.report(FileResult(found.source, found.output, Status.FAILED, found.reason))
         if jobs:
