@@ -7,6 +7,7 @@ Exit codes (the README's table lists the same):
 3 at least one file crashed facefix (a bug: the file's line names the exception);
 4 an environment fault (disk full, read-only or vanished output folder, GPU gone) stopped the run;
 130 interrupted by Ctrl-C (SIGINT); 143 terminated by SIGTERM or SIGHUP.
+`watch` is a service: a signal is its normal end, so it exits 0 then (`pipeline.watch`).
 """
 
 from __future__ import annotations
@@ -72,11 +73,12 @@ class AnimatedImage(ImageError):
     (a folder of animations must not fail every cron run)."""
 
 
-class PngFormatError(ValueError):
+# Under the one root as per-file errors; still ValueErrors, as parsers of bytes raise.
+class PngFormatError(ImageError, ValueError):
     """The bytes are not a well-formed PNG; the message says what is wrong."""
 
 
-class UnsupportedImageError(ValueError):
+class UnsupportedImageError(ImageError, ValueError):
     """The bytes are not a PNG, JPEG or WebP file."""
 
 

@@ -100,7 +100,7 @@ class Operation:
         return self.found - (self.faces or 0) if self.found is not None else 0
 
     def face_choices(self) -> list[str]:
-        """The recorded face choices in words, e.g. `min face 64 px`, `2 skipped of 5 found`."""
+        """The recorded face choices in words, e.g. `min face 64 px`, `max faces 2`."""
         words = []
         if self.face_threshold is not None:
             words.append(f"face threshold {self.face_threshold:g}")
@@ -112,9 +112,42 @@ class Operation:
             words.append(f"max faces {self.max_faces}")
         if self.detect_size is not None:
             words.append(f"detect size {self.detect_size or 'full'}")
+        return words
+
+    def face_counts(self) -> list[str]:
+        """A restoration's faces in words: `2 faces restored`, `1 face restored, 2 skipped of 3
+        found`, `no face found`; nothing for an upscale."""
+        if self.type not in RESTORATIONS or self.faces is None:
+            return []
+        if self.faces == 0 and not self.found:
+            return ["no face found"]
+        words = [f"{self.faces} face{'s' if self.faces != 1 else ''} restored"]
         if self.found is not None:
             words.append(f"{self.skipped} skipped of {self.found} found")
         return words
+
+    def describe(self, counts: bool = True) -> str:
+        """The one rendering of an operation, for `facefix info` and the report:
+        `upscale x2: strength 0.75 (RealESRGAN_x2plus.pth)`, `gfpgan 1.4: strength 0.8,
+        2 faces restored (GFPGANv1.4.pth)`. Without `counts`, what the operation was asked to
+        do and nothing of what it found: the same for every image of one run's recipe."""
+        name: str = self.type
+        if self.type == "esrgan" and self.scale:
+            name = f"upscale x{self.scale}"
+        elif self.version:
+            name += f" {self.version}"
+        settings = [f"strength {self.strength:g}"]
+        if self.fidelity is not None:
+            settings.append(f"fidelity {self.fidelity:g}")
+        if self.architecture is not None:  # a --restorer model
+            settings.append(f"{self.architecture} {self.size} px")
+        if self.precision is not None:
+            settings.append(self.precision)
+        settings.extend(self.face_choices())
+        if counts:
+            settings.extend(self.face_counts())
+        model = f" ({self.model})" if self.model else ""
+        return f"{name}: {', '.join(settings)}{model}"
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object of facefix's record: every field that is set."""
@@ -137,11 +170,19 @@ class Operation:
 
 
 def facefix_record(
-    operations: list[Operation], source_name: str, source_sha256: str
+    operations: list[Operation],
+    source_name: str,
+    source_sha256: str,
+    source_path: str | None = None,
 ) -> dict[str, Any]:
-    """The JSON facefix writes into every output: what it did, with which files, to what."""
+    """The JSON facefix writes into every output: what it did, with which files, to what.
+    `source_path`: where the original was, relative to the output's folder, for an output
+    not written beside it (`--output-dir`), so a report finds it later; left out otherwise."""
+    source = {"file": source_name, "sha256": source_sha256}
+    if source_path is not None:
+        source["path"] = source_path
     return {
         "facefix_version": __version__,
         "operations": [operation.to_json() for operation in operations],
-        "source": {"file": source_name, "sha256": source_sha256},
+        "source": source,
     }

@@ -153,10 +153,6 @@ class Recipe:
             rows.append(("order", self.order))
         return rows
 
-    def describe(self) -> str:
-        """`rows()` in one line, for the log's run-start line."""
-        return ", ".join(f"{label} {value}" for label, value in self.rows())
-
     def required_weights(
         self, table: registry.Registry = registry.REGISTRY
     ) -> list[registry.ModelInfo]:

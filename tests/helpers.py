@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -107,9 +109,11 @@ def fixed_output_with_faces(
     size: tuple[int, int] = (40, 32),
     scale: int = 2,
     seed: int = 5,
+    output_dir: Path | None = None,
 ) -> Path:
     """An original `name.png` (A1111 metadata) and its `name.fixed.png` written as `fix_file`
-    writes one, with a restoration record listing `boxes` (in output pixels) as its faces.
+    writes one (into `output_dir` if given, recording where the original is, as `--output-dir`
+    does), with a restoration record listing `boxes` (in output pixels) as its faces.
     The "restored" pixels are the bicubic upscale brightened inside each box, so before and
     after differ exactly where the faces are; no network is run."""
     import cv2
@@ -145,9 +149,51 @@ def fixed_output_with_faces(
             detections=tuple(RecordedFace.rounded(box, 0.99) for box in boxes),
         ),
     ]
-    record = facefix_record(operations, original.name, source.sha256)
-    output = folder / f"{name}.fixed.png"
+    output = (output_dir or folder) / f"{name}.fixed.png"
+    relative = None
+    if output_dir is not None:
+        relative = Path(os.path.relpath(original, output_dir)).as_posix()
+    record = facefix_record(operations, original.name, source.sha256, relative)
     output.write_bytes(
         encode_png(np.clip(after, 0, 1), None, 8, output_chunks(source.chunks, operations, record))
     )
     return output
+
+
+def discover(
+    paths: Sequence[Path],
+    *,
+    recursive: bool = True,
+    extensions: Sequence[str] = ("png",),
+    output_dir: Path | None = None,
+    skipped: list[Any] | None = None,
+    output_format: Any = "png",
+) -> tuple[list[Any], list[Any]]:
+    """The jobs for every image under `paths`, and the named paths that are not usable inputs
+    (`io.discover.scan` without the skip rules: what the tests of the walk and the stages want).
+
+    Folders yield files by extension (case-insensitive) whose signature matches; a file named
+    explicitly is rejected with a reason if it is missing or not an image of the accepted kinds.
+    Each source appears once, even when named twice. Extensions have aliases (`jpg` means
+    `.jpeg` too). Files found in folders that are images of a type not asked for are appended
+    to `skipped` (when given), so the run can count and report them. Outputs are not looked
+    at (`scan` decides what is done already)."""
+    from facefix_cli.io.discover import Job, Kind, Rejected, scan
+
+    jobs: list[Job] = []
+    rejected: list[Rejected] = []
+    for found in scan(
+        paths,
+        recursive=recursive,
+        extensions=extensions,
+        output_dir=output_dir,
+        check_outputs=False,
+        output_format=output_format,
+    ):
+        if found.kind is Kind.TODO:
+            jobs.append(found.job)
+        elif found.kind is Kind.REJECTED:
+            rejected.append(Rejected(found.source, found.reason))
+        elif found.kind is Kind.OTHER_TYPE and skipped is not None:
+            skipped.append(Rejected(found.source, found.reason))
+    return jobs, rejected

@@ -17,8 +17,9 @@ _INFO_CELL_CHARS = 2000  # a table cell stops here; --json shows everything
 def show_info(
     files: list[Path] = typer.Argument(
         ...,
-        metavar="FILE...",
-        help="Images: PNG, JPEG, WebP or AVIF (originals or facefix outputs).",
+        metavar="PATH...",
+        help="Images: PNG, JPEG, WebP or AVIF (originals or facefix outputs); a folder: the "
+        "images below it.",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the records as a JSON list."),
     raw: bool = typer.Option(
@@ -55,7 +56,7 @@ def _print_info(console, result, raw: bool) -> None:
 
     from facefix_cli.cli.console.info import chunk_rows, record_rows
 
-    rows = record_rows(result.record)
+    rows = record_rows(result.record, result.pixels)
     if not result.record.has_generation_metadata and not result.record.problems:
         console.print(Text(f"{result.path}: no generation metadata"), soft_wrap=True)
     if rows:

@@ -40,10 +40,17 @@ def write_report_with_progress(
 
 
 def report_line(result: ReportResult) -> str:
+    """The one line that says where the report is and what it holds; with the outputs shown
+    without their originals, why (the page says so on each card)."""
+    images = f"{result.images} image{'s' if result.images != 1 else ''}"
     failed = f", {result.failed} failed" if result.failed else ""
-    return (
-        f"report: {result.path} ({result.images} images{failed}; thumbnails in {result.thumbnails})"
-    )
+    missing = ""
+    if result.without_original:
+        missing = (
+            f"; {result.without_original} without the original (not beside the output nor "
+            "where its record says; give --originals DIR)"
+        )
+    return f"report: {result.path} ({images}{failed}; thumbnails in {result.thumbnails}){missing}"
 
 
 @app.command("report")

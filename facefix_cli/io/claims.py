@@ -31,7 +31,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from facefix_cli.io.names import TEMPORARY_RE, claim_path, temporary_path
+from facefix_cli.io import safefs
+from facefix_cli.io.names import TEMPORARY_RE, claim_path, hidden_stem
 
 STALE_AFTER = 30 * 60.0  # seconds without a heartbeat before another host's claim is stale
 HEARTBEAT_EVERY = 60.0  # well under STALE_AFTER: a few missed beats (a stalled NFS) are harmless
@@ -46,14 +47,14 @@ class Claim:
 
     def heartbeat(self) -> None:
         """Show the claim's owner is alive; harmless if the claim has gone."""
-        with contextlib.suppress(OSError):
-            os.utime(self.path)
+        with contextlib.suppress(OSError, NotImplementedError):
+            os.utime(self.path, follow_symlinks=False)  # a link planted there is not ours
 
     def release(self) -> None:
         """Remove the claim, unless another run took it over meanwhile."""
         KEEPER.discard(self)
         try:
-            ours = _parse(self.path.read_bytes()).get("token") == self.token
+            ours = _parse(_read_claim(self.path)).get("token") == self.token
         except OSError:
             return
         if ours:
@@ -174,10 +175,15 @@ def is_stale(path: Path, *, stale_after: float = STALE_AFTER, now: float | None 
 def _stale_content(path: Path, stale_after: float, now: float | None = None) -> bytes | None:
     """The bytes of the claim at `path` if it is stale, else None."""
     try:
-        age = (time.time() if now is None else now) - path.stat().st_mtime
-        content = path.read_bytes()
+        age = (time.time() if now is None else now) - os.lstat(path).st_mtime
     except FileNotFoundError:
         return None
+    try:
+        content = _read_claim(path)
+    except FileNotFoundError:
+        return None
+    except OSError:  # a link or a folder planted at the claim's name: judged by age alone
+        content = b""
     if age > stale_after:
         return content
     owner = _parse(content)
@@ -187,6 +193,27 @@ def _stale_content(path: Path, stale_after: float, now: float | None = None) -> 
     if pid == os.getpid() and not isinstance(owner.get("start"), int):
         return None  # an old-format claim naming this pid: it may be this process's own
     return None if owner_alive(owner) else content
+
+
+def _read_claim(path: Path) -> bytes:
+    """A claim's bytes, never through a link (another user may plant one at its name)."""
+    fd = os.open(path, safefs.READ_FLAGS | safefs.O_NOFOLLOW)  # non-blocking: a FIFO there
+    with os.fdopen(fd, "rb") as fh:
+        return fh.read(4096)  # a claim is ~200 bytes: anything planted there is not read whole
+
+
+def _remove_temporaries(output: Path, pid: int) -> None:
+    """Remove the temporary files of `output` that process `pid` (dead) left beside it."""
+    stem = hidden_stem(output)
+    try:
+        names = [e.name for e in os.scandir(output.parent) if e.name.startswith("." + stem)]
+    except OSError:
+        return
+    for name in names:
+        match = TEMPORARY_RE.match(name)
+        if match and match["stem"] == stem and int(match["pid"]) == pid:
+            with contextlib.suppress(OSError):
+                os.unlink(output.parent / name)
 
 
 def _parse(content: bytes) -> dict:
@@ -213,15 +240,14 @@ def acquire(output: Path, *, stale_after: float = STALE_AFTER) -> Claim | None:
     ).encode()
     for _attempt in range(3):
         try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            fd = safefs.create_exclusive(path, 0o644)
         except FileExistsError:
             judged = _stale_content(path, stale_after)
             if judged is None or not _take_over(path, judged):
                 return None
             dead = _parse(judged)
             if dead.get("host") == HOST and isinstance(dead.get("pid"), int):
-                with contextlib.suppress(OSError):
-                    temporary_path(output, dead["pid"]).unlink()
+                _remove_temporaries(output, dead["pid"])
             continue
         try:
             os.write(fd, body)
@@ -241,13 +267,13 @@ def _take_over(path: Path, judged: bytes) -> bool:
     """Move the stale claim `judged` out of the way. Of several runs doing this at once one
     wins; a loser that moved a claim made fresh meanwhile puts it back (link fails if the name
     is taken again)."""
-    private = path.with_name(f"{path.name}.{HOST}.{os.getpid()}.stale")
+    private = path.with_name(f"{path.name}.{HOST}.{os.getpid()}.{safefs.random_token()}.stale")
     try:
         os.rename(path, private)
     except FileNotFoundError:
         return True  # someone else removed it: try creating again
     try:
-        if private.read_bytes() != judged:  # we moved a fresh claim: give it back
+        if _read_claim(private) != judged:  # we moved a fresh claim: give it back
             with contextlib.suppress(OSError):
                 os.link(private, path)
             return False
@@ -260,7 +286,7 @@ def _take_over(path: Path, judged: bytes) -> bool:
 def sweep_folder(
     folder: Path, *, stale_after: float = STALE_AFTER, hidden: Iterable[str] | None = None
 ) -> list[Path]:
-    """Remove what killed runs left in `folder`: temporary files (`.NAME.PID.tmp`) whose output
+    """Remove what killed runs left in `folder`: temporary files (`.NAME.PID.TOKEN.tmp`) whose output
     has no live claim (a writer always holds the claim while its temporary file exists), and
     stale claims. `hidden`: the folder's hidden names from a listing just made (the walk's), so
     it is not listed again. Returns what it removed; unreadable folders and races are ignored."""

@@ -5,6 +5,12 @@ output exists) without opening them, and reads the signature only of files that 
 worked on; the walk costs one `scandir` per folder and nothing per done file. Symlinked folders
 are walked, each real folder (device, inode) once.
 
+Links are followed under `safefs.link_trusted` (Linux's fs.protected_symlinks for the whole
+walk): a symlinked file or folder whose link belongs to another user than the one running, root
+or its target's owner is not followed, and comes out as NOT_FOLLOWED with `LINK_REASON`. Only
+links cost a system call more (their lstat). A job carries the inode the walk saw and its
+folder's (device, inode), so the file read and the folder written are checked to be those.
+
 Guarantees: the walk never raises for one entry (a symlink loop, an unreadable folder, a name
 too long): each becomes a `Rejected` with its reason and the walk goes on; no two jobs share an
 output (the naming rule is in `io.names`; a collision left over is rejected, never overwritten).
@@ -23,6 +29,7 @@ from typing import NamedTuple
 from facefix_cli.io.formats import EXTENSIONS, HEAD_SIZE, ImageFormat, sniff
 from facefix_cli.io.names import display_path, output_name
 from facefix_cli.io.outputs import OUTPUT_SUFFIXES, FormatChoice, OutputFormat
+from facefix_cli.io.safefs import UntrustedLink, check_link, entry_link_trusted
 
 # Spellings of one type: asking for either means both.
 ALIASES: dict[str, tuple[str, ...]] = {"jpg": ("jpg", "jpeg"), "jpeg": ("jpg", "jpeg")}
@@ -33,6 +40,10 @@ class Job:
     source: Path
     output: Path
     format: OutputFormat = OutputFormat.PNG  # the output's
+    # What the walk saw, where it saw it (None: not checked): the source's inode, and the
+    # (st_dev, st_ino) of its folder. A file or folder swapped for another since is refused.
+    inode: int | None = None
+    folder: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,7 @@ class Kind(StrEnum):
     DONE = "done"  # its output exists: nothing opened, nothing read
     OTHER_TYPE = "other type"  # an image of a type --ext did not ask for
     REJECTED = "rejected"  # cannot be an input: the reason says why
+    NOT_FOLLOWED = "not followed"  # a link the trust rule refuses (LINK_REASON): skipped
 
 
 class Found(NamedTuple):  # a tuple: one is made per file of the tree, done or not
@@ -87,23 +99,29 @@ class Found(NamedTuple):  # a tuple: one is made per file of the tree, done or n
     # need not list it again; one set per folder, shared by its files
     hidden: frozenset[str] | None = None
     output_format: OutputFormat = OutputFormat.PNG
+    inode: int | None = None  # for TODO: the source's inode as the walk saw it
+    folder_id: tuple[int, int] | None = None  # for TODO: its folder's (st_dev, st_ino)
 
     @property
     def job(self) -> Job:
         assert self.output is not None
-        return Job(self.source, self.output, self.output_format)
+        return Job(self.source, self.output, self.output_format, self.inode, self.folder_id)
 
 
 DONE_REASON = "output exists (use --overwrite)"
+LINK_REASON = "a link owned by another user, to what that user does not own (not followed)"
 
 
 class _Folder:
     """One folder's listing, read once: names, which of them are symlinks, and the hidden ones
     (temporary files and claims, for the claim sweep)."""
 
-    __slots__ = ("names", "links", "hidden")
+    __slots__ = ("names", "links", "hidden", "identity")
 
-    def __init__(self, entries: Iterable[os.DirEntry[str]]) -> None:
+    def __init__(
+        self, entries: Iterable[os.DirEntry[str]], identity: tuple[int, int] | None = None
+    ) -> None:
+        self.identity = identity  # the folder's (st_dev, st_ino) where the walk stat'ed it
         self.names: set[str] = set()
         self.links: set[str] = set()
         hidden: list[str] = []
@@ -133,45 +151,62 @@ def _output_exists(folder: _Folder | None, name: str, output: Path) -> bool:
 class _Walker:
     """The files under the paths given, in sorted order, each real folder walked once."""
 
-    def __init__(self, recursive: bool, problems: Callable[[Rejected], None]) -> None:
+    def __init__(
+        self,
+        recursive: bool,
+        problems: Callable[[Rejected], None],
+        untrusted: Callable[[Path], None],
+    ) -> None:
         self.recursive = recursive
         self.problem = problems
+        self.untrusted = untrusted
         self.seen_folders: set[tuple[int, int]] = set()
+        self.last_key: tuple[int, int] | None = None  # of the folder `first_visit` stat'ed last
 
     def first_visit(self, folder: str) -> bool:
         """True the first time a real folder is reached (by any path: a symlink, twice named)."""
         info = os.stat(folder)
-        key = (info.st_dev, info.st_ino)
+        key = self.last_key = (info.st_dev, info.st_ino)
         if key in self.seen_folders:
             return False
         self.seen_folders.add(key)
         return True
 
-    def walk(self, folder: str) -> Iterator[tuple[str, list[str], _Folder]]:
-        """(folder, names of files, folder listing) for every file below `folder`, in runs:
+    def walk(
+        self, folder: str, identity: tuple[int, int] | None = None
+    ) -> Iterator[tuple[str, list[os.DirEntry[str]], _Folder]]:
+        """(folder, entries of files, folder listing) for every file below `folder`, in runs:
         the files of one folder between two of its sub-folders come as one run, so the walk's
-        order is the sorted one and its cost per file is small."""
+        order is the sorted one and its cost per file is small. Links the trust rule refuses
+        go to `untrusted`, unfollowed."""
         try:
             with os.scandir(folder) as listing:
                 entries = sorted(listing, key=_entry_name)
         except OSError as exc:
             self.problem(Rejected(Path(folder), f"cannot read folder: {exc.strerror or exc}"))
             return
-        listed = _Folder(entries)
-        run: list[str] = []
+        listed = _Folder(entries, identity)
+        run: list[os.DirEntry[str]] = []
         for entry in entries:
             name = entry.name
             if name.startswith("."):
                 continue  # hidden files and folders (.thumbnails, .git, editor temp files)
             try:
+                if entry.is_symlink() and not entry_link_trusted(entry)[0]:
+                    if entry.is_dir() or entry.is_file():
+                        if run:
+                            yield folder, run, listed
+                            run = []
+                        self.untrusted(Path(entry.path))
+                    continue
                 if entry.is_dir():  # a symlinked folder too: walked once, by its real folder
                     if self.recursive and self.first_visit(entry.path):
                         if run:
                             yield folder, run, listed
                             run = []
-                        yield from self.walk(entry.path)
+                        yield from self.walk(entry.path, self.last_key)
                 elif entry.is_file():
-                    run.append(name)
+                    run.append(entry)
             except OSError as exc:  # a symlink loop (ELOOP), a name too long, a vanished entry
                 if run:
                     yield folder, run, listed
@@ -225,7 +260,9 @@ def scan(
     roots = _root_names(paths) if output_dir is not None else {}
     pending: list[Found] = []  # what the walk rejected, reported in order
     walker = _Walker(
-        recursive, lambda r: pending.append(Found(Kind.REJECTED, r.path, None, r.reason))
+        recursive,
+        lambda r: pending.append(Found(Kind.REJECTED, r.path, None, r.reason)),
+        lambda p: pending.append(Found(Kind.NOT_FOLLOWED, p, None, LINK_REASON)),
     )
 
     def listing(folder: Path) -> _Folder | None:
@@ -243,6 +280,8 @@ def scan(
         out_key: str,
         out_listing: _Folder | None,
         sniffed: bool,
+        inode: int | None = None,
+        folder_id: tuple[int, int] | None = None,
     ) -> Found | None:
         if real in sources:
             return None
@@ -279,9 +318,14 @@ def scan(
             except OSError as exc:
                 return Found(Kind.REJECTED, source, None, f"cannot read: {exc.strerror or exc}")
         outputs[key] = source
-        return Found(Kind.TODO, source, output_path, "", out_key, hidden, fmt)
+        return Found(Kind.TODO, source, output_path, "", out_key, hidden, fmt, inode, folder_id)
 
     for path in paths:
+        try:
+            check_link(path)  # a link named directly is under the trust rule too
+        except UntrustedLink:
+            yield Found(Kind.NOT_FOLLOWED, path, None, LINK_REASON)
+            continue
         try:
             kind = "dir" if path.is_dir() else "file" if path.is_file() else ""
             exists = bool(kind) or path.exists()
@@ -298,7 +342,7 @@ def scan(
                 continue
             # per folder, once: its Path, real path, output folder and that folder's listing
             folders: dict[str, tuple[Path, str, Path, str, _Folder | None]] = {}
-            for folder, names, listed in walker.walk(str(path)):
+            for folder, files, listed in walker.walk(str(path), walker.last_key):
                 yield from pending
                 pending.clear()
                 context = folders.get(folder)
@@ -315,7 +359,8 @@ def scan(
                     folders[folder] = context
                 folder_path, real_folder, out_folder, out_key, out_listing = context
                 links = listed.links
-                for name in names:
+                for entry in files:
+                    name = entry.name
                     lower = name.lower()
                     if lower.endswith(OUTPUT_SUFFIXES):
                         continue  # an output, of any format
@@ -342,7 +387,13 @@ def scan(
                         out_key,
                         out_listing,
                         False,
+                        None,
+                        listed.identity,
                     )
+                    if found is not None and found.kind is Kind.TODO:
+                        # the file's own inode (a link's target's: stat'ed by is_file already)
+                        inode = entry.stat().st_ino if name in links else entry.inode()
+                        found = found._replace(inode=inode)
                     if found is not None:
                         yield found
             yield from pending
@@ -443,42 +494,6 @@ def _child(folder: Path, name: str) -> Path:
 
 
 _MAKE_CHILD: Callable[[Path, str], Path] | None = getattr(Path, "_make_child_relpath", None)
-
-
-def discover(
-    paths: Sequence[Path],
-    *,
-    recursive: bool = True,
-    extensions: Sequence[str] = ("png",),
-    output_dir: Path | None = None,
-    skipped: list[Rejected] | None = None,
-    output_format: FormatChoice = "png",
-) -> tuple[list[Job], list[Rejected]]:
-    """The jobs for every image under `paths`, and the named paths that are not usable inputs.
-
-    Folders yield files by extension (case-insensitive) whose signature matches; a file named
-    explicitly is rejected with a reason if it is missing or not an image of the accepted kinds.
-    Each source appears once, even when named twice. Extensions have aliases (`jpg` means
-    `.jpeg` too). Files found in folders that are images of a type not asked for are appended
-    to `skipped` (when given), so the run can count and report them. Outputs are not looked
-    at (`scan` decides what is done already)."""
-    jobs: list[Job] = []
-    rejected: list[Rejected] = []
-    for found in scan(
-        paths,
-        recursive=recursive,
-        extensions=extensions,
-        output_dir=output_dir,
-        check_outputs=False,
-        output_format=output_format,
-    ):
-        if found.kind is Kind.TODO:
-            jobs.append(found.job)
-        elif found.kind is Kind.REJECTED:
-            rejected.append(Rejected(found.source, found.reason))
-        elif found.kind is Kind.OTHER_TYPE and skipped is not None:
-            skipped.append(Rejected(found.source, found.reason))
-    return jobs, rejected
 
 
 def _root_names(paths: Sequence[Path]) -> dict[Path, Path]:

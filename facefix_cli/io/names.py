@@ -17,7 +17,10 @@ from pathlib import Path
 
 OUTPUT_SUFFIX = ".fixed.png"  # the default format's (`io.outputs` has every format's)
 NAME_MAX = 255  # bytes in one path component on Linux, macOS and NFS
-TEMPORARY_RE = re.compile(r"^\.(?P<stem>.+)\.(?P<pid>\d+)\.tmp$")
+# `.STEM.PID.TOKEN.tmp` (TOKEN: random, so nobody can plant a link at the name first); the
+# `.STEM.PID.tmp` of earlier versions is still recognised, so the sweep removes what they left.
+TEMPORARY_RE = re.compile(r"^\.(?P<stem>.+?)\.(?P<pid>\d+)(?:\.(?P<token>[0-9a-f]{16}))?\.tmp$")
+HIDDEN_ROOM = 64  # bytes a hidden name adds to the output's: dots, pid, token, suffix
 
 
 def output_name(source_name: str, suffix: str = OUTPUT_SUFFIX) -> str:
@@ -40,15 +43,21 @@ def _hidden_stem(output: Path, room: int) -> str:
     return hashlib.sha256(os.fsencode(name)).hexdigest()[:32] + suffix
 
 
+def hidden_stem(output: Path) -> str:
+    """What hidden names beside `output` (temporary files, claims) start with after the dot."""
+    return _hidden_stem(output, HIDDEN_ROOM)
+
+
 def temporary_path(output: Path, pid: int | None = None) -> Path:
-    """`.NAME.PID.tmp` beside the output (a digest stands in for a name too long for that)."""
+    """A new `.NAME.PID.TOKEN.tmp` beside the output, TOKEN random (a digest stands in for a
+    name too long for that): a name nobody can guess, so nobody can plant a link there."""
     pid = os.getpid() if pid is None else pid
-    return output.with_name(f".{_hidden_stem(output, 32)}.{pid}.tmp")
+    return output.with_name(f".{hidden_stem(output)}.{pid}.{os.urandom(8).hex()}.tmp")
 
 
 def claim_path(output: Path) -> Path:
     """`.NAME.claim` beside the output: the file a run holds while it works on that output."""
-    return output.with_name(f".{_hidden_stem(output, 32)}.claim")
+    return output.with_name(f".{hidden_stem(output)}.claim")
 
 
 def display_path(path: Path | str) -> str:

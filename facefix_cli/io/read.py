@@ -13,6 +13,7 @@ other threads meanwhile must call first)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ import cv2
 import numpy as np
 
 from facefix_cli.errors import AnimatedImage, ImageError, UnsupportedImageError
-from facefix_cli.io.files import read_bytes
+from facefix_cli.io.files import read_file
 from facefix_cli.io.hashing import sha256_bytes
 from facefix_cli.io.header import DEFAULT_MAX_PIXELS, animation_frames, image_dimensions
 from facefix_cli.io.orientation import orientation, turn_upright, upright
@@ -41,6 +42,9 @@ class SourceImage:
     bit_depth: int  # 8 or 16: the output is written at the same depth
     chunks: list[Chunk]  # the input's raw PNG chunks (or PNG chunks made from JPEG/WebP metadata)
     sha256: str  # of the input file's bytes
+    # the file read, as opened (its permission bits and owner are the output's); None when
+    # the image did not come from a file
+    file_stat: os.stat_result | None = None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -98,13 +102,19 @@ def check_size(data: bytes, max_pixels: int) -> None:
 
 
 def read_image(
-    path: Path, chunks_of: ChunkReader, max_pixels: int = DEFAULT_MAX_PIXELS
+    path: Path,
+    chunks_of: ChunkReader,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    *,
+    inode: int | None = None,
 ) -> SourceImage:
     """Decode `path`, with the metadata chunks `chunks_of` finds in its bytes, turned upright
     by its EXIF Orientation (the chunks then say 1); every problem becomes an ImageError with a
     one-line reason. Images whose header declares more than `max_pixels` (0: no limit) are
-    refused before decoding, and animations (AnimatedImage) before decoding their first frame."""
-    data = read_bytes(path)
+    refused before decoding, and animations (AnimatedImage) before decoding their first frame.
+    The file is opened as `io.files.read_file` says (`inode`: the one the walk saw; another
+    file is refused)."""
+    data, file_stat = read_file(path, inode)
     try:
         chunks = chunks_of(data)  # also rejects anything it does not read
     except (PngFormatError, UnsupportedImageError) as exc:
@@ -115,7 +125,7 @@ def read_image(
         raise AnimatedImage(f"animated image ({frames} frames); facefix fixes still images")
     rgb, alpha, bit_depth = decode_pixels(data)
     rgb, alpha, chunks = _upright(rgb, alpha, chunks)
-    return SourceImage(path, rgb, alpha, bit_depth, chunks, sha256_bytes(data))
+    return SourceImage(path, rgb, alpha, bit_depth, chunks, sha256_bytes(data), file_stat)
 
 
 def _upright(

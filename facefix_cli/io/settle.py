@@ -7,7 +7,8 @@ write sets both; a rename or chmod after the last write moves only the ctime).
 Otherwise, written in place while we watch (a copy over the network, a tool that writes in
 pieces): it is taken once its size and mtime have not changed for `settle` seconds (chokidar's
 `awaitWriteFinish`), or its mtime is already that old when it is first seen (a backlog, a
-poll). Either way it must also be whole to its end (`complete`: the container's last part is
+poll). A walk (polling) sees neither renames nor closes: there a whole file unchanged between
+two looks `look_again` seconds apart is taken. Either way it must also be whole to its end (`complete`: the container's last part is
 there), so a file that a writer closes and reopens to append to is waited for, not failed.
 
 Guarantees: a file still changing is never handed out (it is neither ready nor broken); a file
@@ -101,6 +102,7 @@ class Settler:
         self,
         settle: float = DEFAULT_SETTLE,
         *,
+        look_again: float | None = None,
         is_complete: Callable[[str], bool] = complete,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
@@ -108,6 +110,9 @@ class Settler:
         if settle < 0:
             raise ValueError("settle must be 0 or more seconds")
         self.settle = settle
+        # Polling sees no renames or closes: a whole file unchanged between two looks this far
+        # apart is taken then (None: only `finished` signs or `settle` do).
+        self.look_again = look_again
         self._is_complete, self._clock, self._wall = is_complete, clock, wall_clock
         self._candidates: dict[str, _Candidate] = {}
         self._broken: dict[str, Stat] = {}  # handed out as broken, as they were then
@@ -155,7 +160,8 @@ class Settler:
             settled = (
                 now - known.changed_at >= self.settle or wall - known.mtime_ns / 1e9 >= self.settle
             )
-            if not (known.finished or settled):
+            looked_again = self.look_again is not None and now - known.changed_at >= self.look_again
+            if not (known.finished or settled or looked_again):
                 continue
             if self._is_complete(path):
                 ready.append(path)
@@ -179,6 +185,7 @@ class Settler:
             else min(
                 known.changed_at + self.settle - now,
                 known.mtime_ns / 1e9 + self.settle - wall,
+                known.changed_at + (self.look_again or self.settle) - now,
             )
             for known in self._candidates.values()
         )

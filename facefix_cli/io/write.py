@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from facefix_cli.errors import ImageError, OutputWriteError
+from facefix_cli.io import safefs
 from facefix_cli.io.defaults import DEFAULT_PNG_LEVEL
 from facefix_cli.io.names import display_path, temporary_path
 from facefix_cli.io.pngchunks import Chunk, with_chunks
@@ -52,9 +53,27 @@ def encode_png(
     return with_chunks(encoded.data, chunks)  # the encoder's own buffer, not a copy
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, flush it to disk, then rename into place,
-    so a crash, a full disk or Ctrl-C never leaves a half-written file under the final name.
+def write_atomic(
+    path: Path,
+    data: bytes,
+    *,
+    mode: int = 0o666,
+    owner: tuple[int, int] | None = None,
+    folder: tuple[int, int] | None = None,
+    sync: bool = True,
+) -> None:
+    """Write to a new temporary file in the same folder, flush it to disk, then rename into
+    place, so a crash, a full disk or Ctrl-C never leaves a half-written file under the final
+    name. The temporary file is made by `safefs.create_exclusive` under a name nobody can
+    guess, so no link planted in the folder can redirect the write; the folder is opened once
+    and the file made and renamed through that descriptor, so a folder swapped for a link
+    meanwhile cannot either.
+
+    `mode`: the new file's permission bits, masked by the umask (pass an input's bits: the
+    output is then no more readable than it, as `cp` does). `owner`: (uid, gid) given to the
+    file before it has any bytes or its name (root only). `folder`: the (st_dev, st_ino) the
+    folder must have; another folder (swapped since it was checked) is refused (ELOOP).
+    `sync=False` skips the flush to disk (for files rewritten on every run, such as thumbnails).
     Errors are OutputWriteError with the OS errno, so callers can tell a full disk from a bad
     name; the temporary file is removed on every path out."""
     try:
@@ -63,18 +82,34 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise OutputWriteError(
             f"cannot create output folder {display_path(path.parent)}: {exc.strerror}", exc.errno
         ) from None
-    temporary = temporary_path(path)
+    temporary = temporary_path(path).name
+    dir_fd: int | None = None
+    created = False
     try:
-        with open(temporary, "wb") as fh:
+        dir_fd = safefs.open_folder(path.parent)
+        if folder is not None:
+            st = os.fstat(dir_fd)
+            if (st.st_dev, st.st_ino) != folder:
+                raise safefs.replaced("folder", path.parent)
+        fd = safefs.create_exclusive(temporary, mode & 0o777, dir_fd=dir_fd)
+        created = True
+        with open(fd, "wb") as fh:
+            if owner is not None:
+                os.fchown(fd, *owner)
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(temporary, path)
+            if sync:
+                os.fsync(fd)
+        os.replace(temporary, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        created = False
     except OSError as exc:
         reason = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
         raise OutputWriteError(f"cannot write {display_path(path)}: {reason}", exc.errno) from None
     finally:
         # Never raise from here: a failed open leaves nothing, and a second error would hide
         # the first (a read-only folder refuses the unlink too).
-        with contextlib.suppress(OSError):
-            temporary.unlink()
+        if dir_fd is not None:
+            if created:
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary, dir_fd=dir_fd)
+            os.close(dir_fd)

@@ -9,6 +9,8 @@ networks, and so the outputs, are the same as with the ordinary path."""
 from __future__ import annotations
 
 import functools
+import importlib
+import re
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +24,7 @@ from facefix_cli.networks.lean import (
     no_random_init,
     spandrel_architecture,
 )
+from facefix_cli.weights import digests
 
 if TYPE_CHECKING:
     from spandrel import ImageModelDescriptor
@@ -70,17 +73,25 @@ def load_spandrel_model(
 ) -> ImageModelDescriptor[Any]:
     """A spandrel ImageModelDescriptor (ESRGAN, GFPGAN, CodeFormer and the rest), in eval mode.
     `architecture` (a key of ARCHITECTURES), when the caller knows it, is imported alone and
-    tried first; a file it does not fit, or no name, goes through spandrel's full registry."""
+    tried first. Without one, the architecture the file's digest sidecar remembers (from the
+    last time it was identified, for the file as it is now) is imported alone and tried; a
+    file neither fits goes through spandrel's full registry, and the architecture found there
+    is remembered in the sidecar for the next run."""
     import spandrel
 
     state_dict = spandrel.canonicalize_state_dict(load_state_dict(path))
+    remembered = None if architecture is not None else digests.cached_architecture(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             descriptor = _load_known(state_dict, architecture)
+            if descriptor is None and remembered is not None:
+                descriptor = _load_with(state_dict, remembered_architecture(remembered))
             if descriptor is None:
                 _install_extra_arches()
                 descriptor = spandrel.ModelLoader(device).load_from_state_dict(state_dict)
+                if architecture is None:  # identified once: later runs import it alone
+                    digests.remember_architecture(path, architecture_name(descriptor))
             descriptor = descriptor.to(device)
     except spandrel.UnsupportedModelError:
         raise SetupError(f"{path} is not a model architecture facefix can load") from None
@@ -97,7 +108,43 @@ def _load_known(
 ) -> ImageModelDescriptor[Any] | None:
     if architecture is None:
         return None
-    arch = spandrel_architecture(*ARCHITECTURES[architecture])
+    return _load_with(state_dict, spandrel_architecture(*ARCHITECTURES[architecture]))
+
+
+# Where spandrel's architectures live: a remembered name outside these is never imported.
+_ARCHITECTURE_PACKAGES = ("spandrel.architectures.", "spandrel_extra_arches.architectures.")
+_ARCHITECTURE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*Arch")
+
+
+def architecture_name(descriptor: Any) -> str:
+    """`module:Class` of the spandrel architecture that built `descriptor`, as the digest
+    sidecar remembers it (`spandrel.architectures.SPAN:SPANArch`)."""
+    kind = type(descriptor.architecture)
+    return f"{kind.__module__}:{kind.__qualname__}"
+
+
+def remembered_architecture(name: str) -> Any | None:
+    """An instance of the architecture a sidecar remembers, imported alone; None for a name
+    that is not a spandrel architecture class (a sidecar is a file others may write: nothing
+    but spandrel's own architecture modules is ever imported from it) or that fails."""
+    if not _ARCHITECTURE_NAME.fullmatch(name) or not name.startswith(_ARCHITECTURE_PACKAGES):
+        return None
+    module, _, class_name = name.partition(":")
+    try:
+        import spandrel
+
+        kind = getattr(importlib.import_module(module), class_name)
+        if not (isinstance(kind, type) and issubclass(kind, spandrel.Architecture)):
+            return None
+        return kind()
+    except Exception:  # noqa: BLE001 - any failure means: identify the file again
+        return None
+
+
+def _load_with(
+    state_dict: dict[str, torch.Tensor], arch: Any | None
+) -> ImageModelDescriptor[Any] | None:
+    """The descriptor `arch` builds from `state_dict`, or None if it does not fit it."""
     if arch is None or not arch.detect(state_dict):
         return None
     # spandrel's descriptor loads the state dict strictly into the module it is given, so the

@@ -7,14 +7,33 @@ to [0, 1]. At most FACE_BATCH faces go through the network at once."""
 
 from __future__ import annotations
 
+from typing import Any, Protocol
+
 import torch
 
 FACE_BATCH = 4  # faces per forward pass; bounded so crowded images do not exhaust GPU memory
 
 
+class FaceModel(Protocol):
+    """What `restore_faces` needs of a face model: a spandrel `ImageModelDescriptor` is one
+    (`architecture.id` names it; `model` is the network that GFPGAN and CodeFormer are called
+    through with their own arguments)."""
+
+    @property
+    def architecture(self) -> Any: ...
+
+    @property
+    def dtype(self) -> torch.dtype: ...
+
+    @property
+    def model(self) -> Any: ...
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor: ...
+
+
 @torch.inference_mode()
 def restore_faces(
-    model, faces: torch.Tensor, *, fidelity: float = 0.5, batch: int = FACE_BATCH
+    model: FaceModel, faces: torch.Tensor, *, fidelity: float = 0.5, batch: int = FACE_BATCH
 ) -> torch.Tensor:
     """Restored copies of aligned faces.
 

@@ -24,6 +24,7 @@ What it guarantees:
 from __future__ import annotations
 
 import math
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +32,20 @@ import torch.nn.functional as F
 TILE_PAD = 10  # context each tile borrows from its neighbours, so seams do not show
 MIN_TILE = 64  # smaller tiles cost more in padding than they save in memory
 TILE_MULTIPLE = 32
+
+
+class UpscaleModel(Protocol):
+    """What these functions need of a super-resolution model: a spandrel
+    `ImageModelDescriptor` is one (it pads to its own size requirements), and tests pass
+    small stand-ins."""
+
+    @property
+    def scale(self) -> int: ...
+
+    @property
+    def dtype(self) -> torch.dtype: ...
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor: ...
 
 
 @torch.inference_mode()
@@ -87,7 +102,7 @@ def smaller_tiles(tile: int, height: int, width: int) -> list[int]:
     return sides
 
 
-def run_model(model, tensor: torch.Tensor) -> torch.Tensor:
+def run_model(model: UpscaleModel, tensor: torch.Tensor) -> torch.Tensor:
     """`model` (a spandrel descriptor) on `tensor`, in the model's own dtype. The descriptor pads
     inputs to its size requirements (RealESRGAN_x2plus needs sides that are multiples of 4) and
     crops the output back itself; padding here as well gave byte-identical outputs, so it went."""
@@ -95,7 +110,7 @@ def run_model(model, tensor: torch.Tensor) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def super_resolve(images: torch.Tensor, model, *, tile: int = 0) -> torch.Tensor:
+def super_resolve(images: torch.Tensor, model: UpscaleModel, *, tile: int = 0) -> torch.Tensor:
     """The model's raw float32 output (not clamped) for N x 3 x H x W images, whole or in
     tiles of `tile` pixels."""
     count, _, height, width = images.shape
@@ -120,7 +135,9 @@ def super_resolve(images: torch.Tensor, model, *, tile: int = 0) -> torch.Tensor
 
 
 @torch.inference_mode()
-def super_resolve_fitting(images: torch.Tensor, model, *, tile: int = 0) -> torch.Tensor:
+def super_resolve_fitting(
+    images: torch.Tensor, model: UpscaleModel, *, tile: int = 0
+) -> torch.Tensor:
     """`super_resolve`, retried with smaller tiles while the device runs out of memory."""
     height, width = images.shape[2:]
     sides = [tile, *smaller_tiles(tile, height, width)]
@@ -138,7 +155,11 @@ def super_resolve_fitting(images: torch.Tensor, model, *, tile: int = 0) -> torc
 
 @torch.inference_mode()
 def super_resolve_checked(
-    images: torch.Tensor, model, *, tile: int = 0, fallback=None
+    images: torch.Tensor,
+    model: UpscaleModel,
+    *,
+    tile: int = 0,
+    fallback: UpscaleModel | None = None,
 ) -> torch.Tensor:
     """`super_resolve_fitting`, clamped to [0, 1]; images whose output is not finite (fp16
     overflow) are computed again with `fallback` (the fp32 model) when one is given."""
@@ -163,7 +184,12 @@ def blend(model_output: torch.Tensor, plain: torch.Tensor, strength: float) -> t
 
 @torch.inference_mode()
 def upscale(
-    images: torch.Tensor, model, *, strength: float, tile: int = 0, fallback=None
+    images: torch.Tensor,
+    model: UpscaleModel,
+    *,
+    strength: float,
+    tile: int = 0,
+    fallback: UpscaleModel | None = None,
 ) -> torch.Tensor:
     """Upscale N x 3 x H x W images by the model's scale; below strength 1 blend with a
     bicubic resize of the input (InvokeAI's maths: out = strength * esrgan + (1 - strength)

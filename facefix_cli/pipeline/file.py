@@ -24,11 +24,14 @@ step 1 is released by step 3 or `abandon` whatever happens.
 from __future__ import annotations
 
 import errno
+import os
+import stat
 import time
 import traceback
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import torch
@@ -44,7 +47,7 @@ from facefix_cli.errors import (
     SetupError,
     first_line,
 )
-from facefix_cli.io import claims
+from facefix_cli.io import claims, safefs
 from facefix_cli.io.claims import Claim
 from facefix_cli.io.discover import Job
 from facefix_cli.io.encode import EncodeOptions, OutputPixels
@@ -150,13 +153,34 @@ def failure_result(
     return result
 
 
-def begin_file(job: Job, settings: RunSettings) -> Claim | FileResult:
-    """Claim the job's output for this run. A FileResult instead when there is nothing to do:
-    another live run holds the claim, or the output appeared since planning."""
+def output_folder(job: Job, settings: RunSettings) -> tuple[int, int] | None:
+    """Make the job's output folder where it is missing and say which folder it is (st_dev,
+    st_ino): under --output-dir each folder is made one component at a time, never through a
+    link the trust rule refuses; beside the source it must still be the folder the walk saw
+    (a folder swapped for a link since is refused). None: nothing to check against."""
+    parent = job.output.parent
+    base = settings.output_dir
+    if base is not None and parent.is_relative_to(base):
+        safefs.make_folders(base, parent.relative_to(base))
+    elif not parent.is_dir():
+        parent.mkdir(parents=True, exist_ok=True)
+    st = os.stat(parent)
+    identity = (st.st_dev, st.st_ino)
+    if job.folder is not None and parent == job.source.parent and identity != job.folder:
+        raise safefs.replaced("folder", parent)
+    return identity if base is not None or job.folder is not None else None
+
+
+def begin_file(
+    job: Job, settings: RunSettings
+) -> tuple[Claim, tuple[int, int] | None] | FileResult:
+    """Claim the job's output for this run: the claim and the output folder's identity (see
+    `output_folder`). A FileResult instead when there is nothing to do: another live run holds
+    the claim, or the output appeared since planning."""
     if job.output.resolve() == job.source.resolve():
         raise ImageError("output would overwrite the input")
     try:
-        job.output.parent.mkdir(parents=True, exist_ok=True)
+        folder = output_folder(job, settings)
         claim = claims.acquire(job.output)
     except OSError as exc:
         raise OutputWriteError(
@@ -167,7 +191,7 @@ def begin_file(job: Job, settings: RunSettings) -> Claim | FileResult:
     if not settings.overwrite and _exists(job.output):
         claim.release()
         return FileResult(job.source, job.output, Status.SKIPPED, "output exists (use --overwrite)")
-    return claim
+    return claim, folder
 
 
 @dataclass
@@ -184,10 +208,21 @@ class OpenFile:
     # Seconds spent on this file in the stages so far (claim and decode, its share of the
     # network pass, encode and write), not in queues: the result's `seconds`.
     seconds: float = 0.0
+    # The output folder's (st_dev, st_ino) when claimed: the write goes there or nowhere.
+    folder: tuple[int, int] | None = None
 
     def since(self) -> float:
         """A `perf_counter()` value that `failure_result` turns into this file's stage time."""
         return time.perf_counter() - self.seconds
+
+
+def _source_path(job: Job) -> str | None:
+    """Where the input is, relative to the output's folder, when the output is not beside it
+    (`--output-dir`): the report finds originals by it. None beside it (the name suffices)."""
+    source, folder = os.path.abspath(job.source), os.path.abspath(job.output.parent)
+    if os.path.dirname(source) == folder:
+        return None
+    return Path(os.path.relpath(source, folder)).as_posix()
 
 
 def finish_file(
@@ -199,7 +234,9 @@ def finish_file(
     fmt = job.format
     notes = []
     with clock.stage("encode"):
-        record = facefix_record(fixed.operations, source.path.name, source.sha256)
+        record = facefix_record(
+            fixed.operations, source.path.name, source.sha256, _source_path(job)
+        )
         if fmt.spec.lossy:  # a PNG's record stays as it always was
             record["output"], note = output_record(fmt, settings.quality, source.bit_depth)
             notes += [note] if note else []
@@ -216,7 +253,7 @@ def finish_file(
         options = EncodeOptions(quality=settings.quality, png_level=settings.png_level)
         data = fmt.encode(OutputPixels(fixed.rgb, alpha, source.bit_depth), carried, options)
     with clock.stage("write"):
-        write_atomic(job.output, data)
+        write_atomic(job.output, data, **output_attributes(source), folder=file.folder)
     result = FileResult(job.source, job.output, Status.FIXED, faces=fixed.faces)
     result.faces_skipped = fixed.skipped
     result.tool, result.seed = generation.tool, generation.seed
@@ -269,9 +306,9 @@ def read_job(
         begun = begin_file(job, settings)
         if isinstance(begun, FileResult):
             return begun
-        claim = begun
+        claim, folder = begun
         with clock.stage("decode"):
-            source = read_image(job.source, chunks_from_bytes, settings.max_pixels)
+            source = read_image(job.source, chunks_from_bytes, settings.max_pixels, inode=job.inode)
             stealth = stealth_in_pixels(source.rgb, source.alpha, source.bit_depth)
             generation = parse_generation(source.chunks, stealth=stealth)
         check_alpha_fits(job, source)
@@ -285,7 +322,7 @@ def read_job(
                 tool=generation.tool,
                 seed=generation.seed,
             )
-        opened = OpenFile(job, claim, source, generation, stealth, started)
+        opened = OpenFile(job, claim, source, generation, stealth, started, folder=folder)
         opened.seconds = time.perf_counter() - started
         return opened
     except BaseException as exc:
@@ -340,6 +377,16 @@ def fix_file(
             raise
         return abandon(opened, exc, settings)
     return write_fixed(opened, fixed, settings, clock)
+
+
+def output_attributes(source: SourceImage) -> dict[str, Any]:
+    """`write_atomic`'s mode and owner for the output of `source`: the input's permission bits
+    (masked by the umask when the file is made, as `cp` does), and, as root, its owner."""
+    st = source.file_stat
+    if st is None:
+        return {}
+    owner = (st.st_uid, st.st_gid) if safefs.euid() == 0 else None
+    return {"mode": stat.S_IMODE(st.st_mode) & 0o777, "owner": owner}
 
 
 def _exists(path: Path) -> bool:

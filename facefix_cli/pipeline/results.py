@@ -168,7 +168,7 @@ class RunStart:
     """The run-start line of a log: what was found and what this run will do."""
 
     device: str  # "cuda:0", "cpu"; "none" for a dry run
-    recipe: str  # Recipe.describe() and the settings' rows
+    recipe: str  # Recipe.rows() and the settings' rows, in one line
     found: int  # input files found (and named paths rejected)
     todo: int
     skipped: int  # outputs already there
@@ -179,7 +179,7 @@ class FixEvents(Protocol):
     """What a front end hears while `fix` runs; every method is optional to act on."""
 
     def started(self, total: int) -> None: ...
-    # The run has begun (`recipe`: Recipe.describe() and the settings' rows), before the walk:
+    # The run has begun (`recipe`: Recipe.rows() and the settings' rows, in one line), before the walk:
     # the log's first line. `run_started` follows once the walk has counted the files.
     def begun(self, recipe: str) -> None: ...
     def run_started(self, info: RunStart) -> None: ...

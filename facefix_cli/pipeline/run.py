@@ -86,7 +86,7 @@ def plan(
                 done.append(FileResult(found.source, found.output, Status.SKIPPED, found.reason))
                 if found.folder not in folders:
                     folders[found.folder] = found.hidden
-            case Kind.OTHER_TYPE:
+            case Kind.OTHER_TYPE | Kind.NOT_FOLLOWED:
                 other_types.append(FileResult(found.source, None, Status.SKIPPED, found.reason))
             case Kind.REJECTED:
                 result = FileResult(found.source, found.output, Status.FAILED, found.reason)

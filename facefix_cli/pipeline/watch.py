@@ -56,6 +56,8 @@ from facefix_cli.weights.registry import REGISTRY, Registry
 # Seconds between walks when kernel watches cannot be had and no --poll was given: a walk over
 # 20,000 done files costs ~0.3 s of CPU, so ~3 % of one core at this interval.
 FALLBACK_POLL = 10.0
+# Seconds between the two looks at a whole file that a walk found (polling), before taking it.
+LOOK_AGAIN = 0.25
 # Longest wait without looking at `should_stop` (library callers; a signal wakes it at once).
 STOP_CHECK = 1.0
 
@@ -163,7 +165,10 @@ def watch(
             events.weights_notice(notice)
         # 2. watch first, then walk: nothing written during the backlog goes unseen
         watcher, summary.how = _start_watcher(paths, settings, poll, events)
-        loop = _Loop(paths, session, summary, Settler(settle), events, stop)
+        # Polling sees no renames or closes: a whole file unchanged over a short second look
+        look_again = None if summary.how == "kernel events" else min(settle, LOOK_AGAIN)
+        settler = Settler(settle, look_again=look_again)
+        loop = _Loop(paths, session, summary, settler, events, stop)
         loop.backlog(description)
         events.watching(summary.how)
         # 3. the files as they become complete
@@ -282,6 +287,8 @@ class _Loop:
             self.events.started(self.seen)
             if found.kind is Kind.TODO:
                 jobs.append(found.job)
+            elif found.kind is Kind.NOT_FOLLOWED:  # another user's link: skipped, said once
+                self.report(FileResult(found.source, None, Status.SKIPPED, found.reason))
             else:  # the walk's own rejection, once
                 self.report(FileResult(found.source, found.output, Status.FAILED, found.reason))
         if jobs:

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,12 +29,12 @@ from urllib.parse import quote
 from PIL.Image import DecompressionBombError
 
 from facefix_cli.errors import ImageError, ReportError, first_line
+from facefix_cli.io import safefs
 from facefix_cli.io.hashing import sha256_bytes, sha256_file
 from facefix_cli.io.outputs import is_output_name, output_suffix_of
 from facefix_cli.io.pngchunks import PngFormatError
 from facefix_cli.io.write import write_atomic
 from facefix_cli.metadata import (
-    Generation,
     UnsupportedImageError,
     chunks_from_bytes,
     parse_generation,
@@ -80,6 +81,7 @@ class RunDetails:
     models: tuple[tuple[str, str], ...] = ()  # (file, sha256)
     fixed: int | None = None  # counts from the run; None: counted from the inputs
     skipped: int | None = None
+    faces: int | None = None  # restored, as the run counted them (its log and summary)
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,8 @@ class ReportResult:
     images: int
     failures: tuple[html.Failure, ...]  # inputs the run or the report could not use, and why
     seconds: float  # building the report
+    # Cards shown without a "before": their original was not found (see each card's note).
+    without_original: int = 0
 
     @property
     def failed(self) -> int:
@@ -170,10 +174,21 @@ def index_originals(folders: Sequence[Path]) -> OriginalsIndex:
     return index
 
 
-def locate_original(output: Path, name: str, sha256: str | None, originals: OriginalsIndex) -> Path:
+def locate_original(
+    output: Path,
+    name: str,
+    sha256: str | None,
+    originals: OriginalsIndex,
+    relative: str | None = None,
+) -> Path:
     """The original of `output`, which its record names `name` (with the original's `sha256`):
-    the one file of that name under the originals folders; of several, the one with that
-    SHA-256; otherwise the file beside the output (where `fix` without --output-dir leaves it)."""
+    where the record says it was, relative to the output's folder (`fix --output-dir`), when
+    a file is there; else the one file of that name under the originals folders; of several,
+    the one with that SHA-256; otherwise the file beside the output (where `fix` without
+    --output-dir leaves it)."""
+    recorded = Path(os.path.normpath(output.parent / relative)) if relative else None
+    if recorded is not None and recorded.is_file():
+        return recorded
     beside = output.with_name(name)
     candidates = originals.get(name, [])
     if len(candidates) == 1:
@@ -187,6 +202,8 @@ def locate_original(output: Path, name: str, sha256: str | None, originals: Orig
                 continue
     if candidates and not beside.is_file():
         return candidates[0]  # changed since: the card says so
+    if recorded is not None and not beside.is_file():
+        return recorded  # not there: the card names where it was
     return beside
 
 
@@ -201,6 +218,7 @@ def run_details(summary: FixSummary, settings: RunSettings) -> RunDetails:
         models=summary.models,
         fixed=summary.count(Status.FIXED),
         skipped=summary.count(Status.SKIPPED) + summary.count(Status.PLANNED),
+        faces=summary.faces,
     )
 
 
@@ -221,8 +239,8 @@ def write_report(
     run = run or RunDetails()
     check_destination(html_path)
     folder = thumbnail_folder(html_path)
-    try:
-        folder.mkdir(exist_ok=True)
+    try:  # never into another user's link planted at the folder's name
+        safefs.make_folders(folder.parent, Path(folder.name))
     except OSError as exc:
         raise ReportError(f"cannot create {folder}: {exc.strerror or exc}") from None
     workers = workers or min(4, os.cpu_count() or 1)
@@ -231,33 +249,41 @@ def write_report(
     failed = [html.Failure(str(path), reason) for path, reason in inputs.failed]
     models: dict[str, str] = dict(run.models)
     faces = 0
+    without_original = 0
+    recipes: dict[str, int] = {}  # the operations as asked for -> images (a report from files)
     written: set[str] = set()
+    # The page is no more readable than the least readable image it shows (permission bits).
+    page_mode = 0o666
 
-    def build(job: tuple[int, OutputEntry]) -> tuple[html.Card | None, str, set[str], list]:
+    def build(job: tuple[int, OutputEntry]) -> tuple[html.Card | None, str, set[str], list, int]:
         index, entry = job
         try:
-            card, files, operations = _card(index, entry, html_path, folder, inputs.originals)
-            return card, "", files, operations
+            card, files, operations, mode = _card(index, entry, html_path, folder, inputs.originals)
+            return card, "", files, operations, mode
         except ReportError:
             raise
         except (ImageError, OSError, ValueError, DecompressionBombError) as exc:
-            return None, _one_line(exc), set(), []
+            return None, _one_line(exc), set(), [], 0o666
 
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
         jobs = pool.map(build, enumerate(inputs.outputs))
-        for done, (entry, (card, reason, files, operations)) in enumerate(
+        for done, (entry, (card, reason, files, operations, mode)) in enumerate(
             zip(inputs.outputs, jobs, strict=True), 1
         ):
             if card is None:
                 failed.append(html.Failure(str(entry.output), reason))
             else:
                 cards.append(card)
-                faces += len(card.faces)
+                page_mode &= mode
+                faces += _restored(operations)
+                without_original += card.before is None
                 written |= files
                 for operation in operations:
                     if operation.model and operation.sha256:
                         models.setdefault(operation.model, operation.sha256)
+                    key = operation.describe(counts=False)  # the same settings, any face count
+                    recipes[key] = recipes.get(key, 0) + 1
             if progress is not None:
                 progress(done, total)
     finally:  # on Ctrl-C, drop the images not started rather than finish thousands
@@ -268,11 +294,11 @@ def write_report(
         fixed=len(cards) if run.fixed is None else run.fixed,
         skipped=len(inputs.skipped) if run.skipped is None else run.skipped,
         failed=len(failed),
-        faces=faces,
+        faces=faces if run.faces is None else run.faces,
         seconds=run.seconds,
         images_per_second=run.images_per_second,
         device=run.device,
-        options=run.options or _options_from_cards(cards),
+        options=run.options or tuple((_images(n), op) for op, n in recipes.items()),
         models=tuple(models.items()),
     )
     page = html.Page(
@@ -282,16 +308,25 @@ def write_report(
         tuple(html.Failure(str(path), reason) for path, reason in inputs.skipped),
     )
     try:
-        write_atomic(html_path, html.render(page).encode("utf-8"))
+        write_atomic(html_path, html.render(page).encode("utf-8"), mode=page_mode)
     except ImageError as exc:
         raise ReportError(str(exc)) from None
-    return ReportResult(html_path, folder, len(cards), tuple(failed), time.perf_counter() - started)
+    return ReportResult(
+        html_path,
+        folder,
+        len(cards),
+        tuple(failed),
+        time.perf_counter() - started,
+        without_original,
+    )
 
 
 def _card(
     index: int, entry: OutputEntry, html_path: Path, folder: Path, originals: OriginalsIndex
-) -> tuple[html.Card, set[str], list[Operation]]:
-    data = _read(entry.output)
+) -> tuple[html.Card, set[str], list[Operation], int]:
+    """The card of one output, its thumbnails written (each no more readable than the output
+    and its original): the card, the thumbnails' names, the operations, and that mode."""
+    data, mode = _read(entry.output)
     try:
         generation = parse_generation(chunks_from_bytes(data))
     except (PngFormatError, UnsupportedImageError) as exc:
@@ -312,19 +347,24 @@ def _card(
     original = entry.original
     if original is None and isinstance(source_info.get("file"), str):
         recorded = source_info.get("sha256")
+        relative = source_info.get("path")
         original = locate_original(
             entry.output,
             Path(source_info["file"]).name,
             recorded if isinstance(recorded, str) else None,
             originals,
+            relative if isinstance(relative, str) else None,
         )
     before_image = None
     if original is None:
         notes.append("the record names no original")
     elif not original.is_file():
-        notes.append(f"original not found: {original}")
+        notes.append(
+            f"original not found: {original} (outputs written elsewhere: give --originals DIR)"
+        )
     else:
-        original_data = original.read_bytes()
+        original_data, original_mode = _read(original)
+        mode &= original_mode
         if source_info.get("sha256") and sha256_bytes(original_data) != source_info["sha256"]:
             notes.append("the original has changed since it was fixed (SHA-256 differs)")
         before_image = thumbnails.load(original_data)
@@ -335,7 +375,8 @@ def _card(
 
     def save(image, name: str) -> html.Thumb:
         file_name = f"{stem}-{name}{thumbnails.EXTENSION}"
-        (folder / file_name).write_bytes(thumbnails.encode(image))
+        # not flushed to disk one by one: every report writes its thumbnails anew
+        write_atomic(folder / file_name, thumbnails.encode(image), mode=mode, sync=False)
         files.add(file_name)
         url = quote(f"{folder.name}/{file_name}")
         return html.Thumb(url, image.width, image.height)
@@ -364,7 +405,9 @@ def _card(
                 thumbnails.resized(before_image, face_size, source_box), f"face{number}-before"
             )
         x0, y0, x1, y1 = (round(v) for v in detection.box)
-        faces.append(html.FaceView(face_after, face_before, detection.score, (x0, y0, x1, y1)))
+        faces.append(
+            html.FaceView(face_after, face_before, detection.score, (x0, y0, x1, y1), number)
+        )
 
     card = html.Card(
         name=_shown_path(entry.output),
@@ -375,77 +418,61 @@ def _card(
         output_size=output_size,
         source_size=before_image.size if before_image is not None else None,
         faces=tuple(faces),
-        generation=_generation_rows(generation),
+        generation=tuple(generation.rows(output_size)),
         prompt=" ".join(p for p in (generation.prompt, generation.negative_prompt) if p),
-        operations=tuple(_describe(op) for op in operations),
+        operations=tuple(op.describe() for op in operations),
         seconds=entry.seconds,
         notes=tuple(notes),
     )
-    return card, files, operations
+    return card, files, operations, mode
 
 
-def _read(path: Path) -> bytes:
+def _read(path: Path) -> tuple[bytes, int]:
+    """The file's bytes and permission bits, read as `safefs.read_input` does (no link of
+    another user's followed)."""
     try:
-        return path.read_bytes()
+        data, st = safefs.read_input(path)
+        return data, stat.S_IMODE(st.st_mode)
     except FileNotFoundError:
         raise ImageError("file not found") from None
     except OSError as exc:
         raise ImageError(f"cannot read: {exc.strerror or exc}") from None
 
 
-def _detections(operations: Iterable[Operation]) -> list[RecordedFace]:
-    """The faces of the last restoration: those are the ones in the output."""
+def _detections(operations: Sequence[Operation]) -> list[RecordedFace]:
+    """The faces of the last restoration, in the output's pixels: a restoration before an
+    upscale (`--order restore-first`) recorded them in the original's pixels, so they are
+    scaled by the upscales that followed it."""
+    last = max((i for i, op in enumerate(operations) if op.type in RESTORATIONS), default=None)
+    if last is None:
+        return []
+    scale = 1.0
+    for operation in operations[last + 1 :]:
+        if operation.type == "esrgan" and operation.scale:
+            scale *= operation.scale
+    detections = list(operations[last].detections or ())
+    if scale == 1.0:
+        return detections
+    return [
+        RecordedFace(
+            box=tuple((v + 0.5) * scale - 0.5 for v in face.box),  # type: ignore[arg-type]
+            score=face.score,
+            landmarks=tuple(
+                ((x + 0.5) * scale - 0.5, (y + 0.5) * scale - 0.5) for x, y in face.landmarks
+            ),
+        )
+        for face in detections
+    ]
+
+
+def _restored(operations: Sequence[Operation]) -> int:
+    """Faces the output's last restoration restored, as its record counts them."""
     restorations = [op for op in operations if op.type in RESTORATIONS]
-    return list(restorations[-1].detections or ()) if restorations else []
+    return (restorations[-1].faces or 0) if restorations else 0
 
 
-def _generation_rows(generation: Generation) -> tuple[tuple[str, str], ...]:
-    tool = generation.tool or "no generation metadata"
-    if generation.tool_version:
-        tool += f" {generation.tool_version}"
-    rows = [("tool", tool)]
-    for label, value in (
-        ("prompt", generation.prompt),
-        ("negative", generation.negative_prompt),
-        ("seed", generation.seed),
-        ("steps", generation.steps),
-        ("sampler", generation.sampler),
-        ("CFG", f"{generation.cfg:g}" if generation.cfg is not None else None),
-        ("model", generation.model),
-    ):
-        if value is not None and value != "":
-            rows.append((label, str(value)))
-    return tuple(rows)
-
-
-def _describe(operation: Operation) -> str:
-    """One line per operation, e.g. `gfpgan 1.4: strength 0.8, 2 faces (GFPGANv1.4.pth)`."""
-    name: str = operation.type
-    if operation.type == "esrgan" and operation.scale:
-        name = f"upscale x{operation.scale}"
-    elif operation.version:
-        name += f" {operation.version}"
-    settings = [f"strength {operation.strength:g}"]
-    if operation.fidelity is not None:
-        settings.append(f"fidelity {operation.fidelity:g}")
-    if operation.architecture is not None:  # a --restorer model
-        settings.append(f"{operation.architecture} {operation.size} px")
-    if operation.faces is not None:
-        settings.append(f"{operation.faces} face{'s' if operation.faces != 1 else ''}")
-    settings.extend(operation.face_choices())
-    model = f" ({operation.model})" if operation.model else ""
-    return f"{name}: {', '.join(settings)}{model}"
-
-
-def _options_from_cards(cards: Sequence[html.Card]) -> tuple[tuple[str, str], ...]:
-    """For a report built from files: the distinct operations and how many images had each."""
-    counts: dict[str, int] = {}
-    for card in cards:
-        for operation in card.operations:
-            # The same settings, any face count.
-            key = re.sub(r", \d+ faces?|, \d+ skipped of \d+ found", "", operation)
-            counts[key] = counts.get(key, 0) + 1
-    return tuple((f"{count} image{'s' if count != 1 else ''}", op) for op, count in counts.items())
+def _images(count: int) -> str:
+    return f"{count} image{'s' if count != 1 else ''}"
 
 
 def _remove_stale(folder: Path, keep: set[str]) -> None:

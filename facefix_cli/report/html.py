@@ -29,6 +29,7 @@ class FaceView:
     before: Thumb | None
     score: float
     box: tuple[int, int, int, int]  # in the output's pixels
+    number: int = 1  # the face's place in the record (1 = the first restored), as notes name it
 
 
 @dataclass(frozen=True)
@@ -208,7 +209,8 @@ def _card(card: Card) -> str:
         ]
     if card.faces:
         out.append('<div class="faces">')
-        for number, face in enumerate(card.faces, 1):
+        for face in card.faces:
+            number = face.number
             x0, y0, x1, y1 = face.box
             out.append('<figure class="face"><div class="pair">')
             if face.before is not None:

@@ -4,11 +4,14 @@ registry.
 Guarantees:
 
 * `file_sha256` is the digest of the file's current bytes. It is kept in a sidecar
-  `<file>.sha256.json` holding the size, mtime_ns and inode it was computed for; a file whose
+  `<file>.sha256.json` holding the size, mtime_ns and inode it was computed for (and, once a
+  file was identified, the model architecture that loads it: `cached_architecture`); a file whose
   stat differs from those is hashed again, so a cron run does not re-hash 350 MB each time and
   a replaced or edited file is never vouched for by an old digest. A sidecar that cannot be
   read or parsed is ignored; it is written atomically (a temporary file renamed into place),
-  and a folder that cannot be written only costs the cache, never the run.
+  and a folder that cannot be written only costs the cache, never the run. It is never read or
+  written through a link (the temporary file is made by `safefs.create_exclusive` under a name
+  nobody can guess), and is no more readable than the file it describes.
 * `compare` says, for each file a recipe uses, whether its bytes are the registry's; a file
   under a registry name with other bytes (a fine-tune, a damaged copy, a test's stand-in) and a
   file with no registry entry (`--upscaler PATH`) each give one `WeightsNotice`, which `fix`
@@ -21,13 +24,12 @@ from __future__ import annotations
 import json
 import os
 import stat
-import tempfile
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from facefix_cli.io import hashing
+from facefix_cli.io import hashing, safefs
 from facefix_cli.weights.registry import ModelInfo
 
 SIDECAR_SUFFIX = ".sha256.json"
@@ -41,14 +43,22 @@ def _key(st: os.stat_result) -> dict[str, int]:
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "inode": st.st_ino}
 
 
-def cached_sha256(path: Path) -> str | None:
-    """The sidecar's digest when it was computed for the file as it is now, else None."""
+def _current_record(path: Path) -> dict | None:
+    """The sidecar's record when it was written for the file as it is now, else None."""
     try:
         st = path.stat()
-        record = json.loads(sidecar_path(path).read_text(encoding="utf-8"))
+        record = json.loads(_read_sidecar(sidecar_path(path)))
     except (OSError, ValueError):
         return None
     if not isinstance(record, dict) or any(record.get(k) != v for k, v in _key(st).items()):
+        return None
+    return record
+
+
+def cached_sha256(path: Path) -> str | None:
+    """The sidecar's digest when it was computed for the file as it is now, else None."""
+    record = _current_record(path)
+    if record is None:
         return None
     digest = record.get("sha256")
     if (
@@ -60,20 +70,52 @@ def cached_sha256(path: Path) -> str | None:
     return None
 
 
-def remember_sha256(path: Path, digest: str, st: os.stat_result | None = None) -> None:
-    """Write the sidecar for `path` (stat taken now unless given): atomically, or not at all."""
+def cached_architecture(path: Path) -> str | None:
+    """The model architecture the sidecar remembers for the file as it is now (`module:Class`,
+    as `networks.load` wrote it), else None. Only a hint: the loader checks it fits the file
+    and imports nothing but spandrel's own architecture modules from it."""
+    record = _current_record(path)
+    name = record.get("architecture") if record is not None else None
+    return name if isinstance(name, str) and cached_sha256(path) is not None else None
+
+
+def remember_architecture(path: Path, architecture: str) -> None:
+    """Remember in `path`'s sidecar the architecture that loads it, beside its digest (hashed
+    now if the sidecar is stale), so later runs import that architecture alone."""
+    try:
+        before = path.stat()
+    except OSError:
+        return
+    digest = file_sha256(path)
+    if _key(path.stat()) == _key(before):
+        remember_sha256(path, digest, before, architecture=architecture)
+
+
+def remember_sha256(
+    path: Path, digest: str, st: os.stat_result | None = None, *, architecture: str | None = None
+) -> None:
+    """Write the sidecar for `path` (stat taken now unless given), with the architecture that
+    loads it when known: atomically, or not at all."""
     try:
         st = st or path.stat()
-        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        temporary = path.with_name(safefs.hidden_name(path.name))
+        fd = safefs.create_exclusive(temporary, stat.S_IMODE(st.st_mode) & 0o666)
     except OSError:
         return  # a read-only folder: no cache, the digest is still right
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump({**_key(st), "sha256": digest}, fh)
+            extra = {"architecture": architecture} if architecture is not None else {}
+            json.dump({**_key(st), "sha256": digest, **extra}, fh)
         os.replace(temporary, sidecar_path(path))
     except OSError:
         with suppress(OSError):
             os.unlink(temporary)
+
+
+def _read_sidecar(sidecar: Path) -> bytes:
+    fd = os.open(sidecar, safefs.READ_FLAGS | safefs.O_NOFOLLOW)  # no link, no FIFO
+    with os.fdopen(fd, "rb") as fh:
+        return fh.read(1 << 16)
 
 
 def file_sha256(path: Path) -> str:

@@ -8,6 +8,9 @@ Guarantees, with no network code involved (`fix`, `models` and workers import on
   and `check` hash every byte (and refresh the digest cache, `digests`); without `verify`,
   `model_states` uses a cached digest that still matches the file, and never hashes.
 * `file_lock` serialises processes working on one file (flock on `<file>.lock`).
+* No write follows a link: a new `.part` is made under a name nobody can guess
+  (`safefs.create_exclusive`) and renamed to `<file>.part`; a `.part` resumed, and the lock
+  file, are opened without following a link (one planted there is an error, not a write).
 * OS errors writing the folder become one-line SetupErrors (`disk_error`).
 """
 
@@ -20,10 +23,10 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 from facefix_cli.errors import SetupError
-from facefix_cli.io import hashing
+from facefix_cli.io import hashing, safefs
 from facefix_cli.weights import digests
 from facefix_cli.weights.registry import ModelInfo
 
@@ -133,7 +136,8 @@ def file_lock(lock: Path, model: ModelInfo, on_wait: Callable[[], None]) -> Iter
     The lock file stays on disk: removing it would let a third process lock a new inode while
     the second still waits on the old one."""
     try:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        # Not O_EXCL: every process opens the one lock file; but never through a link.
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | safefs.O_NOFOLLOW | safefs.O_CLOEXEC, 0o644)
     except OSError as exc:
         raise disk_error(exc, lock, model) from None
     try:
@@ -151,15 +155,38 @@ def file_lock(lock: Path, model: ModelInfo, on_wait: Callable[[], None]) -> Iter
 def resumable_size(model: ModelInfo, part: Path) -> int:
     """Bytes of `part` worth resuming from; 0 (and the part removed) when it cannot be used."""
     try:
-        st = part.stat()
+        st = part.lstat()
     except OSError:
         return 0
     if not stat.S_ISREG(st.st_mode):
+        unlink_quietly(part)  # a link or anything else planted there: start afresh
         return 0
     if st.st_size > model.size:
         unlink_quietly(part)
         return 0
     return st.st_size
+
+
+def open_part(part: Path, resume: bool) -> BinaryIO:
+    """The `.part` to write into: the one there, to append to (`resume`), opened without
+    following a link; or a new one, made under a name nobody can guess and renamed over
+    whatever was at `part` (a link planted there is replaced, never written through)."""
+    if resume:
+        fd = os.open(part, os.O_WRONLY | os.O_APPEND | safefs.O_NOFOLLOW | safefs.O_CLOEXEC)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+            os.close(fd)
+            raise OSError(errno.ELOOP, "not a file of its own (a link?)", str(part))
+    else:
+        temporary = part.with_name(safefs.hidden_name(part.name))
+        fd = safefs.create_exclusive(temporary, 0o644)
+        try:
+            os.replace(temporary, part)
+        except OSError:
+            os.close(fd)
+            unlink_quietly(temporary)
+            raise
+    return os.fdopen(fd, "ab")
 
 
 def install(part: Path, final: Path, model: ModelInfo) -> None:

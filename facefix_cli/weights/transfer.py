@@ -250,7 +250,7 @@ class Fetcher:
         whole once it is complete (the bytes before `offset` came from an earlier attempt)."""
         hasher = hashlib.sha256()
         try:
-            out = open(part, "ab" if offset else "wb")  # noqa: SIM115 - closed in finally
+            out = store.open_part(part, resume=bool(offset))  # closed in finally
         except OSError as exc:
             raise store.disk_error(exc, part, model) from None
         outcome: Literal["delete", "keep", "verified"] = "delete"

@@ -453,14 +453,21 @@ def test_report_command_without_outputs_is_a_usage_error(inputs, tmp_path):
     assert not (tmp_path / "r.html").exists()
 
 
-def test_report_of_an_output_dir_finds_the_originals_with_originals(inputs, weights_dir, tmp_path):
+def test_report_of_an_output_dir_finds_the_originals(inputs, weights_dir, tmp_path):
     out = tmp_path / "out"
     result = run("fix", inputs, "-U", "2", "--output-dir", out, "--weights-dir", weights_dir)
     assert result.exit_code == 0, result.output
     report = tmp_path / "r.html"
+    # Each output records where its original was, relative to it (#30, finding 9).
     alone = run("report", out, "-o", report)
-    assert alone.exit_code == 0 and report.read_text().count("original not found") == 2
-    found = run("report", out, "--originals", inputs, "-o", report)
+    assert alone.exit_code == 0, alone.output
+    page = report.read_text()
+    assert "original not found" not in page and page.count('class="before"') == 2
+    moved = inputs.rename(tmp_path / "moved")
+    gone = run("report", out, "-o", report)
+    assert gone.exit_code == 0 and report.read_text().count("original not found") == 2
+    assert "2 without the original" in gone.output and "--originals DIR" in gone.output
+    found = run("report", out, "--originals", moved, "-o", report)
     assert found.exit_code == 0, found.output
     assert "report: " in found.output and "(2 images" in found.output
     page = report.read_text()

@@ -21,7 +21,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from facefix_cli.cli import app
-from facefix_cli.io import claims
+from facefix_cli.io import claims, safefs
 from facefix_cli.io.names import claim_path
 from facefix_cli.io.write import quantize
 
@@ -220,8 +220,6 @@ FAULT_LINES = {"disk full": "disk full", "read-only output-dir": "Read-only", "g
 
 def inject_environment_fault(fault: str, monkeypatch, tmp_path: Path, executor: str) -> list[str]:
     """Make every write (or every GPU call) fail the way `fault` does; the extra CLI args."""
-    import builtins
-
     import facefix_cli.pipeline.executors.pipelined as pipelined
     import facefix_cli.pipeline.file as file_module
 
@@ -233,14 +231,14 @@ def inject_environment_fault(fault: str, monkeypatch, tmp_path: Path, executor: 
         monkeypatch.setattr(os, "fsync", full)
         return []
     if fault == "read-only output-dir":
-        real_open = builtins.open
+        real_create = safefs.create_exclusive
 
-        def read_only(path, *args, **kwargs):
-            if str(path).endswith(".tmp"):
-                raise OSError(errno.EROFS, "Read-only file system", str(path))
-            return real_open(path, *args, **kwargs)
+        def read_only(name, *args, **kwargs):
+            if str(name).endswith(".tmp"):
+                raise OSError(errno.EROFS, "Read-only file system", str(name))
+            return real_create(name, *args, **kwargs)
 
-        monkeypatch.setattr(builtins, "open", read_only)
+        monkeypatch.setattr(safefs, "create_exclusive", read_only)
         return ["--output-dir", str(tmp_path / "out")]
     # gpu gone: the sequential executor calls fix_image per file, the pipelined fix_images
     module, name = (file_module, "fix_image") if executor == "sequential" else (pipelined, "fix_images")  # fmt: skip
@@ -289,18 +287,16 @@ def test_environment_faults_stop_the_run_with_one_line_and_the_summary(
 def test_a_permission_error_beside_the_inputs_fails_that_file_only(
     tmp_path, tiny_upscaler, monkeypatch
 ):
-    import builtins
-
     for index in range(3):
         make_png(tmp_path / f"{index}.png", seed=index)
-    real_open = builtins.open
+    real_create = safefs.create_exclusive
 
-    def refuse_one(path, *args, **kwargs):
-        if str(path).endswith(".tmp") and "1.fixed" in str(path):
-            raise PermissionError(errno.EACCES, "Permission denied", str(path))
-        return real_open(path, *args, **kwargs)
+    def refuse_one(name, *args, **kwargs):
+        if str(name).endswith(".tmp") and "1.fixed" in str(name):
+            raise PermissionError(errno.EACCES, "Permission denied", str(name))
+        return real_create(name, *args, **kwargs)
 
-    monkeypatch.setattr(builtins, "open", refuse_one)
+    monkeypatch.setattr(safefs, "create_exclusive", refuse_one)
     result = fix(tiny_upscaler, tmp_path, "--json")
     summary = json.loads(result.stdout)
     assert result.exit_code == 1 and (summary["processed"], summary["failed"]) == (2, 1)

@@ -120,3 +120,36 @@ def test_the_restorer_and_parser_wait_for_the_first_face(weights_dir, tmp_path):
     networks.load_all()  # no real GFPGAN, no ParseNet file here: neither is loaded
     assert {"upscaler", "detector"} <= vars(networks).keys()
     assert not {"restorer", "parser"} & vars(networks).keys()
+
+
+def test_a_custom_file_is_identified_once_and_its_architecture_remembered(weights_dir, tmp_path):
+    """A file of unknown architecture goes through spandrel's whole registry once; the
+    architecture found is kept in its digest sidecar, so the next run imports it alone."""
+    import shutil
+
+    from facefix_cli.weights import digests
+
+    custom = tmp_path / "my-upscaler.pth"
+    shutil.copy(weights_dir / "RealESRGAN_x2plus.pth", custom)
+    assert digests.cached_architecture(custom) is None
+    first = load_spandrel_model(custom, CPU)
+    assert digests.cached_architecture(custom) == "spandrel.architectures.ESRGAN:ESRGANArch"
+    assert digests.cached_sha256(custom) is not None  # beside its digest, in one sidecar
+    code = (
+        "import sys, torch, pathlib\n"
+        "from facefix_cli.networks.load import load_spandrel_model\n"
+        "from facefix_cli.networks.lean import spandrel_registry_loaded\n"
+        f"m = load_spandrel_model(pathlib.Path({str(custom)!r}), torch.device('cpu'))\n"
+        "print(m.architecture.id, spandrel_registry_loaded(), 'torchvision' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ESRGAN False False"
+    # A sidecar naming anything but a spandrel architecture is never imported from, and a
+    # changed file is identified again.
+    digests.remember_architecture(custom, "os:system")
+    again = load_spandrel_model(custom, CPU)
+    assert_same_module(again.model, first.model)
+    assert digests.cached_architecture(custom) == "spandrel.architectures.ESRGAN:ESRGANArch"
+    custom.write_bytes(custom.read_bytes())  # same bytes, a new mtime: a stale sidecar
+    assert digests.cached_architecture(custom) is None

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 from conftest import gradient_image
+from helpers import discover
 from PIL import Image
 from typer.testing import CliRunner
 
 from facefix_cli.cli import app
 from facefix_cli.errors import SetupError
-from facefix_cli.io.discover import discover
 from facefix_cli.io.write import quantize
 from facefix_cli.pipeline import FileResult, RunSettings, Work, fix, fix_file
 from facefix_cli.pipeline.executors import ray as ray_executor

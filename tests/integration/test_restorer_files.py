@@ -130,6 +130,38 @@ def test_an_onnx_file_that_is_not_a_face_restorer_is_refused(tmp_path, shape, me
 
 
 @ONNX
+@ONNX
+@pytest.mark.parametrize("absolute", [False, True])
+def test_onnx_external_data_outside_the_models_folder_is_refused(tmp_path, absolute):
+    """A model file may name its weights' file; one outside its own folder (a file of the
+    machine's, read by a root cron) is refused, exit 2, before anything is read from it."""
+    import os
+
+    import onnx
+
+    path = tmp_path / "models" / "face.onnx"
+    path.parent.mkdir()
+    export_onnx_restorer(path, 64)
+    onnx.save_model(
+        onnx.load(str(path)),
+        str(path),
+        save_as_external_data=True,
+        location="face.bin",
+        size_threshold=0,
+    )
+    outside = tmp_path / "outside.bin"
+    os.replace(path.parent / "face.bin", outside)
+    model = onnx.load(str(path), load_external_data=False)
+    for tensor in model.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = str(outside) if absolute else "../outside.bin"
+    path.write_bytes(model.SerializeToString())  # onnx itself will not save such a location
+    with pytest.raises(SetupError, match="cannot load face.onnx") as caught:
+        load_onnx_restorer(path, CPU, tmp_path)
+    assert caught.value.exit_code == 2
+
+
 def test_a_broken_onnx_file_is_a_one_line_setup_error(tmp_path):
     path = tmp_path / "broken.onnx"
     path.write_bytes(b"not a protobuf at all")

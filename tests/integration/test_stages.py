@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 from conftest import gradient_image
+from helpers import discover
 from PIL import Image
 
 from facefix_cli.errors import ImageError
 from facefix_cli.io import pngchunks
-from facefix_cli.io.discover import discover
 from facefix_cli.io.read import read_image
 from facefix_cli.io.write import encode_png, quantize, write_atomic
 from facefix_cli.metadata import chunks_from_bytes

@@ -89,7 +89,7 @@ def test_an_unwritable_folder_costs_only_the_cache(tmp_path, hashed, monkeypatch
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(digests.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(digests.safefs, "create_exclusive", refuse)
     assert digests.file_sha256(path) == digests.file_sha256(path)
     assert len(hashed) == 2 and not digests.sidecar_path(path).exists()
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import shutil
 
+from helpers import discover
 from metadata_fixtures import METADATA_FIXTURES
 
-from facefix_cli.io.discover import Rejected, discover
+from facefix_cli.io.discover import Rejected
 
 
 def test_jpg_means_jpeg_too_and_other_types_are_reported(tmp_path):

@@ -189,7 +189,7 @@ def test_the_recipe_shows_only_choices_that_differ_from_the_defaults():
         ("detect size", "full"),
         ("order", "restore-first"),
     ]
-    assert "min face 0.3x the largest" in chosen.describe()
+    assert ("min face", "0.3x the largest") in chosen.rows()
     assert Recipe(restore_with="gfpgan", restore_strength=1, min_face=64).face_rows() == [
         ("min face", "64 px")
     ]
@@ -215,8 +215,8 @@ def test_a_restoration_records_its_choices_and_skipped_faces_and_reads_them_back
         "min face 64 px",
         "max faces 2",
         "detect size full",
-        "3 skipped of 5 found",
     ]
+    assert operation.face_counts() == ["2 faces restored", "3 skipped of 5 found"]
     assert Operation(type="gfpgan", strength=0.8, faces=2).face_choices() == []
 
 
@@ -236,17 +236,18 @@ def test_the_log_line_counts_skipped_faces_only_when_there_are_some():
 
 
 def test_info_and_the_report_show_the_choices_and_the_skipped_faces():
-    from facefix_cli.cli.console.info import describe_facefix_record
-    from facefix_cli.report.build import _describe
+    from facefix_cli.metadata.generation import describe_facefix_record
 
     operation = Operation(type="gfpgan", strength=0.8, faces=1, found=4, min_face_share=0.3)
     line = describe_facefix_record(
         {"facefix_version": "0.1.0", "operations": [operation.to_json()]}
     )
-    assert "min face 0.3x the largest" in line and "3 skipped of 4 found" in line
-    assert _describe(operation) == (
-        "gfpgan: strength 0.8, 1 face, min face 0.3x the largest, 3 skipped of 4 found"
+    # One rendering: info's line is the report's `Operation.describe()`.
+    assert line == f"facefix 0.1.0: {operation.describe()}"
+    assert operation.describe() == (
+        "gfpgan: strength 0.8, min face 0.3x the largest, 1 face restored, 3 skipped of 4 found"
     )
+    assert operation.describe(counts=False) == "gfpgan: strength 0.8, min face 0.3x the largest"
     plain = Operation(type="gfpgan", strength=0.8, faces=1)
     assert "skipped" not in describe_facefix_record({"operations": [plain.to_json()]})
 

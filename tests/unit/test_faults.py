@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import pytest
 import torch
+from helpers import discover
 from PIL import Image
 
 from facefix_cli.errors import (
@@ -31,11 +32,12 @@ from facefix_cli.errors import (
     OutputWriteError,
     SetupError,
 )
-from facefix_cli.io import claims, read
-from facefix_cli.io.discover import Job, discover
+from facefix_cli.io import claims, read, safefs
+from facefix_cli.io.discover import Job
 from facefix_cli.io.header import animation_frames, image_dimensions
 from facefix_cli.io.names import (
     NAME_MAX,
+    TEMPORARY_RE,
     claim_path,
     display_path,
     output_name,
@@ -175,7 +177,11 @@ def test_hidden_names_fit_however_long_the_output_name(tmp_path):
     for hidden in (temporary_path(output, 4194304), claim_path(output)):
         assert len(os.fsencode(hidden.name)) <= NAME_MAX and hidden.name.startswith(".")
     short = tmp_path / "a.fixed.png"
-    assert temporary_path(short, 12).name == ".a.fixed.png.12.tmp"
+    first, second = temporary_path(short, 12).name, temporary_path(short, 12).name
+    # hidden, this pid's, and not guessable: a new random token each time
+    assert first.startswith(".a.fixed.png.12.") and first.endswith(".tmp") and first != second
+    assert TEMPORARY_RE.match(first)["stem"] == "a.fixed.png"
+    assert TEMPORARY_RE.match(".a.fixed.png.12.tmp")["stem"] == "a.fixed.png"  # older runs
     assert claim_path(short).name == ".a.fixed.png.claim"
 
 
@@ -437,20 +443,10 @@ def test_two_folders_into_one_output_dir_get_a_folder_each(tmp_path):
 
 
 def test_a_read_only_folder_is_one_clean_error_with_its_errno(tmp_path, monkeypatch):
-    import builtins
+    def refuse(name, *args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(name))
 
-    real_open = builtins.open
-
-    def refuse(path, *args, **kwargs):
-        if str(path).endswith(".tmp"):
-            raise OSError(errno.EROFS, "Read-only file system", str(path))
-        return real_open(path, *args, **kwargs)
-
-    def refuse_unlink(self, missing_ok=False):
-        raise OSError(errno.EROFS, "Read-only file system", str(self))
-
-    monkeypatch.setattr(builtins, "open", refuse)
-    monkeypatch.setattr(Path, "unlink", refuse_unlink)
+    monkeypatch.setattr(safefs, "create_exclusive", refuse)
     with pytest.raises(OutputWriteError, match="Read-only file system") as caught:
         write_atomic(tmp_path / "o.fixed.png", b"data")
     assert caught.value.errno == errno.EROFS

@@ -65,15 +65,39 @@ def images(tmp_path: Path) -> dict[str, Path]:
 
 
 def test_info_library_reads_each_file_and_reports_errors(images, tmp_path):
-    paths = [images["a1111"], tmp_path / "missing.png", tmp_path, images["broken"]]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    paths = [images["a1111"], tmp_path / "missing.png", empty, images["broken"]]
     results = info(paths)
     assert [r.path for r in results] == paths
     assert results[0].record.seed == 1234 and results[0].error is None
+    assert results[0].pixels == (4, 3)
     assert [r.error for r in results[1:]] == [
         "no such file",
-        "is a folder, not an image",
+        "no PNG, JPEG or WebP images in this folder",
         "truncated PNG (cut off in chunk tEXt)",
     ]
+
+
+def test_info_of_a_folder_reads_the_images_below_it(images, tmp_path):
+    """Finding 8 (#30): `info FOLDER` was refused ("is a folder, not an image")."""
+    (tmp_path / ".hidden").mkdir()
+    (tmp_path / ".hidden" / "x.png").write_bytes(images["plain"].read_bytes())
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "deep.png").write_bytes(images["plain"].read_bytes())
+    (tmp_path / "readme.txt").write_text("not an image")
+    names = [r.path.relative_to(tmp_path).as_posix() for r in info([tmp_path])]
+    assert names == [
+        "a1111.fixed.png",
+        "a1111.png",
+        "broken.png",
+        "notes.png",
+        "plain.png",
+        "sub/deep.png",
+    ]
+    result = run(str(tmp_path / "sub"))
+    assert result.exit_code == 0, result.output
+    assert "deep.png" in result.output
 
 
 def test_info_table_shows_the_settings(images):
@@ -95,8 +119,9 @@ def test_info_on_a_fixed_file_shows_the_post_processing_history(images):
     result = run(str(images["fixed"]))
     assert result.exit_code == 0
     assert "Postprocess upscaler: R-ESRGAN 2x+" in result.stdout
-    assert "facefix 0.1.0: esrgan (scale 2, strength 0.75" in result.stdout
-    assert "gfpgan 1.4 (strength 0.8, model GFPGANv1.4.pth)" in result.stdout
+    # `Operation.describe`: the words the report uses too
+    assert "facefix 0.1.0: upscale x2: strength 0.75 (RealESRGAN_x2plus.pth)" in result.stdout
+    assert "gfpgan 1.4: strength 0.8 (GFPGANv1.4.pth)" in result.stdout
 
 
 def test_info_says_when_there_is_no_metadata(images):
@@ -203,3 +228,52 @@ def test_info_raw_on_a_real_file_lists_dream_and_sd_metadata():
     assert "Dream" in result.stdout and "sd-metadata" in result.stdout
     record = parse_generation(parse_chunks((FIXTURES / "curly.png").read_bytes()))
     assert record.raw["Dream"].startswith('"pretty curly-haired redhead woman" -s 50')
+
+
+def test_every_a1111_settings_key_is_kept_in_the_table_and_the_json(tmp_path):
+    """Finding 8 (#30): `Model hash` without `Model:`, `Lora hashes`, VAE and other keys of
+    the settings line were dropped, from the table and from --json."""
+    parameters = (
+        "a lighthouse\nNegative prompt: fog\nSteps: 30, Sampler: DPM++ 2M, Schedule type: Karras, "
+        "CFG scale: 5, Seed: 7, Size: 64x48, Model hash: 45dee52b, VAE: sdxl_vae.safetensors, "
+        'Lora hashes: "detail: 1a2b3c, style: 4d5e6f", Clip skip: 2, Version: v1.10.1'
+    )
+    path = tmp_path / "a.png"
+    path.write_bytes(tiny_png(text_chunk("parameters", parameters)))
+    (result,) = info([path])
+    record = result.record
+    assert (record.scheduler, record.vae) == ("Karras", "sdxl_vae.safetensors")
+    assert record.settings == {
+        "Model hash": "45dee52b",
+        "Lora hashes": "detail: 1a2b3c, style: 4d5e6f",
+        "Clip skip": "2",
+    }
+    shown = run(str(path))
+    assert shown.exit_code == 0, shown.output
+    for text in ("Karras", "45dee52b", "detail: 1a2b3c, style: 4d5e6f", "sdxl_vae", "Clip skip"):
+        assert text in shown.output
+    (entry,) = json.loads(run("--json", str(path)).output)
+    assert entry["record"]["settings"]["Model hash"] == "45dee52b"
+    assert entry["record"]["vae"] == "sdxl_vae.safetensors"
+
+
+def test_the_pixel_size_is_shown_beside_the_generation_size(images):
+    """Finding 8 (#30): `Size` showed the generation size (64x48) for an image of 4x3 pixels."""
+    shown = run(str(images["fixed"]))
+    assert "4x3 (generated at 64x48)" in shown.output
+    (entry,) = json.loads(run("--json", str(images["fixed"])).output)
+    assert entry["pixels"] == {"width": 4, "height": 3}
+    assert entry["record"]["width"] == 64
+
+
+def test_an_output_where_no_face_was_found_does_not_read_as_restored(tmp_path):
+    """Finding 8 (#30): a restoration that found 0 faces read as a restoration."""
+    operations = [Operation(type="gfpgan", strength=0.8, model="GFPGANv1.4.pth", faces=0)]
+    record = {"facefix_version": "0.1.0", "operations": [o.to_json() for o in operations]}
+    path = tmp_path / "x.fixed.png"
+    path.write_bytes(tiny_png(*output_chunks([], operations, record)))
+    (result,) = info([path])
+    runs = dict(result.rows())["facefix runs"]
+    assert "no face found" in runs and "restored" not in runs
+    two = Operation(type="gfpgan", strength=0.8, faces=2, found=3).describe()
+    assert two == "gfpgan: strength 0.8, 2 faces restored, 1 skipped of 3 found"

@@ -170,3 +170,19 @@ def test_a_walk_tells_a_rename_from_a_write_by_ctime(tmp_path: Path) -> None:
         pytest.skip("this file system sets ctime apart from mtime on a write")
     assert files.due() == ([str(tmp_path / "renamed.png")], [])
     assert len(files) == 1  # written.png waits for --settle
+
+
+def test_polling_takes_a_whole_file_unchanged_over_a_second_look(tmp_path: Path) -> None:
+    clocks = Clocks()
+    files = Settler(2.0, look_again=0.25, clock=lambda: clocks.now, wall_clock=lambda: clocks.wall)
+    whole, part = tmp_path / "whole.png", tmp_path / "part.png"
+    write(whole, image_bytes("PNG"), clocks.wall)
+    write(part, image_bytes("PNG")[:100], clocks.wall)
+    files.saw(str(whole))
+    files.saw(str(part))
+    assert files.due() == ([], [])
+    assert files.wait_time() == pytest.approx(0.25)
+    clocks.tick(0.3)
+    assert files.due() == ([str(whole)], [])  # the part waits for --settle, then is broken
+    clocks.tick(2.0)
+    assert files.due() == ([], [str(part)])

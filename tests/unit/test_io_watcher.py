@@ -11,13 +11,15 @@ import pytest
 from facefix_cli.io.watcher import KernelWatcher, PollWatcher, Sign, Signs, network_file_system
 
 
-def collect(watcher: KernelWatcher, until: str, timeout: float = 10.0) -> list[Sign]:
-    """Signs until one names a path ending in `until`."""
+def collect(
+    watcher: KernelWatcher, until: str, finished: bool = False, timeout: float = 10.0
+) -> list[Sign]:
+    """Signs until one names a path ending in `until` (a finished one, with `finished`)."""
     signs: list[Sign] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         signs += watcher.wait(0.2).files
-        if any(s.path.endswith(until) for s in signs):
+        if any(s.path.endswith(until) and (s.finished or not finished) for s in signs):
             return signs
     raise AssertionError(f"no sign of {until}: {signs}")
 
@@ -36,10 +38,10 @@ def test_rename_in_and_close_are_finished_signs(tmp_path: Path, kernel: KernelWa
     outside = tmp_path.parent / f"{tmp_path.name}-staging.png"
     outside.write_bytes(b"x")
     os.rename(outside, tmp_path / "moved.png")
-    signs = collect(kernel, "moved.png")
-    assert Sign(str(tmp_path / "moved.png"), True) in signs
+    signs = collect(kernel, "moved.png", finished=True)
+    assert signs == [Sign(str(tmp_path / "moved.png"), True)]  # never a plain creation
     (tmp_path / "written.png").write_bytes(b"x")  # open, write, close
-    signs = collect(kernel, "written.png")
+    signs = collect(kernel, "written.png", finished=True)
     assert signs[-1] == Sign(str(tmp_path / "written.png"), True)
     assert Sign(str(tmp_path / "written.png"), False) in signs  # created, modified first
 

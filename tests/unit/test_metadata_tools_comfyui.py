@@ -138,3 +138,24 @@ def test_plain_text_prompt_chunk_is_not_taken_for_comfyui():
     record = parse_generation(chunks_of(text_chunk("prompt", "a plain prompt")))
     assert record.tool is None
     assert record.problems == []
+
+
+def test_comfyui_scheduler_vae_and_loras_are_read():
+    """Finding 8 (#30): ComfyUI's scheduler, VAE and LoRAs were not shown."""
+    graph = json.loads(json.dumps(COMFY_PROMPT))
+    graph["10"]["inputs"]["strength_model"] = 0.7
+    graph["11"] = {
+        "class_type": "LoraLoaderModelOnly",
+        "inputs": {"lora_name": "style.safetensors", "strength_model": 1.0, "model": ["10", 0]},
+    }
+    graph["12"] = {"class_type": "VAELoader", "inputs": {"vae_name": "sdxl_vae.safetensors"}}
+    graph["8"]["inputs"]["vae"] = ["12", 0]
+    record = parse_generation(chunks_of(text_chunk("prompt", json.dumps(graph))))
+    assert_comfy_castle(record)
+    assert record.scheduler == "normal"
+    assert record.vae == "sdxl_vae.safetensors"
+    assert record.loras == ["detail.safetensors (0.7)", "style.safetensors (1)"]
+    rows = dict(record.rows())
+    assert (rows["Scheduler"], rows["VAE"]) == ("normal", "sdxl_vae.safetensors")
+    assert rows["LoRAs"] == "detail.safetensors (0.7)\nstyle.safetensors (1)"
+    assert record.to_dict()["loras"] == record.loras

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
 import re
+import stat
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote
@@ -244,3 +246,120 @@ def test_originals_in_another_tree_are_found_by_name_and_sha256(tmp_path):
     assert "has changed" not in page
     with pytest.raises(ReportError, match="--originals: no such folder"):
         index_originals([tmp_path / "nowhere"])
+
+
+# --- issue #30, finding 9: originals of --output-dir outputs, counts and labels ---------------
+
+
+def test_an_output_dir_output_finds_its_original_where_its_record_says(tmp_path):
+    renders, fixed = tmp_path / "renders" / "day1", tmp_path / "fixed" / "day1"
+    renders.mkdir(parents=True)
+    fixed.mkdir(parents=True)
+    output = fixed_output_with_faces(
+        renders, "a", "a lighthouse", [(2, 2, 20, 20)], output_dir=fixed
+    )
+    source = parse_generation(chunks_from_bytes(output.read_bytes())).facefix[-1]["source"]
+    assert source["path"] == "../../renders/day1/a.png"
+    report = tmp_path / "r.html"
+    result = write_report(report, inputs_from_paths([tmp_path / "fixed"]))  # no --originals
+    assert (result.images, result.without_original) == (1, 0)
+    assert 'class="before"' in report.read_text()
+
+
+def test_a_report_says_on_the_terminal_and_the_page_why_originals_are_missing(tmp_path):
+    from facefix_cli.cli.report import report_line
+
+    renders, fixed = tmp_path / "renders", tmp_path / "fixed"
+    renders.mkdir()
+    fixed.mkdir()
+    output = fixed_output_with_faces(
+        renders, "a", "a lighthouse", [(2, 2, 20, 20)], output_dir=fixed
+    )
+    (renders / "a.png").unlink()
+    report = tmp_path / "r.html"
+    result = write_report(report, inputs_from_paths([output]))
+    assert result.without_original == 1
+    line = report_line(result)
+    assert "(1 image;" in line  # not "1 images"
+    assert "1 without the original" in line and "--originals DIR" in line
+    page = report.read_text()
+    assert f"original not found: {renders / 'a.png'} (outputs written elsewhere" in page
+
+
+def test_faces_are_counted_from_the_record_and_keep_their_numbers(tmp_path):
+    # Two restored faces; the first one's box lies outside the image (a record the page
+    # cannot crop): the page still counts 2 restored faces, and the one it shows is face 2.
+    output = fixed_output_with_faces(tmp_path, "two", "two", [(200, 200, 220, 220), (4, 4, 30, 30)])
+    report = tmp_path / "r.html"
+    write_report(report, inputs_from_paths([output]))
+    page = report.read_text()
+    assert "<dt>faces restored</dt><dd>2</dd>" in page
+    assert "face 1: face box" in page  # the note names the face it could not show
+    assert "face 2 · score" in page and "face 1 · score" not in page
+
+
+def test_options_from_files_group_images_by_settings_without_parsing_text(tmp_path):
+    fixed_output_with_faces(tmp_path, "a", "a", [(2, 2, 20, 20)])
+    fixed_output_with_faces(tmp_path, "b", "b", [(2, 2, 20, 20), (30, 30, 50, 50)])
+    fixed_output_with_faces(tmp_path, "c", "c", [])
+    report = tmp_path / "r.html"
+    write_report(report, inputs_from_paths([tmp_path]))
+    page = report.read_text()
+    assert "<th>3 images</th><td>gfpgan 1.4: strength 0.8 (GFPGANv1.4.pth)</td>" in page
+
+
+def test_the_report_shows_the_tool_once_and_the_same_rows_as_info(tmp_path):
+    from facefix_cli.metadata import Generation
+
+    record = Generation(tool="Fooocus", tool_version="Fooocus v2.5.5", seed=3)
+    assert record.rows()[0] == ("Tool", "Fooocus v2.5.5")  # not "Fooocus Fooocus v2.5.5"
+    output = fixed_output_with_faces(tmp_path, "a", "a lighthouse", [])
+    report = tmp_path / "r.html"
+    write_report(report, inputs_from_paths([output]))
+    info_rows = parse_generation(chunks_from_bytes(output.read_bytes())).rows((80, 64))
+    page = report.read_text()
+    for label, value in info_rows:
+        assert f"<dt>{label}</dt><dd>{value}</dd>" in page
+
+
+def test_restore_first_faces_are_shown_in_the_output_pixels():
+    from facefix_cli.operations import Operation, RecordedFace
+    from facefix_cli.report.build import _detections
+
+    face = RecordedFace.rounded((10, 20, 30, 40), 0.9, [(15, 25)])
+    operations = [
+        Operation(type="gfpgan", strength=1, faces=1, detections=(face,)),
+        Operation(type="esrgan", strength=1, scale=2),
+    ]
+    (shown,) = _detections(operations)
+    assert shown.box == (20.5, 40.5, 60.5, 80.5)
+    assert shown.landmarks == ((30.5, 50.5),)
+    assert _detections(operations[::-1]) == [face]  # upscale first: already the output's
+
+
+def test_the_report_is_no_more_readable_than_the_least_readable_image_it_shows(tmp_path):
+    fixed_output_with_faces(tmp_path, "a", "a", [])
+    fixed_output_with_faces(tmp_path, "b", "b", [])
+    (tmp_path / "b.png").chmod(0o640)  # a private original
+    report = tmp_path / "r.html"
+    write_report(report, inputs_from_paths([tmp_path]))
+    assert stat.S_IMODE(report.stat().st_mode) == 0o640
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in thumbnail_folder(report).iterdir()}
+    assert modes == {
+        "00000-a-after.webp": 0o644,
+        "00000-a-before.webp": 0o644,
+        "00001-b-after.webp": 0o640,
+        "00001-b-before.webp": 0o640,
+    }
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="gives a link to another uid, which needs root")
+def test_another_users_link_at_the_thumbnail_folder_is_not_followed(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    report = tmp_path / "r.html"
+    os.symlink(elsewhere, thumbnail_folder(report))
+    os.chown(thumbnail_folder(report), 4242, 4242, follow_symlinks=False)
+    with pytest.raises(ReportError, match="not followed"):
+        write_report(report, ReportInputs())
+    assert list(elsewhere.iterdir()) == [] and not report.exists()

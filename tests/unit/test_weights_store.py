@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import subprocess
 import sys
 
+import pytest
+
+from facefix_cli.errors import SetupError
 from facefix_cli.weights import store
 from tests.weights_server import (
     payload,
@@ -46,3 +51,27 @@ def test_check_and_model_states(tmp_path):
     # The check left each digest beside its file: states without hashing now know them.
     quick = store.model_states(models, tmp_path, verify=False)
     assert [s.state for s in quick] == ["verified", "missing", "corrupt", "corrupt"]
+
+
+def test_no_part_or_lock_file_is_written_through_a_link(tmp_path):
+    """A link planted at `<file>.part` or `<file>.lock` (a shared weights folder) is replaced
+    or refused, never written through; the file it points at stays as it was."""
+    model = stand_in("model", payload(1))
+    target = tmp_path / "target"
+    target.write_bytes(b"precious")
+    final = tmp_path / "model.pth"
+    part, lock = store.part_path(final), store.lock_path(final)
+    os.symlink(target, part)
+    assert store.resumable_size(model, part) == 0 and not part.exists()  # the link is gone
+    os.symlink(target, part)
+    with pytest.raises(OSError) as caught:
+        store.open_part(part, resume=True)
+    assert caught.value.errno == errno.ELOOP
+    with store.open_part(part, resume=False) as out:  # a new part replaces the link
+        out.write(b"new bytes")
+    assert not part.is_symlink() and part.read_bytes() == b"new bytes"
+    os.symlink(tmp_path / "created-through-a-link", lock)
+    with pytest.raises(SetupError), store.file_lock(lock, model, lambda: None):
+        pass
+    assert target.read_bytes() == b"precious"
+    assert not (tmp_path / "created-through-a-link").exists()

@@ -20,7 +20,6 @@ from facefix_cli.metadata.containers.pngtext import decode_latin1_text
 EXIF_HEADER = b"Exif\x00\x00"
 USER_COMMENT = 0x9286
 MAKER_NOTE = 0x927C
-SOFTWARE = 0x0131
 _EXIF_IFD = 0x8769
 # IFD0 tags the EXIF spec types ASCII: DocumentName, ImageDescription, Make, Model, Software,
 # Artist, Copyright. A writer that stores one as bytes still meant text.

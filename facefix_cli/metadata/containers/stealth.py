@@ -115,3 +115,47 @@ def embed_alpha(alpha: np.ndarray, found: StealthPayload) -> np.ndarray | None:
     column_major = alpha.T.copy().reshape(-1)
     column_major[: bits.size] = (column_major[: bits.size] & 0xFE) | bits
     return np.ascontiguousarray(column_major.reshape(width, height).T)
+
+
+def find_stealth(
+    rgb: np.ndarray | None, alpha: np.ndarray | None
+) -> tuple[StealthPayload | None, str | None]:
+    """(payload, problem) of settings hidden in 8-bit pixels (uint8 arrays: `rgb` H x W x 3,
+    `alpha` H x W). Other sample types never carry them: (None, None)."""
+    return read_stealth(rgb, alpha)
+
+
+def stealth_in_pixels(
+    rgb: np.ndarray, alpha: np.ndarray | None, bit_depth: int
+) -> StealthPayload | None:
+    """The stealth payload of decoded float pixels in [0, 1] (as `io.read` gives them); only
+    8-bit images carry one. A damaged payload is ignored here (`info` reports it)."""
+    if bit_depth != 8:
+        return None
+    columns = -(-SIGNATURE_BITS // rgb.shape[0])  # the columns that hold the signature
+
+    def quantized(pixels: np.ndarray) -> np.ndarray:
+        return np.clip(np.rint(pixels * 255), 0, 255).astype(np.uint8)
+
+    # Test the signature's few columns first: most images carry nothing, and quantizing the
+    # whole image for nothing would cost about as much as decoding it.
+    if alpha is not None and has_signature(None, quantized(alpha[:, :columns])):
+        found, _problem = read_stealth(None, quantized(alpha))
+        if found is not None:
+            return found
+    if has_signature(quantized(rgb[:, :columns]), None):
+        return read_stealth(quantized(rgb), None)[0]
+    return None
+
+
+def stealth_written_back(
+    alpha: np.ndarray | None, stealth: StealthPayload | None, bit_depth: int
+) -> np.ndarray | None:
+    """`alpha` (float, [0, 1]) of the output with an alpha-channel stealth payload written
+    back the same way at the new size, so the tools that read it still find it; `alpha`
+    unchanged when there is nothing to write or it does not fit. An RGB-channel payload is
+    never written back: it would change the colours facefix just computed."""
+    if alpha is None or stealth is None or stealth.channel != "alpha" or bit_depth != 8:
+        return alpha
+    written = embed_alpha(np.clip(np.rint(alpha * 255), 0, 255).astype(np.uint8), stealth)
+    return alpha if written is None else written.astype(np.float32) / 255.0

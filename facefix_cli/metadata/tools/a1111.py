@@ -26,6 +26,11 @@ from facefix_cli.operations import Operation
 _SIZE = re.compile(r"\s*(\d+)\s*[xX]\s*(\d+)\s*")
 _QUOTED = re.compile(r'"(?:\\.|[^\\"])*"')
 _NEGATIVE = "Negative prompt:"
+# Settings-line keys read into `Generation`'s own fields; every other key lands in `settings`.
+_READ_KEYS = frozenset(
+    {"Steps", "Sampler", "CFG scale", "CFG Scale", "Seed", "Size", "Model", "Version"}
+    | {"Schedule type", "VAE"}
+)
 
 
 def _is_key_char(ch: str) -> bool:
@@ -145,7 +150,13 @@ def read(texts: Texts, record: Generation) -> None:
         width=width,
         height=height,
         model=settings.get("Model"),
+        scheduler=settings.get("Schedule type"),
+        vae=settings.get("VAE"),
     )
+    # Every other key is kept in its own words (`Model hash`, `Lora hashes`, `Clip skip`...).
+    for key, value in settings.items():
+        if key not in _READ_KEYS:
+            record.settings.setdefault(key, value)
     hires = _hires_pass(settings, record)
     if hires is not None:
         record.passes.append(hires)

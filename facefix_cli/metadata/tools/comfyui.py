@@ -231,6 +231,29 @@ def _settings(graph: Graph, sampler: str) -> dict[str, Any]:
     }
 
 
+def _vae(graph: Graph) -> str | None:
+    """The VAE a loader node names; None when the checkpoint's own VAE decodes."""
+    for node_id in graph.nodes:
+        if "VAELoader" in graph.kind(node_id):
+            name = graph.inputs(node_id).get("vae_name")
+            if _is_name(name) and name:
+                return name
+    return None
+
+
+def _loras(graph: Graph) -> list[str]:
+    """Every LoRA a loader node applies, as `name (strength)`, in the graph's order."""
+    found = []
+    for node_id in graph.nodes:
+        inputs = graph.inputs(node_id)
+        name = inputs.get("lora_name")
+        if not (_is_name(name) and name):
+            continue
+        strength = inputs.get("strength_model", inputs.get("strength"))
+        found.append(f"{name} ({strength:g})" if _is_number(strength) else name)
+    return found
+
+
 def read_graph(record: Generation, nodes: dict) -> None:
     graph = Graph(nodes)
     if len(graph.nodes) > _MAX_NODES:
@@ -245,8 +268,12 @@ def read_graph(record: Generation, nodes: dict) -> None:
         record,
         prompt=_conditioning(graph, base, "positive"),
         negative_prompt=_conditioning(graph, base, "negative"),
+        scheduler=graph.value(base, ("scheduler",), ("sigmas",), _is_name),
+        vae=_vae(graph),
         **_settings(graph, base),
     )
+    if not record.loras:
+        record.loras = _loras(graph)
     for sampler in later:
         step = Pass(node=sampler)
         fill(step, **_settings(graph, sampler))
