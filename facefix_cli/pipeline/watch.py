@@ -4,9 +4,10 @@ then fix every new or replaced image under the folders as soon as it is complete
 A thin loop around three parts that each do one thing: a watcher (`io.watcher`: kernel events
 through watchdog, or a walk every `poll` seconds) says which files appeared or changed; the
 `Settler` (`io.settle`) says which of them are complete (renamed in or closed after writing and
-whole, or unchanged for `settle` seconds and whole); the session fixes those, through the same
-executor, per-file steps and claims as `fix`, so a `fix` from cron beside a watch (or two
-watches sharing NFS) does each file once, and the outputs are the same bytes.
+whole, or unchanged for `settle` seconds and whole; polling, whole and unchanged over a second
+look `LOOK_AGAIN` later); the session fixes those, through the same executor, per-file steps
+and claims as `fix`, so a `fix` from cron beside a watch (or two watches sharing NFS) does each
+file once, and the outputs are the same bytes.
 
 Guarantees:
 - Setup problems (bad options, missing or broken weights, a missing device, a folder that is not

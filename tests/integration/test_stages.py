@@ -11,6 +11,7 @@ import pytest
 import torch
 from conftest import gradient_image
 from helpers import discover
+from ops_support import as_batch
 from PIL import Image
 
 from facefix_cli.errors import ImageError
@@ -20,7 +21,7 @@ from facefix_cli.io.write import encode_png, quantize, write_atomic
 from facefix_cli.metadata import chunks_from_bytes
 from facefix_cli.networks import detectors
 from facefix_cli.networks.load import load_retinaface, load_spandrel_model
-from facefix_cli.ops import align, detect, paste, upscale
+from facefix_cli.ops import upscale
 
 CPU = torch.device("cpu")
 
@@ -202,14 +203,6 @@ def test_realesrgan_checkpoints_load_with_their_scales(x2, x4):
     assert (x4.architecture.id, x4.scale) == ("ESRGAN", 4)
 
 
-def as_batch(*images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
-
-
-def as_image(tensor: torch.Tensor) -> np.ndarray:
-    return tensor.permute(1, 2, 0).numpy()
-
-
 def test_upscale_odd_sizes_for_x2plus(x2):
     # x2plus pixel-unshuffles its input, so odd sizes need padding; the output is cropped back.
     out = upscale.upscale(as_batch(gradient_image(13, 11)), x2, strength=1.0)
@@ -226,21 +219,6 @@ def test_upscale_strength_blends_with_bicubic(x2):
     torch.testing.assert_close(none, bicubic, rtol=0, atol=0)
     torch.testing.assert_close(half, 0.25 * full + 0.75 * bicubic, rtol=0, atol=1e-6)
     assert not torch.allclose(full, bicubic, atol=1e-2)  # the model really ran
-
-
-@pytest.mark.parametrize(("width", "height"), [(82, 74), (164, 148), (20, 18), (60, 37)])
-def test_bicubic_resize_matches_pils_within_one_level(width, height):
-    # InvokeAI blends with PIL's Image.resize(BICUBIC): a = -0.5 and the intermediate clipped
-    # after the horizontal pass. Noise is the hard case (bicubic overshoots at every pixel).
-    rng = np.random.default_rng(5)
-    image8 = (rng.random((37, 41, 3)) * 256).astype(np.uint8)
-    expected = np.asarray(Image.fromarray(image8).resize((width, height), Image.BICUBIC))
-    resized = upscale.resize_bicubic(as_batch(image8.astype(np.float32) / 255), height, width)
-    ours = quantize(as_image(resized[0]), 8)
-    assert np.abs(ours.astype(int) - expected.astype(int)).max() <= 1
-    # OpenCV's bicubic (a = -0.75), what facefix used before, is far from PIL's here.
-    opencv = cv2.resize(image8, (width, height), interpolation=cv2.INTER_CUBIC)
-    assert np.abs(opencv.astype(int) - expected.astype(int)).max() > 1
 
 
 def test_tiled_upscale_matches_whole_image_inside_tile_padding_reach(x4):
@@ -271,26 +249,6 @@ def test_out_of_memory_retries_with_smaller_tiles(x2, monkeypatch):
     with pytest.raises(torch.OutOfMemoryError):
         upscale.super_resolve_fitting(as_batch(gradient_image(260, 60)), x2, tile=100)
     assert tiles_tried == [100]  # nothing below MIN_TILE (64) is tried
-
-
-def test_tile_choice_from_image_size_and_memory():
-    gib = 2**30
-    # Small images fit whole; a 4096 px input does not, and gets tiles that fit the budget.
-    assert upscale.choose_tile(512, 512, scale=2, batch=1, budget_bytes=2 * gib) == 0
-    for scale in (2, 4):
-        tile = upscale.choose_tile(4096, 4096, scale=scale, batch=1, budget_bytes=2 * gib)
-        assert tile % upscale.TILE_MULTIPLE == 0 and upscale.MIN_TILE <= tile < 4096
-        padded = (tile + 2 * upscale.TILE_PAD) ** 2
-        assert padded * upscale.bytes_per_pixel(scale) <= 2 * gib
-        bigger = (tile + upscale.TILE_MULTIPLE + 2 * upscale.TILE_PAD) ** 2
-        assert bigger * upscale.bytes_per_pixel(scale) > 2 * gib  # the largest that fits
-    # Batches share the budget; fp16 halves the need; a tiny budget still gets MIN_TILE.
-    one = upscale.choose_tile(2048, 2048, scale=4, batch=1, budget_bytes=gib)
-    assert upscale.choose_tile(2048, 2048, scale=4, batch=4, budget_bytes=gib) < one
-    assert upscale.choose_tile(2048, 2048, scale=4, batch=1, budget_bytes=gib, element_size=2) > one
-    assert upscale.choose_tile(2048, 2048, scale=4, batch=1, budget_bytes=1) == upscale.MIN_TILE
-    assert upscale.smaller_tiles(0, 300, 200) == [150, 75]
-    assert upscale.smaller_tiles(512, 4096, 4096) == [256, 128, 64]
 
 
 def test_cpu_tiles_follow_available_memory(monkeypatch):
@@ -329,14 +287,6 @@ def test_non_finite_reduced_precision_output_is_redone_in_fp32(x2):
     alone = upscale.super_resolve_checked(batch[1:], x2)  # what the fp32 model gives it alone
     assert torch.isfinite(out).all()
     torch.testing.assert_close(out[1], alone[0], rtol=0, atol=0)
-
-
-def test_upscale_alpha_is_a_plain_resize():
-    alpha = np.zeros((10, 10, 1), np.float32)
-    alpha[3:7, 3:7] = 1.0
-    out = upscale.upscale_alpha(as_batch(alpha), 20, 20)
-    assert out.shape == (1, 1, 20, 20) and out.min() >= 0.0 and out.max() <= 1.0
-    assert float(out[0, 0, 10, 10]) == pytest.approx(1.0) and float(out[0, 0, 0, 0]) == 0.0
 
 
 # --- detect and align -------------------------------------------------------------------
@@ -388,167 +338,6 @@ def test_suppressed_test_detector_finds_nothing(weights_dir):
     assert detectors.retinaface_detector(net)(as_batch(gradient_image(64, 64))) == [[]]
 
 
-def face_at(x: float, y: float, scale: float = 1.0, score: float = 0.99) -> detect.Face:
-    landmarks = (align.FFHQ_TEMPLATE_512 - 256) * scale + np.array([x, y], np.float32)
-    return detect.Face(
-        (x - 256 * scale, y - 256 * scale, x + 256 * scale, y + 256 * scale), score, landmarks
-    )
-
-
-def test_select_faces_drops_tiny_faces_and_picks_the_centre():
-    big_left, big_centre = face_at(20, 50, 0.3), face_at(50, 50, 0.3)
-    tiny = face_at(80, 80, 0.02)  # eyes 2.5 px apart
-    assert detect.select_faces([big_left, tiny, big_centre], (100, 100)) == [big_left, big_centre]
-    assert detect.select_faces([big_left, big_centre], (100, 100), only_center_face=True) == [
-        big_centre
-    ]
-
-
-def test_alignment_maps_landmarks_onto_the_template():
-    face = face_at(120, 90, 0.25)
-    matrix = align.alignment_matrix(face.landmarks)
-    mapped = np.hstack([face.landmarks, np.ones((5, 1))]) @ matrix.T
-    np.testing.assert_allclose(mapped, align.FFHQ_TEMPLATE_512, atol=1e-2)
-    crop = align.warp_face(gradient_image(240, 180), matrix)
-    assert crop.shape == (512, 512, 3)
-
-
-def rotated_face(x: float, y: float, scale: float, degrees: float) -> np.ndarray:
-    """The alignment matrix of a face at (x, y), `scale` of the template, turned `degrees`."""
-    landmarks = (align.FFHQ_TEMPLATE_512 - 256) * scale + np.array([x, y], np.float32)
-    turn = cv2.getRotationMatrix2D((x, y), degrees, 1.0)
-    return align.alignment_matrix(
-        (np.hstack([landmarks, np.ones((5, 1))]) @ turn.T).astype(np.float32)
-    )
-
-
-# Faces inside, across the edge, and at a corner of a 300 x 240 image, some turned.
-FACE_PLACES = [(150, 120, 0.25, 0), (160, 110, 0.3, 17), (20, 30, 0.3, -25), (290, 230, 0.4, 40)]
-
-
-def assert_close_to_opencv(ours: np.ndarray, opencv: np.ndarray) -> None:
-    # OpenCV rounds sample positions to 1/32 pixel; grid_sample does not (module notes).
-    difference = np.abs(ours - opencv) * 255
-    assert difference.mean() < 0.5 and difference.max() < 2.0
-
-
-@pytest.mark.parametrize("place", FACE_PLACES)
-def test_alignment_warp_agrees_with_opencv(place):
-    image = gradient_image(300, 240, seed=2)  # textured: every pixel differs from its neighbours
-    matrix = rotated_face(*place)
-    opencv = cv2.warpAffine(
-        image, matrix, (512, 512), borderMode=cv2.BORDER_CONSTANT, borderValue=align.BORDER_RGB
-    )
-    assert_close_to_opencv(align.warp_face(image, matrix), opencv)
-
-
-def opencv_paste(image: np.ndarray, face: np.ndarray, mask: np.ndarray, matrix: np.ndarray):
-    """facefix's paste-back before it moved to tensors, with cv2.warpAffine."""
-    height, width = image.shape[:2]
-    x0, y0, x1, y1 = paste.inverse_region(matrix, width, height)
-    inverse = cv2.invertAffineTransform(matrix)
-    inverse[:, 2] -= (x0, y0)
-    size = (x1 - x0, y1 - y0)
-    warped_face = cv2.warpAffine(face, inverse, size, flags=cv2.INTER_LINEAR, borderValue=0)
-    warped_mask = cv2.warpAffine(mask, inverse, size, flags=cv2.INTER_LINEAR, borderValue=0)
-    area = image[y0:y1, x0:x1]
-    inside = warped_mask > 0
-    area[inside] = (area + warped_mask[:, :, None] * (warped_face - area))[inside]
-
-
-@pytest.mark.parametrize("place", FACE_PLACES)
-def test_paste_back_agrees_with_opencv_and_keeps_unmasked_pixels(place):
-    image = gradient_image(300, 240, seed=3)
-    matrix = rotated_face(*place)
-    face = gradient_image(512, 512, seed=4)
-    mask = soften_one(np.pad(np.ones((312, 312), np.float32), 100))
-    expected = image.copy()
-    opencv_paste(expected, face, mask, matrix)
-    pasted = torch.from_numpy(image).permute(2, 0, 1).contiguous()
-    paste.paste_faces(
-        pasted,
-        torch.from_numpy(face).permute(2, 0, 1)[None],
-        torch.from_numpy(mask)[None],
-        [matrix],
-    )
-    ours = as_image(pasted)
-    x0, y0, x1, y1 = paste.inverse_region(matrix, 300, 240)
-    assert_close_to_opencv(ours[y0:y1, x0:x1], expected[y0:y1, x0:x1])
-    # Exactly unchanged where the warped mask is 0: outside the region, and inside it.
-    weight = align.warp_affine(
-        torch.from_numpy(mask)[None, None], [cv2.invertAffineTransform(matrix)], (300, 240)
-    )[0, 0].numpy()
-    outside = weight == 0
-    np.testing.assert_array_equal(ours[outside], image[outside])
-    assert 0.2 * outside.size < outside.sum() < outside.size  # the face is pasted, not all over
-    assert np.abs(ours - image).max() > 0.1
-
-
-def test_pasting_into_the_faces_window_equals_pasting_into_the_whole_image():
-    # Two overlapping faces, one over the image's corner: the window is their regions' union.
-    image = torch.from_numpy(gradient_image(300, 240, seed=5)).permute(2, 0, 1).contiguous()
-    matrices = [rotated_face(*FACE_PLACES[1]), rotated_face(*FACE_PLACES[3])]
-    faces = torch.from_numpy(np.stack([gradient_image(512, 512, seed=s) for s in (6, 7)]))
-    faces = faces.permute(0, 3, 1, 2).contiguous()
-    mask = torch.from_numpy(soften_one(np.pad(np.ones((312, 312), np.float32), 100)))
-    masks = torch.stack([mask, mask])
-    whole = image.clone()
-    paste.paste_faces(whole, faces, masks, matrices)
-    boxes = [paste.inverse_region(m, 300, 240) for m in matrices]
-    x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
-    x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
-    assert (x0, y0) != (0, 0) and (x1, y1) == (300, 240)  # a window, not the whole image
-    window = image[:, y0:y1, x0:x1].clone()
-    paste.paste_faces(window, faces, masks, matrices, (x0, y0, 300, 240))
-    assert torch.equal(window, whole[:, y0:y1, x0:x1])
-    outside = torch.ones(240, 300, dtype=torch.bool)
-    outside[y0:y1, x0:x1] = False
-    assert torch.equal(whole[:, outside], image[:, outside])
-
-
-def test_paste_touches_only_pixels_under_the_mask():
-    image = gradient_image(200, 160)
-    matrix = align.alignment_matrix(face_at(100, 80, 0.2).landmarks)
-    mask = soften_one(np.pad(np.ones((312, 312)), 100))
-    pasted = torch.from_numpy(image).permute(2, 0, 1).contiguous()
-    paste.paste_faces(pasted, torch.ones((1, 3, 512, 512)), torch.from_numpy(mask)[None], [matrix])
-    result = as_image(pasted)
-    warped = cv2.warpAffine(mask, cv2.invertAffineTransform(matrix), (200, 160))
-    # Far from the mask's edge both warps agree on where it is 0.
-    outside = cv2.dilate((warped > 0).astype(np.uint8), np.ones((3, 3))) == 0
-    np.testing.assert_array_equal(result[outside], image[outside])
-    assert outside.sum() > 0.5 * outside.size
-    # Near the face centre the mask is ~1: the pasted (white) face shows.
-    assert result[80, 100].min() > 0.95
-    x0, y0, x1, y1 = paste.inverse_region(matrix, 200, 160)
-    assert 0 <= x0 < 100 < x1 <= 200 and 0 <= y0 < 80 < y1 <= 160
-
-
-def test_mask_blur_matches_opencvs_gaussian():
-    rng = np.random.default_rng(2)
-    hard = (rng.random((512, 512)) > 0.6).astype(np.float32)
-    expected = hard
-    for _ in range(2):
-        expected = cv2.GaussianBlur(expected, paste.MASK_BLUR_KERNEL, paste.MASK_BLUR_SIGMA)
-    border = paste.MASK_BORDER
-    inner = (slice(border, -border), slice(border, -border))
-    softened = soften_one(hard)
-    np.testing.assert_allclose(softened[inner], expected[inner], atol=1e-5)
-    assert not softened[:border].any() and not softened[:, -border:].any()
-
-
-def test_blend_restored_is_exact_at_the_ends_and_linear_between():
-    base = torch.from_numpy(gradient_image(10, 10, seed=1))
-    restored = base.clone()
-    restored[2:5, 2:5] = 1.0
-    torch.testing.assert_close(paste.blend_restored(base, restored, 1.0), restored, rtol=0, atol=0)
-    half = paste.blend_restored(base, restored, 0.5)
-    torch.testing.assert_close(half, 0.5 * base + 0.5 * restored, rtol=0, atol=1e-7)
-    untouched = torch.ones((10, 10), dtype=torch.bool)
-    untouched[2:5, 2:5] = False
-    assert torch.equal(half[untouched], base[untouched])
-
-
 # --- precision --------------------------------------------------------------------------
 
 
@@ -579,8 +368,3 @@ def test_reduced_precision_upscale_is_within_40_db_of_fp32(dtype):
     value = psnr(output, reference)
     print(f"{dtype}: PSNR {value:.1f} dB against fp32")  # recorded in benchmarks/RESULTS.md
     assert value >= 40.0
-
-
-def soften_one(hard: np.ndarray) -> np.ndarray:
-    """`paste.soften_masks` on one 2-D mask, as numpy."""
-    return paste.soften_masks(torch.from_numpy(np.asarray(hard, np.float32))[None])[0].numpy()

@@ -104,12 +104,14 @@ def test_ray_address_wins_over_plain_ray(tmp_path: Path) -> None:
     assert settings_from_options(weights_dir=tmp_path, ray_address="auto").ray_address == "auto"
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("90", 90), ("90s", 90), ("2h", 7200)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90", 90), ("90s", 90), ("15m", 900), ("2h", 7200), ("1.5h", 5400)]
+)
 def test_parse_duration(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "0", "-5m", "5d", "soon"])
+@pytest.mark.parametrize("text", ["", "0", "-5", "-5m", "10d", "soon"])
 def test_parse_duration_refuses(text: str) -> None:
     with pytest.raises(SetupError, match="--max-time"):
         parse_duration(text)
