@@ -47,7 +47,7 @@ from facefix_cli.errors import (
     SetupError,
     first_line,
 )
-from facefix_cli.io import claims, safefs
+from facefix_cli.io import claims, marks, safefs
 from facefix_cli.io.claims import Claim
 from facefix_cli.io.discover import Job
 from facefix_cli.io.encode import EncodeOptions, OutputPixels
@@ -228,9 +228,21 @@ def _source_path(job: Job) -> str | None:
 def finish_file(
     file: OpenFile, fixed: FixedImage, settings: RunSettings, clock: StageClock = NO_CLOCK
 ) -> FileResult:
-    """Write the fixed image with its metadata atomically; the file's `fixed` result."""
+    """Write the fixed image with its metadata atomically; the file's `fixed` result. Restoration
+    alone that restored no face writes nothing (the output would be the input's pixels): the
+    result is skipped, and a face found in none is remembered (`io.marks`) for the next run."""
     begun = time.perf_counter()
     job, source, generation, stealth = file.job, file.source, file.generation, file.stealth
+    if fixed.looked_for_faces and fixed.faces == 0 and not fixed.upscaled:
+        if fixed.found == 0:
+            marks.remember_faceless(job.output, job.source)
+            reason = "no face found: nothing to restore, no output written"
+        else:
+            reason = f"no face chosen of {fixed.found} found: nothing restored, no output written"
+        result = FileResult(job.source, None, Status.SKIPPED, reason, faces_skipped=fixed.skipped)
+        result.tool, result.seed = generation.tool, generation.seed
+        result.seconds = file.seconds + time.perf_counter() - begun
+        return result
     fmt = job.format
     notes = []
     with clock.stage("encode"):
