@@ -249,21 +249,21 @@ def finish_file(
         record = facefix_record(
             fixed.operations, source.path.name, source.sha256, _source_path(job)
         )
-        if fmt is not OutputFormat.PNG:  # a PNG's record stays as it always was
+        if fmt.spec.lossy:  # a PNG's record stays as it always was
             record["output"], note = output_record(fmt, settings.quality, source.bit_depth)
             notes += [note] if note else []
         # Resampling destroys settings hidden in the pixels' low bits: carry them as text.
         chunks = output_chunks(source.chunks, fixed.operations, record, stealth=stealth)
-        if fmt is OutputFormat.PNG:
-            alpha = stealth_written_back(fixed.alpha, stealth, source.bit_depth)
-            pixels = OutputPixels(fixed.rgb, alpha, source.bit_depth)
-            data = fmt.encode(pixels, chunks, EncodeOptions(png_level=settings.png_level))
-        else:  # lossy: low bits do not survive, so no stealth payload goes back in the pixels
-            # JPEG gets here only with an opaque alpha (`read_job` refuses transparency): none
-            alpha = fixed.alpha if fmt.spec.keeps_alpha else None
-            pixels = OutputPixels(fixed.rgb, alpha, source.bit_depth)
-            carried = embedded_metadata(chunks, fmt)
-            data = fmt.encode(pixels, carried, EncodeOptions(quality=settings.quality))
+        # A lossless format gets an alpha payload back in the pixels; lossy ones lose low bits.
+        # A format without alpha (JPEG) gets here only with an opaque one (`check_alpha_fits`).
+        alpha = (
+            (fixed.alpha if fmt.spec.keeps_alpha else None)
+            if fmt.spec.lossy
+            else stealth_written_back(fixed.alpha, stealth, source.bit_depth)
+        )
+        carried = chunks if fmt.carrier == "png chunks" else embedded_metadata(chunks, fmt)
+        options = EncodeOptions(quality=settings.quality, png_level=settings.png_level)
+        data = fmt.encode(OutputPixels(fixed.rgb, alpha, source.bit_depth), carried, options)
     with clock.stage("write"):
         write_atomic(job.output, data, **output_attributes(source), folder=file.folder)
     result = FileResult(job.source, job.output, Status.FIXED, faces=fixed.faces)
