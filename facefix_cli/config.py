@@ -1,7 +1,14 @@
-"""facefix.toml and the weights folder: command line, then environment, then facefix.toml, then defaults."""
+"""facefix.toml and the weights folder: command line, then environment, then facefix.toml, then defaults.
+
+facefix.toml holds where the weights are (`weights_dir`) and the output format (`format`,
+`quality`), nothing else: what a run does to pixels is said on its command line (a cron line
+shows it whole). Any other key is a SetupError that names the key, suggests the key meant
+where one is close, and says where recipe options go, so a typo never falls back silently to
+a default."""
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from pathlib import Path
@@ -11,6 +18,7 @@ from platformdirs import user_cache_dir
 from facefix_cli.errors import SetupError
 
 CONFIG_NAME = "facefix.toml"
+KEYS = ("weights_dir", "format", "quality")  # what facefix.toml may hold
 
 
 def load_config(config_path: Path | None = None) -> tuple[dict, Path | None]:
@@ -25,13 +33,30 @@ def load_config(config_path: Path | None = None) -> tuple[dict, Path | None]:
         config_path = candidate
     try:
         with open(config_path, "rb") as fh:
-            return tomllib.load(fh), config_path
+            table = tomllib.load(fh)
     except FileNotFoundError:
         raise SetupError(f"config file not found: {config_path}") from None
     except tomllib.TOMLDecodeError as exc:
         raise SetupError(f"config file {config_path} is not valid TOML: {exc}") from None
     except OSError as exc:
         raise SetupError(f"cannot read config file {config_path}: {exc.strerror}") from None
+    check_keys(table, config_path)
+    return table, config_path
+
+
+def check_keys(table: dict, source: Path) -> None:
+    """SetupError for the first key facefix.toml does not know."""
+    for key in table:
+        if key in KEYS:
+            continue
+        close = difflib.get_close_matches(key, KEYS, n=1, cutoff=0.7)
+        hint = (
+            f"did you mean {close[0]}?"
+            if close
+            else f"it holds only {', '.join(KEYS)}; options such as --"
+            f"{key.replace('_', '-')} go on the command line"
+        )
+        raise SetupError(f"{source}: unknown key {key!r}; {hint}")
 
 
 def resolve_output_format(

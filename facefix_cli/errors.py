@@ -46,13 +46,26 @@ class SetupError(FacefixError):
 
 
 class MissingWeightsError(SetupError):
-    def __init__(self, files: list[str], command: str, reason: str = "") -> None:
+    """Model files a run needs are not there: one line saying where and why, one short line
+    per file, and one next step that works where the user is (`next_step`; by default the
+    `facefix download` command, `command`, that fetches exactly them)."""
+
+    def __init__(
+        self,
+        files: list[str],
+        command: str,
+        reason: str = "",
+        *,
+        where: str = "",
+        next_step: str = "",
+    ) -> None:
         self.files = files
         self.command = command
         why = f" ({reason})" if reason else ""
-        super().__init__(
-            f"missing model weights: {', '.join(files)}{why}; fetch them with: {command}"
-        )
+        folder = f" in {where}" if where else ""
+        lines = [f"missing model weights{folder}{why}:", *(f"  {name}" for name in files)]
+        lines.append(f"next: {next_step or f'fetch them with: {command}'}")
+        super().__init__("\n".join(lines))
 
 
 class DownloadError(FacefixError):

@@ -58,6 +58,11 @@ class Recipe:
     def upscales(self) -> bool:
         return self.upscaler_path is not None or self.scale > 1
 
+    @property
+    def restores_only(self) -> bool:
+        """Faces restored, no upscale: an image without a face to restore gets no output."""
+        return not self.upscales and self.restore_with is not None
+
     def validate(self) -> None:
         """Raise SetupError for a recipe no run can follow, before any work starts."""
         if self.scale not in (1, 2, 4):

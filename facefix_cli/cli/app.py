@@ -24,8 +24,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    # Plain click messages: usage errors end in one `Error: ...` line that logs and greps well.
+    # Plain click messages; `main` turns a usage error into one `error: ...` line.
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
@@ -61,9 +62,10 @@ def root(
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
-    """The `facefix` script: the app, plus, when the option parser refuses a command line that
-    asked for `--json`, a JSON record on stdout beside click's `Error:` line on stderr, so a cron
-    wrapper that parses stdout gets one record on every exit (2 here)."""
+    """The `facefix` script: the app, with a command line the option parser refuses reported as
+    one `error: ...` line naming the help to read (as every other facefix error), and, when it
+    asked for `--json`, a JSON record on stdout, so a cron wrapper that parses stdout gets one
+    record on every exit (2 here)."""
     args = sys.argv[1:] if argv is None else list(argv)
     command = typer.main.get_command(app)
     try:
@@ -77,11 +79,20 @@ def main(argv: list[str] | None = None) -> NoReturn:
         show, exit_code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
         if not callable(show) or not isinstance(exit_code, int):
             raise
-        show()  # usage line and `Error: ...` on stderr, as the standalone app prints
+        print(f"error: {usage_error_line(args, exc)}", file=sys.stderr, flush=True)
         if "--json" in args:
             print(json.dumps(usage_error_record(args, exc, exit_code), indent=2), flush=True)
         sys.exit(exit_code)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def usage_error_line(args: list[str], exc: Exception) -> str:
+    """Click's message for a refused command line on one line, and where the options are."""
+    format_message = getattr(exc, "format_message", None)
+    message = format_message() if callable(format_message) else str(exc)
+    context = getattr(exc, "ctx", None)
+    command = getattr(context, "command_path", None) or "facefix"
+    return f"{' '.join(message.split())} (see {command} --help)"
 
 
 def usage_error_record(args: list[str], exc: Exception, exit_code: int) -> dict[str, Any]:

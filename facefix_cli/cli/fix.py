@@ -3,7 +3,6 @@ out. The run's tally and exit code are the library's (`FixSummary`); this module
 
 from __future__ import annotations
 
-import contextlib
 import json
 import signal
 import sys
@@ -58,6 +57,7 @@ def fix(
     order: o.OrderOption = o.Order.upscale_first,
     output_dir: o.OutputDirOption = None,
     overwrite: o.OverwriteOption = False,
+    retry_failed: o.RetryFailedOption = False,
     dry_run: o.DryRunOption = False,
     recursive: o.RecursiveOption = True,
     ext: o.ExtOption = "png",
@@ -88,6 +88,7 @@ def fix(
 
     summary = FixSummary()
     settings: RunSettings | None = None
+    ignored: list[str] = []  # options that cannot apply here: one warning line each
     try:
         # 1. the command line as a recipe and run settings (SetupError: exit 2)
         recipe = o.recipe_from_options(
@@ -110,13 +111,17 @@ def fix(
             max_faces=max_faces,
             detect_size=detect_size,
             order=order,
+            warnings=ignored,
         )
+        for warning in ignored:
+            _log(f"warning: {warning}")
         chosen_format, chosen_quality = resolve_output_format(output_format, quality, config)
         settings = o.settings_from_options(
             weights_dir=resolve_weights_dir(weights_dir, config),
             device=device,
             output_dir=output_dir,
             overwrite=overwrite,
+            retry_failed=retry_failed,
             dry_run=dry_run,
             recursive=recursive,
             ext=ext,
@@ -142,12 +147,7 @@ def fix(
         bar = console.is_terminal() and not as_json
         with (
             signals_as_interrupts(),
-            console.download_progress() as download_progress,
-            (
-                console.RichFixEvents(verbose=verbose, quiet=quiet)
-                if bar
-                else contextlib.nullcontext(console.PlainFixEvents(verbose=verbose, quiet=quiet))
-            ) as events,
+            console.fix_display(bar, verbose=verbose, quiet=quiet) as (events, download_progress),
         ):
             summary = run_fix(
                 paths,
@@ -193,6 +193,7 @@ def fix(
         as_json,
         summary.exit_code,
         verbose=verbose,
+        show_summary=not (quiet and summary.idle and built is None),  # cron mails nothing
         report_path=built.path if built is not None else None,
         report_text=report_line(built) if built is not None else None,
     )
@@ -232,8 +233,10 @@ def _log(text: str) -> None:
 
     if console.is_terminal():
         print(text, file=sys.stderr)
-    else:
-        print(f"{console.timestamp()} {console.printable(text)}", file=sys.stderr, flush=True)
+    else:  # every line of a log timestamped (a missing-weights error names files one a line)
+        stamp = console.timestamp()
+        for line in text.splitlines():
+            print(f"{stamp} {console.printable(line)}", file=sys.stderr, flush=True)
 
 
 def _finish(

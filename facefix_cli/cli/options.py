@@ -151,7 +151,7 @@ RestoreStrengthOption = Annotated[
     typer.Option(
         "--restore-strength",
         metavar="STRENGTH",
-        help="With --restorer: its strength (0-1], default 1.",
+        help="With --restorer: its strength (0-1].",
     ),
 ]
 TileOption = Annotated[
@@ -226,8 +226,8 @@ WorkersOption = Annotated[
     typer.Option(
         "--workers",
         min=0,
-        help="Decode+encode threads beside the GPU stage (default: cores - 1, at most 8); "
-        "0 = everything in one thread, one file at a time.",
+        help="Decode+encode threads beside the GPU stage (default: cores - 1, at most 8, on a "
+        "GPU; none on the CPU alone); 0 = everything in one thread, one file at a time.",
     ),
 ]
 ThreadsOption = Annotated[
@@ -255,7 +255,19 @@ OutputDirOption = Annotated[
     ),
 ]
 OverwriteOption = Annotated[
-    bool, typer.Option("--overwrite", help="Redo files whose output already exists.")
+    bool,
+    typer.Option(
+        "--overwrite",
+        help="Redo files whose output already exists, and those an earlier run found no "
+        "face in or set aside.",
+    ),
+]
+RetryFailedOption = Annotated[
+    bool,
+    typer.Option(
+        "--retry-failed",
+        help="Try again the files set aside after failing 3 runs in a row.",
+    ),
 ]
 FormatOption = Annotated[
     Format | None,
@@ -313,8 +325,8 @@ PngLevelOption = Annotated[
         min=0,
         max=9,
         metavar="0-9",
-        help="PNG compression of the outputs, lossless at every level: 1 writes ~5x faster "
-        "than 6 for files ~12% larger; 9 is smallest and slowest.",
+        help="PNG compression of the outputs, lossless at every level: 1 writes ~3.5x faster "
+        "than 6 for files ~16% larger; 9 is smallest and slowest.",
     ),
 ]
 MaxTimeOption = Annotated[
@@ -354,7 +366,13 @@ ReportOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout.")]
 QuietOption = Annotated[
-    bool, typer.Option("--quiet", "-q", help="Only report failures and the summary.")
+    bool,
+    typer.Option(
+        "--quiet",
+        "-q",
+        help="Only failures, warnings and the summary; nothing at all when nothing was done "
+        "(cron mails only what matters).",
+    ),
 ]
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Log each file as it starts.")]
 
@@ -380,12 +398,15 @@ def recipe_from_options(
     max_faces: int | None = None,
     detect_size: int = DEFAULT_DETECT_SIZE,
     order: str = Order.upscale_first,
+    warnings: list[str] | None = None,
 ) -> Recipe:
     """The recipe the recipe options ask for; SetupError for options that contradict each
-    other. The recipe's own range checks are `Recipe.validate`'s, run by the library.
+    other or cannot apply (`INTERPLAY`), and the one-line warnings for options that are
+    ignored appended to `warnings`. The recipe's own range checks are `Recipe.validate`'s, run
+    by the library.
 
-    Option interplay (an option that cannot apply with the others: a usage error or a warning)
-    is decided here, so every command that takes these options follows the same rules."""
+    Option interplay is decided here, so every command that takes these options follows the
+    same rules; the README's "Options that go together" table is `INTERPLAY`."""
     if half and precision not in (Precision.auto, Precision.fp16):
         raise SetupError(f"--half means --precision fp16; it contradicts --precision {precision}")
     if gfpgan is not None and codeformer is not None:
@@ -403,6 +424,31 @@ def recipe_from_options(
     if restorer is not None:
         restore_with, strength = "restorer", restore_strength
     min_face_px, min_face_share = (0.0, 0.0) if min_face is None else parse_min_face(min_face)
+    if min_face is not None and 0 < min_face_px < 1:
+        raise SetupError(
+            f"--min-face {min_face}: faces are at least a pixel; for a share of the largest "
+            f"face write {min_face.strip()}x"
+        )
+    notes = _interplay(
+        upscales=str(upscale) != Upscale.none or upscaler is not None,
+        restore_with=restore_with,
+        given={
+            "--upscale-strength": upscale_strength != DEFAULT_UPSCALE_STRENGTH,
+            "--fidelity": fidelity != DEFAULT_FIDELITY,
+            "--gfpgan-model": str(gfpgan_model) != DEFAULT_GFPGAN_VERSION,
+            "--restore-strength": restore_strength != DEFAULT_RESTORE_STRENGTH,
+            "--tile": tile is not None,
+            "--only-center-face": only_center_face,
+            "--detector": str(detector) != DEFAULT_DETECTOR,
+            "--face-threshold": face_threshold != DEFAULT_FACE_THRESHOLD,
+            "--min-face": min_face is not None,
+            "--max-faces": max_faces is not None,
+            "--detect-size": detect_size != DEFAULT_DETECT_SIZE,
+            "--order": Order(str(order)) is not Order.upscale_first,
+        },
+    )
+    if warnings is not None:
+        warnings.extend(notes)
     return Recipe(
         scale=int(Upscale(str(upscale)).value),
         upscale_strength=upscale_strength,
@@ -425,12 +471,79 @@ def recipe_from_options(
     )
 
 
+# Options that apply only with others: (option, what it needs, verdict, why). The README's
+# "Options that go together" table shows these rows; a test compares the two.
+FACE_CHOICES = (
+    "--only-center-face",
+    "--max-faces",
+    "--min-face",
+    "--face-threshold",
+    "--detector",
+    "--detect-size",
+)
+INTERPLAY: tuple[tuple[str, str, str, str], ...] = (
+    ("--fidelity", "--codeformer", "error", "it is CodeFormer's fidelity weight"),
+    ("--gfpgan-model", "--gfpgan", "error", "it chooses GFPGAN's version"),
+    (
+        "--restore-strength",
+        "--restorer",
+        "error",
+        "it is --restorer's strength; GFPGAN's and CodeFormer's follow --gfpgan and --codeformer",
+    ),
+    (
+        "--upscale-strength",
+        "--upscale 2|4 or --upscaler",
+        "error",
+        "it blends the upscaler's output with a plain resize",
+    ),
+    *(
+        (name, "--gfpgan, --codeformer or --restorer", "error", "it chooses the faces restored")
+        for name in FACE_CHOICES
+    ),
+    ("--min-face below 1", "an x (0.3x)", "error", "a face is at least a pixel: 0.3 means 0.3x"),
+    ("--max-faces", "no --only-center-face", "warning", "--only-center-face restores one face"),
+    ("--tile", "--upscale 2|4 or --upscaler", "warning", "tiles split the upscale only"),
+    (
+        "--order restore-first",
+        "an upscale and a face restorer",
+        "warning",
+        "with one step there is no order",
+    ),
+)
+
+
+def _interplay(upscales: bool, restore_with: str | None, given: dict[str, bool]) -> list[str]:
+    """SetupError for the first option given that cannot apply (INTERPLAY's errors); the
+    warnings for those that are ignored."""
+    needs_ok = {
+        "--codeformer": restore_with == "codeformer",
+        "--gfpgan": restore_with == "gfpgan",
+        "--restorer": restore_with == "restorer",
+        "--upscale 2|4 or --upscaler": upscales,
+        "--gfpgan, --codeformer or --restorer": restore_with is not None,
+    }
+    for option, needs, verdict, why in INTERPLAY:
+        if verdict == "error" and given.get(option) and not needs_ok[needs]:
+            raise SetupError(f"{option} does nothing without {needs}: {why}")
+    warnings = []
+    if given["--max-faces"] and given["--only-center-face"]:
+        warnings.append("--max-faces is ignored: --only-center-face restores one face")
+    if given["--tile"] and not upscales:
+        warnings.append("--tile is ignored: there is no upscale to split into tiles")
+    if given["--order"] and not (upscales and restore_with is not None):
+        warnings.append(
+            "--order restore-first is ignored: it orders an upscale and a face restoration"
+        )
+    return warnings
+
+
 def settings_from_options(
     *,
     weights_dir: Path,
     device: str = "auto",
     output_dir: Path | None = None,
     overwrite: bool = False,
+    retry_failed: bool = False,
     dry_run: bool = False,
     recursive: bool = True,
     ext: str = "png",
@@ -455,6 +568,7 @@ def settings_from_options(
         device=device,
         output_dir=output_dir,
         overwrite=overwrite,
+        retry_failed=retry_failed,
         dry_run=dry_run,
         recursive=recursive,
         extensions=tuple(e.strip() for e in ext.split(",") if e.strip()),

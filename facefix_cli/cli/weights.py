@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from facefix_cli.cli.app import app, app_context
-from facefix_cli.cli.options import ConfigOption, WeightsDirOption
+from facefix_cli.cli.options import ConfigOption, OfflineOption, WeightsDirOption
 from facefix_cli.errors import EXIT_FAILED, FacefixError
+
+if TYPE_CHECKING:
+    from facefix_cli.weights.registry import ModelInfo
 
 
 @app.command("download")
@@ -44,6 +50,7 @@ def download_weights(
     retries: int = typer.Option(
         3, "--retries", min=0, help="Retries per source before trying the next."
     ),
+    offline: OfflineOption = False,
 ) -> None:
     """Fetch model weights, verified by size and SHA-256, into the weights folder."""
     from facefix_cli.cli import console
@@ -57,6 +64,13 @@ def download_weights(
             raise SetupError("--check and --force do not go together")
         target = resolve_weights_dir(weights_dir, config)
         models = download.resolve_names(names or [], all_models=all_models, registry=registry)
+        mirrors = mirror or sources.mirrors_from_env()
+        if offline and not check_only and not any(sources.is_local(m) for m in mirrors):
+            raise SetupError(
+                "offline (--offline or FACEFIX_OFFLINE=1): nothing is downloaded; copy from a "
+                "folder with --mirror DIR, or take the files from an A1111, Forge or ComfyUI "
+                "models folder with: facefix models --find DIR"
+            )
         if check_only:
             states = store.check(models, target)
             for st in states:
@@ -82,11 +96,12 @@ def download_weights(
             paths = download.download(
                 models,
                 target,
-                mirrors=mirror or sources.mirrors_from_env(),
+                mirrors=mirrors,
                 force=force,
                 progress=progress,
                 timeout=timeout,
                 retries=retries,
+                offline=offline,
             )
         typer.echo(f"{len(paths)} model file{'s' if len(paths) != 1 else ''} ready in {target}")
     except FacefixError as exc:
@@ -100,6 +115,13 @@ def list_models(
     config: ConfigOption = None,
     verify: bool = typer.Option(False, "--verify", help="Hash present files (reads every byte)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout."),
+    find: list[Path] = typer.Option(  # noqa: B008 - typer's default, never mutated
+        [],
+        "--find",
+        metavar="DIR",
+        help="First take missing model files from DIR (an A1111, Forge or ComfyUI models "
+        "folder, searched recursively): copied when their SHA-256 is the release's. Repeatable.",
+    ),
 ) -> None:
     """List every model: file, size, licence, and state (missing, present, verified, corrupt)."""
     from facefix_cli.cli import console
@@ -108,6 +130,8 @@ def list_models(
 
     try:
         target = resolve_weights_dir(weights_dir, config)
+        if find:
+            _find(find, app_context(ctx).registry.models, target)
         states = store.model_states(app_context(ctx).registry.models, target, verify=verify)
     except FacefixError as exc:
         console.exit_with_error(exc)
@@ -133,3 +157,28 @@ def list_models(
         typer.echo(json.dumps({"weights_dir": str(target), "models": rows}, indent=2))
     else:
         console.print_model_table(states, target)
+
+
+def _find(roots: list[Path], models: Sequence[ModelInfo], target: Path) -> None:
+    """`models --find`: take what the folders hold, saying each file found and what is left."""
+    from facefix_cli.cli import console
+    from facefix_cli.errors import SetupError
+    from facefix_cli.weights import store
+    from facefix_cli.weights.find import find_weights
+
+    for root in roots:
+        if not root.is_dir():
+            raise SetupError(f"--find: no such folder: {root}")
+    missing = [m for m in models if not store.is_present(m, target)]
+    with console.waiting(
+        f"looking for {len(missing)} model files under {', '.join(map(str, roots))}"
+    ):
+        taken = find_weights(roots, missing, target)
+    for got in taken:
+        typer.echo(
+            f"found {got.model.file} ({got.model.name}) as {got.source}: copied into {target}",
+            err=True,
+        )
+    left = [m.file for m in missing if not store.is_present(m, target)]
+    if left:
+        typer.echo(f"not found (no file with the released bytes): {', '.join(left)}", err=True)

@@ -26,6 +26,7 @@ from operator import attrgetter
 from pathlib import Path
 from typing import NamedTuple
 
+from facefix_cli.io import marks
 from facefix_cli.io.formats import EXTENSIONS, HEAD_SIZE, ImageFormat, sniff
 from facefix_cli.io.names import display_path, output_name
 from facefix_cli.io.outputs import OUTPUT_SUFFIXES, FormatChoice, OutputFormat
@@ -86,6 +87,7 @@ class Kind(StrEnum):
     TODO = "todo"  # an input of the kinds asked for whose output is not there (or --overwrite)
     DONE = "done"  # its output exists: nothing opened, nothing read
     OTHER_TYPE = "other type"  # an image of a type --ext did not ask for
+    REMEMBERED = "remembered"  # an earlier run's mark says skip it (no face, failed): io.marks
     REJECTED = "rejected"  # cannot be an input: the reason says why
     NOT_FOLLOWED = "not followed"  # a link the trust rule refuses (LINK_REASON): skipped
 
@@ -102,6 +104,7 @@ class Found(NamedTuple):  # a tuple: one is made per file of the tree, done or n
     output_format: OutputFormat = OutputFormat.PNG
     inode: int | None = None  # for TODO: the source's inode as the walk saw it
     folder_id: tuple[int, int] | None = None  # for TODO: its folder's (st_dev, st_ino)
+    failures: int = 0  # runs in a row that failed on it (io.marks), for TODO and REJECTED
 
     @property
     def job(self) -> Job:
@@ -110,6 +113,13 @@ class Found(NamedTuple):  # a tuple: one is made per file of the tree, done or n
 
 
 DONE_REASON = "output exists (use --overwrite)"
+FACELESS_REASON = "no face found by an earlier run (use --overwrite to look again)"
+
+
+def set_aside_reason(count: int) -> str:
+    return f"failed {count} runs in a row, set aside (use --retry-failed)"
+
+
 LINK_REASON = "a link owned by another user, to what that user does not own (not followed)"
 
 
@@ -240,6 +250,8 @@ def scan(
     output_dir: Path | None = None,
     overwrite: bool = False,
     check_outputs: bool = True,
+    skip_faceless: bool = False,
+    retry_failed: bool = False,
     output_format: FormatChoice = "png",
 ) -> Iterator[Found]:
     """What to do with every file under `paths`, in walk order, deciding before paying: a file
@@ -248,8 +260,11 @@ def scan(
     explicitly are checked as `discover` describes. Symlinked folders are walked, each real
     folder (device, inode) once, so loops and two links to one folder are safe.
 
-    With `overwrite` or without `check_outputs` no file is DONE. A file is done when its output
-    in `output_format` exists (`same`: its own format), so a run in another format redoes it.
+    An input without output whose marks (`io.marks`, from the same listing) say an earlier
+    run failed on it `FAIL_LIMIT` times is REMEMBERED (unless `retry_failed`), as is one with
+    no face when `skip_faceless` (restoration alone). With `overwrite` or without
+    `check_outputs` no file is DONE or REMEMBERED. A file is done when its output in
+    `output_format` exists (`same`: its own format), so a run in another format redoes it.
     Outputs of every format are never inputs. ValueError for an extension facefix does not
     read, before anything is walked."""
     extensions = normalise_extensions(extensions)
@@ -310,16 +325,47 @@ def scan(
             if exists:
                 outputs[key] = source
                 return Found(Kind.DONE, source, output_path, DONE_REASON, out_key, hidden, fmt)
+        failed = 0
+        if look:  # an input without output: what earlier runs learnt about it
+            mine = hidden if hidden is not None else marks.hidden_names(output_path)
+            if mine:
+                failed = marks.failures(mine, name)
+                reason = ""
+                if failed >= marks.FAIL_LIMIT and not retry_failed:
+                    reason = set_aside_reason(failed)
+                elif skip_faceless and marks.faceless(mine, name):
+                    reason = FACELESS_REASON
+                if reason:
+                    outputs[key] = source
+                    return Found(Kind.REMEMBERED, source, output_path, reason, out_key, hidden, fmt)
         if not sniffed:
             try:
                 if not _has_format(str(source), formats):
                     return Found(
-                        Kind.REJECTED, source, None, "not an image of that type (bad signature)"
+                        Kind.REJECTED,
+                        source,
+                        output_path,  # for its failure mark; a sourceless rejection for the run
+                        "not an image of that type (bad signature)",
+                        out_key,
+                        hidden,
+                        fmt,
+                        failures=failed,
                     )
             except OSError as exc:
                 return Found(Kind.REJECTED, source, None, f"cannot read: {exc.strerror or exc}")
         outputs[key] = source
-        return Found(Kind.TODO, source, output_path, "", out_key, hidden, fmt, inode, folder_id)
+        return Found(
+            Kind.TODO,
+            source,
+            output_path,
+            "",
+            out_key,
+            hidden,
+            fmt,
+            inode,
+            folder_id,
+            failures=failed,
+        )
 
     for path in paths:
         try:

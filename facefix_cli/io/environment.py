@@ -23,12 +23,21 @@ OUTPUT_TREE_ERRNOS = {errno.EACCES, errno.EPERM, errno.ENOENT, errno.ESTALE}
 MIN_FREE_BYTES = 1_000_000  # less than this is a full disk: no output would fit
 
 
-def output_fault(first_output: Path, output_dir: Path | None) -> str | None:
+def output_fault(first_output: Path, output_dir: Path | None, *, dry: bool = False) -> str | None:
     """The one line that stops the run before any network loads, or None: with `output_dir`,
-    the tree cannot be made or written; anywhere, the file system of `first_output` is full."""
+    the tree cannot be made or written; anywhere, the file system of `first_output` is full.
+    `dry` (a dry run) creates nothing: the output tree, or the folder that would hold it, must
+    be writable by this process."""
     folder = output_dir if output_dir is not None else first_output.parent
     faults = ENVIRONMENT_ERRNOS | (OUTPUT_TREE_ERRNOS if output_dir is not None else set())
-    if output_dir is not None:
+    if dry:
+        existing = folder
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not os.access(existing, os.W_OK | os.X_OK):
+            return f"cannot write to {display_path(existing)}: Permission denied"
+        folder = existing
+    elif output_dir is not None:
         try:
             output_dir.mkdir(parents=True, exist_ok=True)
             _probe(output_dir)

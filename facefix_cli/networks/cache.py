@@ -70,10 +70,28 @@ class Networks:
                 _ = self.face_restorer
 
     def loading_text(self) -> str:
-        """What a front end shows while `load_all` runs: `loading 2 networks on cuda:0`."""
-        count = int(self.recipe.upscales) + (1 if self.recipe.restore_with is not None else 0)
-        count += int(self.recipe.restorer_path is not None)
-        return f"loading {count} network{'s' if count != 1 else ''} on {self.device}"
+        """What a front end shows while `load_all` runs, naming what loads now and what at the
+        first face: `loading realesrgan-x2plus, retinaface-resnet50 on cpu (gfpgan-1.4,
+        parsenet at the first face)`."""
+        recipe = self.recipe
+        now: list[str] = []
+        later: list[str] = []
+        if recipe.upscales:
+            upscaler = recipe.upscaler_path
+            now.append(
+                upscaler.name
+                if upscaler is not None
+                else registry.upscaler_for_scale(recipe.scale).name
+            )
+        if recipe.restore_with is not None:
+            now.append(registry.DETECTORS[recipe.detector])
+            if recipe.restorer_path is not None:
+                now.append(recipe.restorer_path.name)
+            else:
+                later.append(self.restorer_info.name)
+            later.append("parsenet")
+        text = f"loading {', '.join(now)} on {self.device}"
+        return f"{text} ({', '.join(later)} at the first face)" if later else text
 
     def _path(self, name: str) -> Path:
         return self.weights_dir / self.registry.get(name).file

@@ -47,7 +47,7 @@ from facefix_cli.errors import (
     SetupError,
     first_line,
 )
-from facefix_cli.io import claims, safefs
+from facefix_cli.io import claims, marks, safefs
 from facefix_cli.io.claims import Claim
 from facefix_cli.io.discover import Job
 from facefix_cli.io.encode import EncodeOptions, OutputPixels
@@ -228,30 +228,42 @@ def _source_path(job: Job) -> str | None:
 def finish_file(
     file: OpenFile, fixed: FixedImage, settings: RunSettings, clock: StageClock = NO_CLOCK
 ) -> FileResult:
-    """Write the fixed image with its metadata atomically; the file's `fixed` result."""
+    """Write the fixed image with its metadata atomically; the file's `fixed` result. Restoration
+    alone that restored no face writes nothing (the output would be the input's pixels): the
+    result is skipped, and a face found in none is remembered (`io.marks`) for the next run."""
     begun = time.perf_counter()
     job, source, generation, stealth = file.job, file.source, file.generation, file.stealth
+    if fixed.looked_for_faces and fixed.faces == 0 and not fixed.upscaled:
+        if fixed.found == 0:
+            marks.remember_faceless(job.output, job.source)
+            reason = "no face found: nothing to restore, no output written"
+        else:
+            reason = f"no face chosen of {fixed.found} found: nothing restored, no output written"
+        result = FileResult(job.source, None, Status.SKIPPED, reason, faces_skipped=fixed.skipped)
+        result.tool, result.seed = generation.tool, generation.seed
+        result.seconds = file.seconds + time.perf_counter() - begun
+        return result
     fmt = job.format
     notes = []
     with clock.stage("encode"):
         record = facefix_record(
             fixed.operations, source.path.name, source.sha256, _source_path(job)
         )
-        if fmt is not OutputFormat.PNG:  # a PNG's record stays as it always was
+        if fmt.spec.lossy:  # a PNG's record stays as it always was
             record["output"], note = output_record(fmt, settings.quality, source.bit_depth)
             notes += [note] if note else []
         # Resampling destroys settings hidden in the pixels' low bits: carry them as text.
         chunks = output_chunks(source.chunks, fixed.operations, record, stealth=stealth)
-        if fmt is OutputFormat.PNG:
-            alpha = stealth_written_back(fixed.alpha, stealth, source.bit_depth)
-            pixels = OutputPixels(fixed.rgb, alpha, source.bit_depth)
-            data = fmt.encode(pixels, chunks, EncodeOptions(png_level=settings.png_level))
-        else:  # lossy: low bits do not survive, so no stealth payload goes back in the pixels
-            # JPEG gets here only with an opaque alpha (`read_job` refuses transparency): none
-            alpha = fixed.alpha if fmt.spec.keeps_alpha else None
-            pixels = OutputPixels(fixed.rgb, alpha, source.bit_depth)
-            carried = embedded_metadata(chunks, fmt)
-            data = fmt.encode(pixels, carried, EncodeOptions(quality=settings.quality))
+        # A lossless format gets an alpha payload back in the pixels; lossy ones lose low bits.
+        # A format without alpha (JPEG) gets here only with an opaque one (`check_alpha_fits`).
+        alpha = (
+            (fixed.alpha if fmt.spec.keeps_alpha else None)
+            if fmt.spec.lossy
+            else stealth_written_back(fixed.alpha, stealth, source.bit_depth)
+        )
+        carried = chunks if fmt.carrier == "png chunks" else embedded_metadata(chunks, fmt)
+        options = EncodeOptions(quality=settings.quality, png_level=settings.png_level)
+        data = fmt.encode(OutputPixels(fixed.rgb, alpha, source.bit_depth), carried, options)
     with clock.stage("write"):
         write_atomic(job.output, data, **output_attributes(source), folder=file.folder)
     result = FileResult(job.source, job.output, Status.FIXED, faces=fixed.faces)

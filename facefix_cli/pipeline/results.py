@@ -109,6 +109,14 @@ class FixSummary:
         return EXIT_OK
 
     @property
+    def idle(self) -> bool:
+        """Nothing was done, planned or failed, and nothing stopped the run: every file was
+        skipped (or there were none). What a quiet cron run prints nothing for."""
+        if self.stopped is not None or self.fault is not None or self.not_started:
+            return False
+        return all(r.status is Status.SKIPPED for r in self.results)
+
+    @property
     def faces(self) -> int:
         return sum(r.faces for r in self.results)
 

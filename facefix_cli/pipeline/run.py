@@ -18,6 +18,7 @@ planning, events and the summary are the same whichever executor runs the files.
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from collections.abc import Callable, Sequence
@@ -25,8 +26,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, assert_never
 
 from facefix_cli.errors import EnvironmentFault, Interrupted, SetupError
-from facefix_cli.io import claims
+from facefix_cli.io import claims, marks
 from facefix_cli.io.discover import Job, Kind, normalise_extensions, scan
+from facefix_cli.io.names import display_path
 from facefix_cli.pipeline.results import (
     FileResult,
     FixEvents,
@@ -50,13 +52,20 @@ def plan(
     settings: RunSettings,
     found_work: Callable[[Job], None] | None = None,
     output_folders: dict[str, frozenset[str] | None] | None = None,
+    *,
+    skip_faceless: bool = False,
+    failures: dict[Path, tuple[Path, int]] | None = None,
 ) -> tuple[list[Job], list[FileResult], list[FileResult]]:
     """(jobs to do, skipped results, failed results) for `paths`, touching nothing. Files whose
     output exists are skipped from the folder listings, unopened; `found_work` is called with
     the first job to do as soon as the walk finds it (the run starts loading networks then).
     `output_folders`, when given, receives the output folder of every job and done file (the
     folders the claim sweep looks at), as the walk knows them: no per-file path work; each with
-    its hidden names where the walk listed it (None where it did not)."""
+    its hidden names where the walk listed it (None where it did not). `failures`, when given,
+    receives (output, runs failed so far) of every input to do or rejected by its signature,
+    keyed by source, for `io.marks`; `skip_faceless` (restoration alone) skips the inputs an
+    earlier run found no face in."""
+    failed_before = failures if failures is not None else {}
     folders = output_folders if output_folders is not None else {}
     try:
         extensions = normalise_extensions(settings.extensions)
@@ -73,21 +82,28 @@ def plan(
         extensions=extensions,
         output_dir=settings.output_dir,
         overwrite=settings.overwrite,
+        skip_faceless=skip_faceless,
+        retry_failed=settings.retry_failed,
         output_format=settings.output_format,
     ):
         match found.kind:
             case Kind.TODO:
                 todo.append(found.job)
+                failed_before[found.source] = (found.job.output, found.failures)
                 if found.folder not in folders:
                     folders[found.folder] = found.hidden
                 if found_work is not None and len(todo) == 1:
                     found_work(todo[0])
-            case Kind.DONE:
+            case Kind.DONE | Kind.REMEMBERED:
                 done.append(FileResult(found.source, found.output, Status.SKIPPED, found.reason))
                 if found.folder not in folders:
                     folders[found.folder] = found.hidden
             case Kind.OTHER_TYPE | Kind.NOT_FOLLOWED:
                 other_types.append(FileResult(found.source, None, Status.SKIPPED, found.reason))
+            case Kind.REJECTED if found.folder and found.output is not None:
+                # an input found that is not an image: counted towards setting it aside
+                failed_before[found.source] = (found.output, found.failures)
+                failed.append(FileResult(found.source, None, Status.FAILED, found.reason))
             case Kind.REJECTED:
                 result = FileResult(found.source, found.output, Status.FAILED, found.reason)
                 (failed if found.output is None else unusable).append(result)
@@ -115,6 +131,7 @@ def fix(
     session = FixSession(
         recipe, settings, events=events, registry=registry, download_progress=download_progress
     )
+    check_paths(paths)
     summary = FixSummary(
         recipe=tuple(recipe.rows()),
         models=tuple((m.file, m.sha256) for m in recipe.required_weights(registry)),
@@ -141,6 +158,18 @@ def fix(
         session.close()
 
 
+def check_paths(paths: Sequence[Path]) -> None:
+    """SetupError (exit 2) for a path given that does not exist: a typo in a cron line is a
+    usage error, not a failed image."""
+    for path in paths:
+        try:
+            os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            raise SetupError(f"no such file or folder: {display_path(path)}") from None
+        except OSError:
+            continue  # unreadable: the walk reports it as that input's failure
+
+
 class _Run:
     """One run's walk around its session: the session is prepared (machine checked, weights,
     background load) as the walk finds the first file to do, or the environment fault that
@@ -153,7 +182,8 @@ class _Run:
     def found_work(self, job: Job) -> None:
         """The walk found the first file to do: check the machine and the weights, then start
         loading the networks while the walk goes on."""
-        if self.session.settings.dry_run:
+        if self.session.settings.dry_run:  # the same checks, touching nothing
+            self.fault = self.session.check(job.output)
             return
         self.fault = self.session.prepare(job.output)
         if self.fault is None and self.session.executor.fetches_weights_here(self.session.settings):
@@ -164,7 +194,15 @@ class _Run:
         settings, events = session.settings, session.events
         # 2. plan: what is there, what is done already (the first file to do: `found_work`)
         folders: dict[str, frozenset[str] | None] = {}  # where outputs go: the sweep's folders
-        todo, skipped, failed = plan(self.paths, settings, self.found_work, folders)
+        failures: dict[Path, tuple[Path, int]] = {}  # for io.marks
+        todo, skipped, failed = plan(
+            self.paths,
+            settings,
+            self.found_work,
+            folders,
+            skip_faceless=session.recipe.restores_only,
+            failures=failures,
+        )
         summary.results.extend(failed + skipped)
         found = len(todo) + len(skipped) + len(failed)
 
@@ -190,6 +228,8 @@ class _Run:
                     result = FileResult(job.source, job.output, Status.PLANNED)
                     summary.results.append(result)
                     events.file_finished(result)
+            if not settings.dry_run:
+                remember_failures(summary.results, failures)
             summary.seconds = time.perf_counter() - started
             return summary
 
@@ -216,6 +256,24 @@ class _Run:
             attempted = 1
         except KeyboardInterrupt as exc:
             summary.interrupted(exc.signum if isinstance(exc, Interrupted) else signal.SIGINT)
+        finally:
+            remember_failures(summary.results, failures)
         summary.not_started = max(0, len(todo) - done - attempted)
         summary.seconds = time.perf_counter() - started
         return summary
+
+
+def remember_failures(
+    results: Sequence[FileResult], failures: dict[Path, tuple[Path, int]]
+) -> None:
+    """Count each failed input's failed runs in a row, and forget them once it is fixed, in
+    marks beside its output (`io.marks`): an input that fails `FAIL_LIMIT` runs is set aside."""
+    for result in results:
+        known = failures.get(result.source)
+        if known is None:
+            continue
+        output, before = known
+        if result.status in (Status.FAILED, Status.CRASHED):
+            marks.record_failure(output, result.source, before, result.reason)
+        elif result.status is Status.FIXED and before:
+            marks.forget(output)

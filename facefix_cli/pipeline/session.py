@@ -7,7 +7,8 @@ choose and the per-file steps of `pipeline.file`, so outputs, claims and results
 The steps, each once per session:
 1. `FixSession(recipe, settings)`: both validated and the executor chosen and checked
    (SetupError: nothing touched yet);
-2. `prepare(first_output)`: the machine checked for that output (a full disk, an --output-dir
+2. `prepare(first_output)` (a dry run: `check(first_output)`, touching nothing): the machine
+   checked for that output (a full disk, an --output-dir
    that cannot be written: the fault's line is returned and nothing is loaded), the weights made
    sure of (MissingWeightsError), and the networks started loading in the background;
 3. `devices()`: the devices in words (SetupError for one that is not there); `load()` waits for
@@ -111,6 +112,24 @@ class FixSession:
             )
             self.models = tuple(models)
         return None
+
+    def check(self, first_output: Path) -> str | None:
+        """A dry run's `prepare`: the same checks of the machine and the weights, creating,
+        fetching and loading nothing. The environment fault's line, else None; raises
+        MissingWeightsError for weights a real run could not get (offline, no mirror folder)."""
+        from facefix_cli.weights.download import check_weights
+
+        settings = self.settings
+        fault = output_fault(first_output, settings.output_dir, dry=True)
+        if fault is None and self.executor.fetches_weights_here(settings):
+            check_weights(
+                self.recipe.required_weights(self.registry),
+                settings.weights_dir,
+                offline=settings.offline,
+                mirrors=settings.mirrors,
+                progress=self.download_progress,
+            )
+        return fault
 
     def devices(self) -> str:
         """The devices the networks run on, in words (`cuda:0 (NVIDIA H100)`, `cpu`)."""

@@ -48,6 +48,7 @@ class RunSettings:
     device: str = "auto"  # one device, or several comma-separated (one GPU stage each)
     output_dir: Path | None = None
     overwrite: bool = False
+    retry_failed: bool = False  # inputs set aside after failing FAIL_LIMIT runs (io.marks) too
     dry_run: bool = False
     recursive: bool = True
     extensions: tuple[str, ...] = ("png",)
@@ -99,6 +100,8 @@ class RunSettings:
             rows.append(("output-dir", str(self.output_dir)))
         if self.overwrite:
             rows.append(("overwrite", "yes"))
+        if self.retry_failed:
+            rows.append(("retry-failed", "yes"))
         if self.output_format != "png":
             rows.append(("format", self.output_format))
             if self.quality is not None:

@@ -245,7 +245,8 @@ class _Loop:
         go through the settler, so one still being written is waited for."""
         settings = self.session.settings
         folders: dict[str, frozenset[str] | None] = {}
-        todo, skipped, failed = plan(self.paths, settings, None, folders)
+        faceless = self.session.recipe.restores_only  # remembered (io.marks): not redone
+        todo, skipped, failed = plan(self.paths, settings, None, folders, skip_faceless=faceless)
         for folder, hidden in sorted(folders.items()):
             claims.sweep_folder(Path(folder), hidden=hidden)
         found = len(todo) + len(skipped) + len(failed)
@@ -262,7 +263,7 @@ class _Loop:
 
     def walk_again(self) -> None:
         settings = self.session.settings
-        todo, _, _ = plan(self.paths, settings)
+        todo, _, _ = plan(self.paths, settings, skip_faceless=self.session.recipe.restores_only)
         for job in todo:
             self.settler.saw(str(job.source))
 

@@ -6,8 +6,10 @@
 * Each file's sources come from `sources.model_sources` (mirrors first), and `transfer.Fetcher`
   moves and verifies the bytes; a source that stops answering is dropped for the whole run.
 * `ensure_weights` is what `fix` calls before touching an image: present files are trusted,
-  missing ones downloaded unless offline, and a failure names the exact `facefix download`
-  command that fetches what is missing.
+  missing ones downloaded (offline: copied from `--mirror` folders only), and a failure names
+  each missing file and one next step that works there: offline or after a failed download,
+  a mirror, a copied folder or `facefix models --find`; the exact `facefix download` command
+  only where a network may be had. `check_weights` is a dry run's: the same checks, no copy.
 * `resolve_names` and `download_command` map between command-line names and registry rows.
 """
 
@@ -23,7 +25,7 @@ from facefix_cli.silent import Silent
 from facefix_cli.weights import store
 from facefix_cli.weights.progress import DownloadProgress
 from facefix_cli.weights.registry import REGISTRY, ModelInfo, Registry
-from facefix_cli.weights.sources import mirrors_from_env, model_sources
+from facefix_cli.weights.sources import Source, mirrors_from_env, model_sources
 from facefix_cli.weights.transfer import Fetcher
 
 
@@ -92,6 +94,7 @@ def download(
     timeout: float = 30.0,
     retries: int = 3,
     backoff: float = 1.0,
+    offline: bool = False,
 ) -> list[Path]:
     """Fetch each model that is not present (or every one, with `force`) into `weights_dir`.
 
@@ -100,11 +103,12 @@ def download(
     bad mirror or a weights folder that cannot be written (disk full, read-only, no access).
     `timeout` is seconds without data before a connection counts as stalled; `retries` is how
     many times one source is retried, waiting `backoff`, 2x`backoff`, ... in between. A source
-    that refused or timed out is not tried again for the rest of the call."""
+    that refused or timed out is not tried again for the rest of the call. `offline`: only
+    folders (mirrors given as folders or `file://` URLs) are read, never the network."""
     progress = progress or Silent()
     weights_dir = Path(weights_dir)
     # Resolve every source first: a mistyped mirror folder should fail before any transfer.
-    sources = {model.name: model_sources(model, mirrors) for model in models}
+    sources = {model.name: local_first(model_sources(model, mirrors), offline) for model in models}
     store.make_weights_dir(weights_dir)
     fetcher = Fetcher(progress, timeout=timeout, retries=retries, backoff=backoff)
     paths: list[Path] = []
@@ -127,6 +131,10 @@ def download(
                 continue
             if force:
                 store.unlink_quietly(store.part_path(final))  # --force means from scratch
+            if not sources[model.name]:
+                failed.append(model.file)
+                errors.append(f"could not download {model.file}: offline, and no mirror folder")
+                continue
             try:
                 fetcher.fetch(model, final, sources[model.name])
             except DownloadError as exc:
@@ -135,6 +143,66 @@ def download(
     if failed:
         raise DownloadError("; ".join(errors), failed)
     return paths
+
+
+def local_first(sources: list[Source], offline: bool) -> list[Source]:
+    """`sources`, or offline only the local ones (folders: no network)."""
+    return [s for s in sources if isinstance(s, Path)] if offline else sources
+
+
+def missing_weights(models: Sequence[ModelInfo], weights_dir: Path) -> list[ModelInfo]:
+    return [m for m in dict.fromkeys(models) if not store.weights_path(m, weights_dir).is_file()]
+
+
+def next_step(missing: Sequence[ModelInfo], weights_dir: Path, *, network: bool) -> str:
+    """What to do about `missing` files, where the user is: without a network (offline, or a
+    download that failed) a mirror folder, a copy or `models --find`; with one, the command."""
+    folder = Path(weights_dir).absolute()
+    local = (
+        "copy them there, pass --mirror DIR (a folder holding them), or take them from an "
+        f"A1111, Forge or ComfyUI models folder: facefix models --find DIR --weights-dir {folder}"
+    )
+    if network:
+        return f"{download_command(missing, weights_dir)}; or {local}"
+    return local
+
+
+def short_reason(exc: BaseException, limit: int = 160) -> str:
+    """The first failure of a download, cut short: a host that cannot be reached fails the
+    same way for every file and every source, and need not be said each time."""
+    text = str(exc).split("; ")[0]
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_weights(
+    models: Sequence[ModelInfo],
+    weights_dir: Path,
+    *,
+    offline: bool,
+    mirrors: Sequence[str] = (),
+    progress: DownloadProgress | None = None,
+) -> None:
+    """What `ensure_weights` checks, fetching nothing (a dry run): MissingWeightsError when a
+    missing file could not be had (offline without a mirror folder), SetupError for a bad
+    mirror; else says what a real run would fetch."""
+    weights_dir = Path(weights_dir)
+    missing = missing_weights(models, weights_dir)
+    if not missing:
+        return
+    given = list(mirrors) or mirrors_from_env()
+    unreachable = [m for m in missing if not local_first(model_sources(m, given), offline)]
+    if unreachable:
+        raise MissingWeightsError(
+            [m.file for m in unreachable],
+            download_command(unreachable, weights_dir, mirrors=list(mirrors)),
+            reason="offline, not downloading",
+            where=str(weights_dir),
+            next_step=next_step(unreachable, weights_dir, network=False),
+        )
+    (progress or Silent()).message(
+        f"dry run: a real run would first fetch {', '.join(m.file for m in missing)} "
+        f"into {weights_dir}"
+    )
 
 
 def ensure_weights(
@@ -157,29 +225,38 @@ def ensure_weights(
     and a user may deliberately place a compatible checkpoint under the registry's name.
     `facefix models` and `facefix download --check` are where sizes and digests are checked."""
     weights_dir = Path(weights_dir)
-    missing = [m for m in dict.fromkeys(models) if not store.weights_path(m, weights_dir).is_file()]
+    missing = missing_weights(models, weights_dir)
     if not missing:
         return
     explicit_mirrors = list(mirrors)
-    if offline:
-        command = download_command(missing, weights_dir, mirrors=explicit_mirrors)
+    given = explicit_mirrors or mirrors_from_env()
+    if offline and not any(local_first(model_sources(m, given), True) for m in missing):
         raise MissingWeightsError(
             [m.file for m in missing],
-            command,
-            reason=f"not in {weights_dir}; offline, not downloading",
+            download_command(missing, weights_dir, mirrors=explicit_mirrors),
+            reason="offline, not downloading",
+            where=str(weights_dir),
+            next_step=next_step(missing, weights_dir, network=False),
         )
     try:
         download(
             missing,
             weights_dir,
-            mirrors=explicit_mirrors or mirrors_from_env(),
+            mirrors=given,
             progress=progress,
             timeout=timeout,
             retries=retries,
+            offline=offline,
         )
     except FacefixError as exc:
         still_missing = [m for m in missing if not store.is_present(m, weights_dir)] or missing
         command = download_command(still_missing, weights_dir, mirrors=explicit_mirrors)
         raise MissingWeightsError(
-            [m.file for m in still_missing], command, reason=f"download failed: {exc}"
+            [m.file for m in still_missing],
+            command,
+            reason=f"offline; {short_reason(exc)}"
+            if offline
+            else f"download failed: {short_reason(exc)}",
+            where=str(weights_dir),
+            next_step=next_step(still_missing, weights_dir, network=False),
         ) from exc

@@ -87,6 +87,12 @@ class DeadSources:
         return False
 
 
+def is_local(mirror: str) -> bool:
+    """A mirror that is a folder (or a `file://` URL): readable without a network."""
+    scheme = urllib.parse.urlsplit(mirror).scheme.lower()
+    return scheme == "file" or "://" not in mirror
+
+
 def _mirror_source(mirror: str, file_name: str) -> Source:
     scheme = urllib.parse.urlsplit(mirror).scheme.lower()
     if scheme in ("http", "https"):

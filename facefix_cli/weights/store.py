@@ -7,7 +7,8 @@ Guarantees, with no network code involved (`fix`, `models` and workers import on
 * `is_present` trusts a file with the pinned size without hashing it; `model_states(verify=True)`
   and `check` hash every byte (and refresh the digest cache, `digests`); without `verify`,
   `model_states` uses a cached digest that still matches the file, and never hashes.
-* `file_lock` serialises processes working on one file (flock on `<file>.lock`).
+* `file_lock` serialises processes working on one file (flock on `<file>.lock`, removed by
+  its holder once done: no lock file is left behind).
 * No write follows a link: a new `.part` is made under a name nobody can guess
   (`safefs.create_exclusive`) and renamed to `<file>.part`; a `.part` resumed, and the lock
   file, are opened without following a link (one planted there is an error, not a write).
@@ -131,24 +132,40 @@ def make_weights_dir(weights_dir: Path) -> None:
 @contextmanager
 def file_lock(lock: Path, model: ModelInfo, on_wait: Callable[[], None]) -> Iterator[None]:
     """Hold an exclusive flock on `lock`; call `on_wait` once if another process has it, then
-    wait for it.
+    wait for it. The lock file is removed on the way out, so no `*.lock` is left behind.
 
-    The lock file stays on disk: removing it would let a third process lock a new inode while
-    the second still waits on the old one."""
-    try:
-        # Not O_EXCL: every process opens the one lock file; but never through a link.
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT | safefs.O_NOFOLLOW | safefs.O_CLOEXEC, 0o644)
-    except OSError as exc:
-        raise disk_error(exc, lock, model) from None
-    try:
-        if fcntl is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+    Removing it is safe because a holder only counts once the path still names the file it
+    locked: a process that waited on a lock file its holder removed finds the path gone (or
+    another file there) and locks anew, so two processes never hold "the" lock at once."""
+    waited = False
+    while True:
+        try:
+            # Not O_EXCL: every process opens the one lock file; but never through a link.
+            flags = os.O_RDWR | os.O_CREAT | safefs.O_NOFOLLOW | safefs.O_CLOEXEC
+            fd = os.open(lock, flags, 0o600)
+        except OSError as exc:
+            raise disk_error(exc, lock, model) from None
+        if fcntl is None:
+            break
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not waited:
                 on_wait()
-                fcntl.flock(fd, fcntl.LOCK_EX)
+                waited = True
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            named = os.stat(lock, follow_symlinks=False)
+        except FileNotFoundError:
+            named = None
+        held = os.fstat(fd)
+        if named is not None and (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino):
+            break
+        os.close(fd)  # the holder before us removed it: lock the path's new file
+    try:
         yield
     finally:
+        unlink_quietly(lock)  # while still holding it: waiters on this file start over
         os.close(fd)  # closing the descriptor releases the lock
 
 

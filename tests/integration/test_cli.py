@@ -125,6 +125,10 @@ def test_no_recursive(inputs, weights_dir):
 def test_dry_run_loads_no_model_and_writes_nothing(inputs, tmp_path):
     empty = tmp_path / "no-weights"
     empty.mkdir()
+    # present (a dry run checks that, as a run's setup does) but never loaded: not checkpoints
+    for name in ("RealESRGAN_x4plus.pth", "GFPGANv1.4.pth", "detection_Resnet50_Final.pth",
+                 "parsing_parsenet.pth"):  # fmt: skip
+        (empty / name).write_bytes(b"not a checkpoint")
     result = run(
         "fix", inputs, "-U", "4", "-G", "0.5", "--dry-run", "--json", "--weights-dir", empty
     )
@@ -156,21 +160,34 @@ def test_a_corrupt_file_fails_alone_with_exit_1(inputs, weights_dir):
     assert after == before
 
 
-def test_missing_path_is_reported_and_fails(tmp_path, weights_dir):
-    result = run("fix", tmp_path / "nope", "-U", "2", "--weights-dir", weights_dir)
-    assert result.exit_code == 1
-    assert "nope" in result.stderr and "no such file or folder" in result.stderr
+def test_missing_path_is_a_usage_error(tmp_path, weights_dir):
+    # cron must tell a typo'd path (2) from a corrupt image (1)
+    make_png(tmp_path / "a.png")
+    result = run("fix", tmp_path, tmp_path / "nope", "-U", "2", "--weights-dir", weights_dir)
+    assert result.exit_code == 2
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .endswith(f"error: no such file or folder: {tmp_path / 'nope'}")
+    )
+    assert not (tmp_path / "a.fixed.png").exists()  # nothing done before the usage error
 
 
 def test_missing_weights_offline_exit_2_naming_the_download_command(inputs, tmp_path):
     empty = tmp_path / "no-weights"
     result = run("fix", inputs, "-U", "2", "--gfpgan", "0.8", "--weights-dir", empty)
     assert result.exit_code == 2
-    message = result.stderr.strip().splitlines()[-1]  # after the run's start line
-    assert len(result.stderr.strip().splitlines()) == 2 and " error: " in message
-    for name in ("RealESRGAN_x2plus.pth", "GFPGANv1.4.pth", "facefix download"):
-        assert name in message
+    lines = result.stderr.strip().splitlines()[1:]  # after the run's start line
+    assert lines[0].endswith(
+        f" error: missing model weights in {empty} (offline, not downloading):"
+    )
+    files = [line.split(" ", 1)[1].strip() for line in lines[1:-1]]
+    assert "RealESRGAN_x2plus.pth" in files and "GFPGANv1.4.pth" in files  # one a line
+    assert " next: copy them there, pass --mirror DIR" in lines[-1]  # works offline
     assert not list(inputs.rglob("*.fixed.png"))
+    # --dry-run checks the weights as a real run's setup does (it said "would do 2")
+    dry = run("fix", inputs, "-U", "2", "--gfpgan", "0.8", "--weights-dir", empty, "--dry-run")
+    assert dry.exit_code == 2 and "missing model weights" in dry.stderr
 
 
 @pytest.mark.parametrize(
@@ -425,7 +442,8 @@ def test_fix_fetches_missing_weights_from_a_mirror_before_working(inputs, tmp_pa
     assert json.loads(result.stdout)["processed"] == 2
     # And with --offline the same missing file is an exit-2 setup error naming the command.
     offline = run("fix", inputs, "-U", "4", "--offline", "--overwrite", "--weights-dir", weights)
-    assert offline.exit_code == 2 and "facefix download realesrgan-x4plus" in offline.stderr
+    assert offline.exit_code == 2 and "RealESRGAN_x4plus.pth" in offline.stderr
+    assert "facefix models --find DIR" in offline.stderr
 
 
 def test_report_into_a_missing_folder_fails_before_any_work(inputs, weights_dir, tmp_path):
@@ -490,3 +508,46 @@ def test_a_sideways_phone_jpeg_is_fixed_upright(tmp_path, weights_dir):
     with Image.open(output) as image:
         assert image.size == (24, 32)  # 16 wide x 12 high stored; 12 x 16 upright; x2
         assert orientation(image.info["exif"].removeprefix(b"Exif\x00\x00")) == 1
+
+
+def test_restoration_alone_copies_no_faceless_image_and_remembers_it(inputs, gfpgan_weights):
+    """Issue #30: `-G` alone on renders without faces wrote copies of them; now it writes
+    nothing, says so, and the next run does not detect again (until --overwrite)."""
+    args = ("fix", inputs, "--gfpgan", "0.8", "--weights-dir", gfpgan_weights)
+    first = run(*args)
+    assert first.exit_code == 0, first.output
+    assert not list(inputs.rglob("*.fixed.png"))
+    assert "skipped 2: no face found: nothing to restore, no output written" in first.stderr
+    assert (inputs / ".one.fixed.png.noface").is_file()
+    again = run(*args)
+    assert again.exit_code == 0
+    assert (
+        "skipped 2: no face found by an earlier run (use --overwrite to look again)" in again.stderr
+    )
+    assert "found 2, to do" not in again.stderr  # nothing to do: no load, no count line
+    redo = run(*args, "--overwrite")
+    assert "skipped 2: no face found: nothing to restore" in redo.stderr
+
+
+def test_quiet_prints_nothing_when_nothing_was_done(inputs, weights_dir):
+    """Issue #30: cron mails whatever a job prints; -q on a run that did nothing is silent."""
+    assert run("fix", inputs, "-U", "2", "--weights-dir", weights_dir, "-q").exit_code == 0
+    idle = run("fix", inputs, "-U", "2", "--weights-dir", weights_dir, "-q")
+    assert idle.exit_code == 0 and idle.stderr == "" and idle.stdout == ""
+    # without -q the summary says why nothing was done (it said only "skipped 2")
+    told = run("fix", inputs, "-U", "4", "--weights-dir", weights_dir)
+    assert told.stderr.strip().endswith("; skipped 2: output exists (use --overwrite)")
+
+
+def test_an_ignored_option_is_a_usage_error_or_a_warning(inputs, weights_dir):
+    refused = run("fix", inputs, "-U", "2", "--only-center-face", "--weights-dir", weights_dir)
+    assert refused.exit_code == 2
+    assert refused.stderr.strip().endswith(
+        "error: --only-center-face does nothing without --gfpgan, --codeformer or --restorer: "
+        "it chooses the faces restored"
+    )
+    assert not list(inputs.rglob("*.fixed.png"))
+    warned = run("fix", inputs, "-U", "2", "--order", "restore-first", "--dry-run",
+                 "--weights-dir", weights_dir)  # fmt: skip
+    assert warned.exit_code == 0
+    assert "warning: --order restore-first is ignored" in warned.stderr

@@ -42,7 +42,8 @@ runner = CliRunner()
 def cli(rows: list[tuple[ModelInfo, bytes]], args: list[str]):
     """Run the command line against a registry of `rows`."""
     context = AppContext(registry=Registry(tuple(model for model, _ in rows)))
-    return runner.invoke(app, args, obj=context)
+    # Served from this machine: not offline (the suite sets FACEFIX_OFFLINE=1 for all else).
+    return runner.invoke(app, args, obj=context, env={"FACEFIX_OFFLINE": ""})
 
 
 def test_cli_download_default_set_through_a_mirror(server, cli_registry, tmp_path):
@@ -178,3 +179,24 @@ def test_cli_download_gives_up_within_two_timeouts_per_source(other_server, refu
     assert error.count("not tried, ") == 6
     assert time.monotonic() - started < 2 * DEAD_TIMEOUT * 2 + 2
     assert leftovers(tmp_path) == []
+
+
+def test_cli_download_honours_offline(server, cli_registry, tmp_path):
+    """Issue #30: `FACEFIX_OFFLINE=1 facefix download` went to the network anyway."""
+    context = AppContext(registry=Registry(tuple(model for model, _ in cli_registry)))
+    args = ["download", "--weights-dir", str(tmp_path), "--mirror", f"{server.base}/ok"]
+    refused = runner.invoke(app, args, obj=context, env={"FACEFIX_OFFLINE": "1"})
+    assert refused.exit_code == 2 and "offline" in refused.stderr
+    assert "facefix models --find DIR" in refused.stderr
+    assert server.requests == [] and list(tmp_path.iterdir()) == []
+    folder = tmp_path / "mirror"
+    folder.mkdir()
+    for model, data in cli_registry[:2]:
+        (folder / model.file).write_bytes(data)
+    weights = tmp_path / "w"
+    copied = runner.invoke(
+        app, ["download", "--weights-dir", str(weights), "--mirror", str(folder), "--offline"],
+        obj=context,
+    )  # fmt: skip
+    assert copied.exit_code == 0, copied.output
+    assert server.requests == [] and not list(weights.glob("*.lock"))

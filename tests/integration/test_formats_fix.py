@@ -158,3 +158,33 @@ def test_png_and_same(folder, tiny_upscaler):
     assert (folder / "turned.jpg.fixed.jpg").is_file()
     chunks = parse_chunks((folder / "a1111.fixed.png").read_bytes())
     assert text_chunk("parameters", A1111_PARAMETERS) in chunks
+
+
+def test_the_command_line_and_facefix_toml_choose_the_format(
+    folder, tmp_path, monkeypatch, weights_dir
+):
+    from PIL import features
+    from typer.testing import CliRunner
+
+    from facefix_cli.cli.app import app
+
+    runner = CliRunner()
+
+    def fix(*args: str):
+        command = ["fix", str(folder), "-U", "2", "--dry-run", "--json", "-v"]
+        command += ["--weights-dir", str(weights_dir), *args]
+        return runner.invoke(app, command)
+
+    planned = json.loads(fix("--format", "webp", "--ext", "png,jpg").stdout)
+    outputs = sorted(Path(f["output"]).name for f in planned["files"] if f.get("output"))
+    assert outputs and all(name.endswith(".fixed.webp") for name in outputs), planned
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "facefix.toml").write_text('format = "jpeg"\nquality = 70\n')
+    planned = json.loads(fix().stdout)
+    outputs = [Path(f["output"]).name for f in planned["files"] if f["status"] == "planned"]
+    assert outputs and all(name.endswith(".fixed.jpg") for name in outputs), planned
+    refused = fix("--quality", "0")
+    assert refused.exit_code == 2
+    monkeypatch.setattr(features, "check", lambda name: name != "avif")
+    refused = fix("--format", "avif")
+    assert refused.exit_code == 2 and "--format avif" in json.loads(refused.stdout)["error"]

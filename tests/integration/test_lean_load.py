@@ -116,7 +116,10 @@ def test_the_restorer_and_parser_wait_for_the_first_face(weights_dir, tmp_path):
         (tmp_path / name).symlink_to(weights_dir / name)
     (tmp_path / "GFPGANv1.4.pth").write_bytes(b"not a checkpoint")  # its digest is read, no more
     networks = Networks(Recipe(scale=2, restore_with="gfpgan", restore_strength=1.0), tmp_path, CPU)
-    assert networks.loading_text() == "loading 2 networks on cpu"
+    assert networks.loading_text() == (
+        "loading realesrgan-x2plus, retinaface-resnet50 on cpu "
+        "(gfpgan-1.4, parsenet at the first face)"  # all four named (it said "2 networks")
+    )
     networks.load_all()  # no real GFPGAN, no ParseNet file here: neither is loaded
     assert {"upscaler", "detector"} <= vars(networks).keys()
     assert not {"restorer", "parser"} & vars(networks).keys()

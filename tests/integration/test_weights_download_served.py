@@ -150,7 +150,7 @@ def test_ensure_weights_offline_names_files_and_exact_command(server, one, tmp_p
     assert exc.exit_code == EXIT_SETUP
     assert exc.files == [model.file]
     assert exc.command == f"facefix download {model.name} --weights-dir {weights}"
-    assert model.file in str(exc) and exc.command in str(exc) and "offline" in str(exc)
+    assert model.file in str(exc) and "offline" in str(exc) and "--mirror DIR" in str(exc)
     assert server.requests == []
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from enum import Enum
 from pathlib import Path
 
 import pytest
@@ -54,7 +56,7 @@ def test_restorer_file_takes_restore_strength(tmp_path: Path) -> None:
         ({"gfpgan": 0.5, "restorer": Path("x.pth")}, "--restorer and --gfpgan"),
         ({"codeformer": 0.5, "restorer": Path("x.pth")}, "--restorer and --codeformer"),
         ({"half": True, "precision": Precision.bf16}, "--half means --precision fp16"),
-        ({"min_face": "tiny"}, "--min-face 'tiny'"),
+        ({"gfpgan": 0.5, "min_face": "tiny"}, "--min-face 'tiny'"),
     ],
 )
 def test_contradictions_are_setup_errors(options: dict, message: str) -> None:
@@ -69,16 +71,21 @@ def test_half_is_fp16() -> None:
 
 
 def test_min_face_pixels_or_share() -> None:
-    assert (recipe_from_options(min_face="64").min_face, recipe_from_options().min_face) == (
-        64.0,
-        0.0,
-    )
-    assert recipe_from_options(min_face="0.3x").min_face_share == 0.3
+    assert (
+        recipe_from_options(gfpgan=0.5, min_face="64").min_face,
+        recipe_from_options().min_face,
+    ) == (64.0, 0.0)
+    assert recipe_from_options(gfpgan=0.5, min_face="0.3x").min_face_share == 0.3
 
 
 def test_order_and_face_choices() -> None:
     recipe = recipe_from_options(
-        order=Order.restore_first, max_faces=2, face_threshold=0.5, detect_size=0
+        upscale=Upscale.x2,
+        gfpgan=0.5,
+        order=Order.restore_first,
+        max_faces=2,
+        face_threshold=0.5,
+        detect_size=0,
     )
     assert (recipe.order, recipe.max_faces, recipe.face_threshold, recipe.detect_size) == (
         "restore-first",
@@ -115,6 +122,128 @@ def test_parse_duration(text: str, seconds: float) -> None:
 def test_parse_duration_refuses(text: str) -> None:
     with pytest.raises(SetupError, match="--max-time"):
         parse_duration(text)
+
+
+# -- option interplay (issue #30, finding 4): every option that cannot apply says so ----------
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"gfpgan": 0.8, "fidelity": 0.3}, "--fidelity does nothing without --codeformer"),
+        (
+            {"codeformer": 0.5, "gfpgan_model": "1.3"},
+            "--gfpgan-model does nothing without --gfpgan",
+        ),
+        ({"gfpgan": 0.8, "restore_strength": 0.5}, "--restore-strength does nothing without"),
+        ({"gfpgan": 0.8, "upscale_strength": 0.3}, "--upscale-strength does nothing without"),
+        ({"upscale": Upscale.x2, "only_center_face": True}, "--only-center-face does nothing"),
+        ({"upscale": Upscale.x2, "max_faces": 2}, "--max-faces does nothing without --gfpgan"),
+        ({"upscale": Upscale.x2, "min_face": "64"}, "--min-face does nothing without"),
+        ({"upscale": Upscale.x2, "face_threshold": 0.5}, "--face-threshold does nothing"),
+        ({"upscale": Upscale.x2, "detector": "retinaface_mobile0.25"}, "--detector does nothing"),
+        ({"upscale": Upscale.x2, "detect_size": 512}, "--detect-size does nothing"),
+        ({"gfpgan": 0.8, "min_face": "0.3"}, "--min-face 0.3: .* write 0.3x"),
+    ],
+)
+def test_options_that_cannot_apply_are_usage_errors(options: dict, message: str) -> None:
+    with pytest.raises(SetupError, match=message):
+        recipe_from_options(**options)
+
+
+@pytest.mark.parametrize(
+    ("options", "warning"),
+    [
+        (
+            {"gfpgan": 0.8, "only_center_face": True, "max_faces": 2},
+            "--max-faces is ignored: --only-center-face restores one face",
+        ),
+        (
+            {"gfpgan": 0.8, "tile": 256},
+            "--tile is ignored: there is no upscale to split into tiles",
+        ),
+        (
+            {"upscale": Upscale.x2, "order": Order.restore_first},
+            "--order restore-first is ignored: it orders an upscale and a face restoration",
+        ),
+    ],
+)
+def test_options_that_are_ignored_warn_once(options: dict, warning: str) -> None:
+    warnings: list[str] = []
+    recipe_from_options(**options, warnings=warnings)
+    assert warnings == [warning]
+
+
+def test_options_that_apply_give_no_warning() -> None:
+    warnings: list[str] = []
+    recipe_from_options(
+        upscale=Upscale.x2,
+        upscale_strength=0.5,
+        codeformer=0.5,
+        fidelity=0.3,
+        tile=256,
+        min_face="0.3x",
+        max_faces=2,
+        order=Order.restore_first,
+        warnings=warnings,
+    )
+    assert warnings == []
+
+
+# -- README and --help say the same (issue #30, finding 10) --------------------------------------
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_rows(heading: str, cells: int) -> list[list[str]]:
+    """The rows of `cells` columns of the tables under `heading` in the README."""
+    text = README.read_text(encoding="utf-8").split(heading, 1)[1]
+    text = re.split(r"\n##", text, maxsplit=1)[0]
+    rows = []
+    for line in text.splitlines():
+        if not line.startswith("|") or line.startswith("|---"):
+            continue
+        row = [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+        if len(row) == cells:
+            rows.append(row)
+    return rows[1:] if rows and rows[0][0] in ("option",) else rows
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, Enum):
+        value = value.value
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def test_the_readme_option_table_names_every_fix_option_with_its_default() -> None:
+    import typer
+
+    from facefix_cli.cli import app
+
+    command = typer.main.get_command(app).commands["fix"]  # type: ignore[attr-defined]
+    rows = readme_rows("### `facefix fix` options", 2)
+    named = " ".join(row[0] for row in rows)
+    mentioned = set(re.findall(r"(?<![\w-])(--?[A-Za-z][\w-]*)", named))
+    options = [p for p in command.params if p.param_type_name == "option"]
+    assert len(options) > 40
+    for param in options:
+        names = [n for n in param.opts + param.secondary_opts]
+        assert any(n in mentioned for n in names if n.startswith("--")), names
+        assert all(n in mentioned for n in names if not n.startswith("--")), names  # -U, -G
+        default = param.default
+        if default in (None, False, True, []) or callable(default):
+            continue
+        row = next(r for r in rows if any(n in r[0] for n in names if n.startswith("--")))
+        assert f"default {_shown(default)}" in row[1], (names, _shown(default), row[1])
+    cli_names = {n for p in options for n in p.opts + p.secondary_opts}
+    assert mentioned - cli_names - {"-h", "--help"} == set()  # no option the CLI lacks
+
+
+def test_the_readme_interplay_table_is_the_code_s() -> None:
+    from facefix_cli.cli.options import INTERPLAY
+
+    rows = readme_rows("### `facefix fix` options", 4)
+    assert [tuple(cell.strip("`") for cell in row) for row in rows] == list(INTERPLAY)
 
 
 def test_format_and_quality_are_run_settings_not_recipe(tmp_path: Path) -> None:

@@ -51,6 +51,22 @@ def test_the_repo_config_points_at_weights():
     assert resolve_weights_dir(config_path=repo / "facefix.toml") == repo / "weights"
 
 
+def test_unknown_keys_are_refused_with_a_suggestion(tmp_path):
+    (tmp_path / "facefix.toml").write_text('weigths_dir = "models"\n')
+    with pytest.raises(SetupError, match="unknown key 'weigths_dir'; did you mean weights_dir"):
+        resolve_weights_dir()
+
+
+def test_recipe_keys_are_refused_saying_where_they_go(tmp_path):
+    (tmp_path / "facefix.toml").write_text('weights_dir = "w"\nupscale = 2\n')
+    with pytest.raises(
+        SetupError,
+        match="unknown key 'upscale'; it holds only weights_dir, format, quality; "
+        "options such as --upscale go on the command line",
+    ):
+        resolve_weights_dir()
+
+
 def test_output_format_from_the_command_line_then_config(tmp_path):
     from facefix_cli.config import resolve_output_format
 

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 from facefix_cli.cli.console import PlainFixEvents, RichFixEvents, summary_line
+from facefix_cli.io.discover import Job
 from facefix_cli.pipeline.results import FileResult, FixSummary, RunStart, Status
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d ")
@@ -54,3 +55,112 @@ def test_a_dry_run_says_how_many_it_would_do_and_skips_are_counted_by_reason():
     }
     assert [f["source"] for f in record["files"]] == ["a.png", "b.png"]
     assert len(summary.to_dict()["files"]) == 5
+
+
+# -- issue #30: say why, a display that is alive, cron manners ---------------------------------
+
+
+def test_the_summary_says_why_files_were_skipped_with_counts():
+    done = "output exists (use --overwrite)"
+    one_reason = FixSummary(
+        results=[FileResult(Path(f"{n}.png"), None, Status.SKIPPED, done) for n in "abc"]
+    )
+    assert summary_line(one_reason).endswith("; skipped 3: output exists (use --overwrite)")
+    mixed = FixSummary(
+        results=[
+            *one_reason.results,
+            FileResult(Path("e.webp"), None, Status.SKIPPED, ".webp is not in --ext"),
+        ]
+    )
+    assert summary_line(mixed).endswith(
+        "; skipped 4: 3 output exists (use --overwrite), 1 .webp is not in --ext"
+    )
+    assert "; skipped" not in summary_line(FixSummary())
+
+
+def test_the_terminal_summary_names_the_skip_reasons(capsys):
+    from facefix_cli.cli.console import print_summary_table
+
+    summary = FixSummary(
+        results=[FileResult(Path("a.png"), None, Status.SKIPPED, "output exists (use --overwrite)")]
+    )
+    print_summary_table(summary)
+    assert "skipped 1: output exists (use --overwrite)" in capsys.readouterr().err
+
+
+def test_one_live_display_holds_the_fix_bar_and_the_download_bars(tmp_path):
+    """Two live displays on one terminal erase each other's lines (the bar blank 39 % of the
+    time): the download bars are shown by the fix display's own Live."""
+    from facefix_cli.cli.console import fix_display
+
+    with fix_display(True) as (events, downloads):
+        assert isinstance(events, RichFixEvents)
+        assert events.live.is_started
+        assert not downloads.progress.live.is_started  # type: ignore[attr-defined]
+        assert downloads.progress.live.console is events.live.console  # type: ignore[attr-defined]
+        assert downloads.progress in events.group.renderables  # type: ignore[attr-defined]
+    assert not events.live.is_started
+
+
+def test_the_display_is_alive_spinner_elapsed_and_the_stage_counted_live(monkeypatch, tmp_path):
+    from rich.progress import SpinnerColumn, TimeElapsedColumn
+
+    events = RichFixEvents()
+    kinds = {type(column) for column in events.progress.columns}
+    assert SpinnerColumn in kinds and TimeElapsedColumn in kinds
+    events.run_started(RunStart("cpu", "x2", 1, 1, 0, 0))
+    events.started(1)
+    # The load's text said how long it had run when made: the display shows its own count.
+    events.waiting("loading realesrgan-x2plus on cpu (started 12.0s ago)")
+    task = events.progress.tasks[0]
+    assert task.fields["stage"] == "loading realesrgan-x2plus on cpu"
+    stage_column = events.progress.columns[-1]
+    shown = str(stage_column.render(task))  # type: ignore[arg-type]
+    assert re.fullmatch(r"loading realesrgan-x2plus on cpu \(1[2-9]s\)", shown)
+    events.file_started(Job(tmp_path / "a.png", tmp_path / "a.fixed.png"))
+    events.waiting(None)
+    assert events.progress.tasks[0].fields["stage"] == "fixing a.png"
+
+
+def test_weight_warnings_are_one_line_and_none_with_quiet(tmp_path):
+    from facefix_cli.weights.digests import WeightsNotice
+    from facefix_cli.weights.registry import get_model
+
+    notices = [
+        WeightsNotice(
+            tmp_path / "RealESRGAN_x2plus.pth", "ab" * 32, get_model("realesrgan-x2plus"), 1
+        ),
+        WeightsNotice(tmp_path / "GFPGANv1.4.pth", "cd" * 32, get_model("gfpgan-1.4"), 2),
+    ]
+    done = FileResult(tmp_path / "a.png", tmp_path / "a.fixed.png", Status.FIXED)
+    stream = io.StringIO()
+    events = PlainFixEvents(stream=stream)
+    for notice in notices:
+        events.weights_notice(notice)
+    events.file_finished(done)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2 and lines[0].endswith(
+        " warning: 2 weight files are not the released ones (RealESRGAN_x2plus.pth, "
+        "GFPGANv1.4.pth); outputs record their own SHA-256 (facefix models --verify)"
+    )
+    quiet = io.StringIO()
+    events = PlainFixEvents(quiet=True, stream=quiet)
+    for notice in notices:
+        events.weights_notice(notice)
+    events.file_finished(done)
+    assert quiet.getvalue() == ""
+
+
+def test_an_idle_run_logs_no_count_line():
+    stream = io.StringIO()
+    events = PlainFixEvents(stream=stream)
+    events.run_started(RunStart("none", "upscale x2", 40, 0, 40, 0))
+    assert stream.getvalue() == ""  # the summary line says it
+
+
+def test_an_idle_summary_is_idle_and_a_failure_is_not(tmp_path):
+    skipped = FileResult(tmp_path / "a.png", None, Status.SKIPPED, "output exists")
+    assert FixSummary(results=[skipped]).idle and FixSummary().idle
+    failed = FileResult(tmp_path / "b.png", None, Status.FAILED, "truncated")
+    assert not FixSummary(results=[skipped, failed]).idle
+    assert not FixSummary(results=[skipped], not_started=1).idle

@@ -264,7 +264,10 @@ def test_the_command_line_reaches_the_recipe(tmp_path):
         "--min-face", "0.3x", "--max-faces", "2", "--face-threshold", "0.9",
         "--detect-size", "1024", "--order", "restore-first",
     ]  # fmt: skip
-    result = CliRunner().invoke(app, [*common, *chosen, "--weights-dir", str(tmp_path)])
+    # no weights here: not offline, the dry run only says a real run would fetch them
+    online = {"FACEFIX_OFFLINE": ""}
+    args = [*common, *chosen, "--weights-dir", str(tmp_path)]
+    result = CliRunner().invoke(app, args, env=online)
     recipe = json.loads(result.stdout)["recipe"]
     assert recipe["min face"] == "0.3x the largest" and recipe["max faces"] == "2"
     assert recipe["face threshold"] == "0.9" and recipe["detect size"] == "1024"

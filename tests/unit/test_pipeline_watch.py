@@ -47,10 +47,11 @@ class Recorder:
 
 
 class FakeSession:
-    """The two things the loop asks of a FixSession: its settings, and `fix(jobs)`."""
+    """What the loop asks of a FixSession: its settings and recipe, and `fix(jobs)`."""
 
     def __init__(self, settings: RunSettings) -> None:
         self.settings = settings
+        self.recipe = Recipe(scale=2)
         self.handed: list[list[Job]] = []
 
     def fix(

@@ -81,5 +81,5 @@ def test_without_a_background_load_the_executor_loads_its_own(tmp_path):
     recipe, settings = Recipe(scale=2), RunSettings(weights_dir=tmp_path, device="cpu")
     work = Work([], recipe, settings, Silent(), lambda: False)
     networks = work.networks(CPU)
-    assert work.loading_text(networks) == "loading 1 network on cpu"
+    assert work.loading_text(networks) == "loading realesrgan-x2plus on cpu"
     assert work.preload is None and networks.recipe is recipe

@@ -76,7 +76,10 @@ def test_a_worker_without_the_weights_names_its_node_and_the_command(tmp_path):
     message = str(raised.value)
     assert f"on Ray node {socket.gethostname()}" in message
     assert "RealESRGAN_x2plus.pth" in message
-    assert f"facefix download realesrgan-x2plus --weights-dir {tmp_path}" in message
+    assert (
+        "--mirror DIR" in message
+        and f"facefix models --find DIR --weights-dir {tmp_path}" in message
+    )
     assert raised.value.exit_code == EXIT_SETUP
     assert worker.networks is None
 
@@ -97,7 +100,8 @@ def test_a_worker_fetches_missing_weights_from_the_mirror(tmp_path, monkeypatch)
     (mirror / model.file).write_bytes(data)
     weights = tmp_path / "weights"
     settings = RunSettings(weights_dir=weights, device="cpu", mirrors=(str(mirror),))
-    offline_settings = dataclasses.replace(settings, offline=True)
+    # offline reads mirror folders only: without one, nothing can be had
+    offline_settings = dataclasses.replace(settings, offline=True, mirrors=())
     offline = ray_executor.FixWorker(Recipe(scale=2), offline_settings, None, table)  # type: ignore[arg-type]
     with pytest.raises(SetupError, match="offline"):
         offline.prepare()

@@ -191,7 +191,7 @@ def test_the_progress_bar_says_what_the_run_waits_for(tmp_path):
     from facefix_cli.io.discover import Job
 
     events = RichFixEvents()
-    current = lambda: events.progress.tasks[0].fields["current"]  # noqa: E731
+    current = lambda: events.progress.tasks[0].fields["stage"]  # noqa: E731
     assert current() == "finding images"
     events.started(3)
     events.waiting("loading 4 networks on cpu")
@@ -199,7 +199,7 @@ def test_the_progress_bar_says_what_the_run_waits_for(tmp_path):
     assert current() == "loading 4 networks on cpu"  # the load is what holds the run
     events.waiting(None)
     events.file_started(Job(tmp_path / "b.png", tmp_path / "b.fixed.png"))
-    assert current() == "b.png"
+    assert current() == "fixing b.png"
 
     lines = io.StringIO()
     plain = PlainFixEvents(stream=lines)

@@ -130,6 +130,8 @@ def test_the_walk_names_the_output_folders_that_the_claim_sweep_looks_at(tmp_pat
         for f in found:
             if f.kind in (Kind.TODO, Kind.DONE):
                 assert f.output is not None and f.folder == os.path.dirname(f.output)
+            elif f.kind is Kind.REJECTED and f.output is not None:  # not an image: where its
+                assert f.folder == os.path.dirname(f.output)  # failure mark goes (io.marks)
             else:
                 assert f.folder == ""  # no output: nothing to sweep for it
         folders: dict[str, frozenset[str] | None] = {}

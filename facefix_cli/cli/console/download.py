@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, TextIO
 from facefix_cli.cli.console.base import human_size, printable
 
 if TYPE_CHECKING:
-    from rich.progress import TaskID
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
 
     from facefix_cli.weights.download import DownloadProgress
     from facefix_cli.weights.registry import ModelInfo
@@ -68,9 +69,11 @@ class PlainDownloadProgress:
 
 
 class RichDownloadProgress:
-    """A rich progress bar per file: bytes, speed, ETA. Use as a context manager."""
+    """A rich progress bar per file: bytes, speed, ETA. Use as a context manager, which shows
+    the bars, or hand `progress` to a display that shows it with others (`fix`'s bar): one live
+    display per terminal, since two would erase each other's lines."""
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    def __init__(self, stream: TextIO | None = None, console: Console | None = None) -> None:
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -81,7 +84,7 @@ class RichDownloadProgress:
             TransferSpeedColumn,
         )
 
-        console = Console(file=stream or sys.stderr)
+        console = console or Console(file=stream or sys.stderr)
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -92,6 +95,10 @@ class RichDownloadProgress:
         )
         self._tasks: dict[str, TaskID] = {}
         self._current: TaskID | None = None
+
+    @property
+    def progress(self) -> Progress:
+        return self._progress
 
     def __enter__(self) -> RichDownloadProgress:
         self._progress.start()
