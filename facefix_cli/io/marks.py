@@ -15,7 +15,8 @@ deleting a mark file redoes that one input. An output written removes its input'
 
 Guarantees: the walk decides from the folder listing it already made (hidden names), never
 opening a mark; marks are created with O_CREAT|O_EXCL|O_NOFOLLOW (no write follows a link, a
-file already there is never overwritten), no more readable than the input, and owned by the
+file already there is never overwritten) in a folder reached without following another user's
+link (the link-trust rule of `io.safefs`), no more readable than the input, and owned by the
 input's owner when facefix runs as root; writing or removing a mark never fails a run (a
 read-only folder only means the next run does the work again).
 """
@@ -28,6 +29,7 @@ import os
 from collections.abc import Collection
 from pathlib import Path
 
+from facefix_cli.io import safefs
 from facefix_cli.io.names import NAME_MAX, OUTPUT_SUFFIX
 
 FAIL_LIMIT = 3  # runs in a row an input may fail before it is set aside
@@ -94,8 +96,7 @@ def record_failure(output: Path, source: Path, before: int, reason: str) -> None
         f"facefix failed {count} run(s) in a row on {source.name}: {reason}{set_aside}\n",
     )
     if before:
-        with contextlib.suppress(OSError):
-            os.unlink(output.with_name(f"{base}{before}"))
+        _remove(output.parent, [f"{base}{before}"])
 
 
 def forget(output: Path) -> None:
@@ -103,20 +104,41 @@ def forget(output: Path) -> None:
     names = [mark_name(output.name, NOFACE)] + [
         f"{mark_name(output.name, FAILED)}{n}" for n in range(1, FAIL_LIMIT + 1)
     ]
-    for name in names:
-        with contextlib.suppress(OSError):
-            os.unlink(output.with_name(name))
+    _remove(output.parent, names)
+
+
+def _remove(folder: Path, names: list[str]) -> None:
+    """Remove the marks `names` from `folder`, reached without following a link the trust rule
+    refuses (`safefs.open_folder_trusted`); any OSError is ignored."""
+    try:
+        dir_fd = safefs.open_folder_trusted(folder)
+    except OSError:
+        return
+    try:
+        for name in names:
+            with contextlib.suppress(OSError):
+                os.unlink(name, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def _create(path: Path, source: Path, text: str) -> None:
     """Create `path` holding `text`, never following a link nor replacing a file, no more
-    readable than `source`; any OSError is ignored (a mark only saves work)."""
+    readable than `source`, and never in a folder reached through a link the trust rule
+    refuses (another user's link: `safefs.open_folder_trusted`); any OSError is ignored (a
+    mark only saves work)."""
     try:
         info = os.stat(source)
         mode = info.st_mode & 0o666  # and the umask, as open applies it
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+        dir_fd = safefs.open_folder_trusted(path.parent)
     except OSError:
         return
+    try:
+        fd = safefs.create_exclusive(path.name, mode, dir_fd=dir_fd)
+    except OSError:
+        return
+    finally:
+        os.close(dir_fd)
     try:
         if os.geteuid() == 0 and (info.st_uid, info.st_gid) != (0, 0):
             os.fchown(fd, info.st_uid, info.st_gid)

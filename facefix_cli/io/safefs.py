@@ -164,6 +164,30 @@ def folder_fd(path: Path | str) -> Iterator[int]:
         os.close(fd)
 
 
+def open_folder_trusted(path: Path | str) -> int:
+    """A descriptor on the existing folder `path`, reached from the root one component at a
+    time, each opened without following a link unless the trust rule allows that link (for
+    files written where no trusted base is known, such as marks). OSError (UntrustedLink for
+    a refused link) when a component cannot be opened."""
+    absolute = Path(os.path.abspath(path))
+    fd = open_folder(absolute.anchor or os.sep)
+    try:
+        for part in absolute.parts[1:]:
+            try:
+                child = open_folder(part, dir_fd=fd, follow=False)
+            except OSError as exc:
+                if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                    raise
+                check_link(part, dir_fd=fd)  # raises for a link not to follow
+                child = open_folder(part, dir_fd=fd)
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def make_folders(base: Path, relative: Path, mode: int = 0o777) -> None:
     """Create `base/relative` one component at a time below `base` (trusted: the user named
     it), each component opened without following a link unless the trust rule allows that

@@ -277,7 +277,11 @@ def test_environment_faults_stop_the_run_with_one_line_and_the_summary(
     assert len(errors) == 1 and " error: stopped: " in errors[0]
     assert FAULT_LINES[fault] in errors[0]
     assert "processed 0, skipped 0, failed 0" in result.stderr
-    if executor == "sequential":
+    if fault == "read-only output-dir":
+        # README: before any network loads, an --output-dir that cannot be written stops the
+        # run; the write probe there is refused like every output would be
+        assert calls == [] and f"not started {count}" in result.stderr
+    elif executor == "sequential":
         assert len(calls) == 1  # stopped at the first write, not after upscaling everything
         assert "not started 3" in result.stderr  # the file the fault hit was attempted
     assert originals(folder) == before and hidden_files(tmp_path) == []
@@ -417,11 +421,22 @@ def test_json_is_printed_on_exit_2_and_offline_setup_errors_print_nothing_before
         app, ["fix", str(tmp_path), "-U", "2", "--offline", "--json", "--weights-dir", str(empty)]
     )
     assert result.exit_code == 2
-    lines = result.stderr.splitlines()  # the start line, then the error: no file line
-    assert len(lines) == 2 and lines[0].endswith("; finding images")
-    assert ISO.match(lines[1]) and " error: missing" in lines[1]
+    # the start line, then the error (README: each missing file on its own line and one next
+    # step that works offline); no file line before it
+    lines = result.stderr.splitlines()
+    assert len(lines) == 4 and lines[0].endswith("; finding images")
+    assert all(ISO.match(line) for line in lines)
+    assert lines[1].endswith(
+        f" error: missing model weights in {empty} (offline, not downloading):"
+    )
+    assert lines[2].endswith("   RealESRGAN_x2plus.pth")
+    assert " next: copy them there, pass --mirror DIR" in lines[3]
+    assert "facefix models --find" in lines[3]
     record = json.loads(result.stdout)
-    assert record["exit_code"] == 2 and "facefix download" in record["error"]
+    assert record["exit_code"] == 2
+    assert record["error"].startswith(
+        f"missing model weights in {empty} (offline, not downloading):\n  RealESRGAN_x2plus.pth\nnext: "
+    )
 
 
 def test_a_run_with_nothing_to_do_still_removes_what_killed_runs_left(tmp_path, tiny_upscaler):

@@ -94,14 +94,30 @@ def test_two_processes_downloading_one_file_do_not_corrupt_it(server, one, tmp_p
     assert leftovers(tmp_path) == [model.file]
 
 
-def test_disk_full_gives_a_clear_error_and_leaves_nothing(server, one, tmp_path):
+def test_disk_full_gives_a_clear_error_and_leaves_nothing(server, one, tmp_path, monkeypatch):
     if not Path("/dev/full").exists():
         pytest.skip("needs /dev/full")
+    from facefix_cli.weights import store
+
     model, _ = one
     part = tmp_path / (model.file + ".part")
-    part.symlink_to("/dev/full")  # every write to the part file fails with ENOSPC
+    real_open_part = store.open_part
+    opened: list[Path] = []
+
+    def full_part(path: Path, resume: bool):
+        # The real .part is made (a link planted at its name would be replaced, never written
+        # through), then every write to it fails with ENOSPC, as on a full disk.
+        out = real_open_part(path, resume)
+        full = os.open("/dev/full", os.O_WRONLY)
+        os.dup2(full, out.fileno())
+        os.close(full)
+        opened.append(path)
+        return out
+
+    monkeypatch.setattr(store, "open_part", full_part)
     with pytest.raises(SetupError, match="no space left in .* for standin.pth"):
         dl.download([with_url(model, server.url("ok", model))], tmp_path, **FAST)
+    assert opened == [part]  # the fault hit the download's own part file
     assert not part.exists() and not part.is_symlink()
     assert leftovers(tmp_path) == []
 
