@@ -482,7 +482,12 @@ FACE_CHOICES = (
     "--detect-size",
 )
 INTERPLAY: tuple[tuple[str, str, str, str], ...] = (
-    ("--fidelity", "--codeformer", "error", "it is CodeFormer's fidelity weight"),
+    (
+        "--fidelity",
+        "--codeformer or --restorer",
+        "error",
+        "it is CodeFormer's fidelity weight, or a --restorer model's that takes one",
+    ),
     ("--gfpgan-model", "--gfpgan", "error", "it chooses GFPGAN's version"),
     (
         "--restore-strength",
@@ -516,7 +521,7 @@ def _interplay(upscales: bool, restore_with: str | None, given: dict[str, bool])
     """SetupError for the first option given that cannot apply (INTERPLAY's errors); the
     warnings for those that are ignored."""
     needs_ok = {
-        "--codeformer": restore_with == "codeformer",
+        "--codeformer or --restorer": restore_with in ("codeformer", "restorer"),
         "--gfpgan": restore_with == "gfpgan",
         "--restorer": restore_with == "restorer",
         "--upscale 2|4 or --upscaler": upscales,

@@ -467,7 +467,10 @@ def test_json_names_the_report_or_null(inputs, weights_dir, tmp_path):
 
 def test_report_command_without_outputs_is_a_usage_error(inputs, tmp_path):
     result = run("report", inputs, "-o", tmp_path / "r.html")
-    assert result.exit_code == 2 and "no .fixed.png files found" in result.output
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: no facefix outputs (.fixed.png/.webp/.jpg/.avif) found in the paths given\n"
+    )
     assert not (tmp_path / "r.html").exists()
 
 

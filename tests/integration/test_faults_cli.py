@@ -395,17 +395,22 @@ def test_cron_logs_timestamps_run_start_line_and_no_skip_lines(tmp_path, tiny_up
     result = fix(tiny_upscaler, tmp_path)
     lines = result.stderr.splitlines()
     assert result.exit_code == 0 and all(ISO.match(line) for line in lines), lines
-    # --upscaler PATH is no released file: one warning about it, after the run-start line
-    warnings = [index for index, line in enumerate(lines) if " warning: using " in line]
-    assert warnings == [3], lines
-    del lines[3]
+    # --upscaler PATH is no released file: one warning line about it (README "Output, logs and
+    # exit codes"), as the first file finishes, just before its line
+    warnings = [index for index, line in enumerate(lines) if " warning: " in line]
+    assert warnings == [len(lines) - 3], lines
+    assert lines[-3].endswith(
+        " warning: tiny_x2.pth is not a release; outputs record its own SHA-256"
+        " (facefix models --verify)"
+    )
+    del lines[-3]
     # the start line first, before the walk; the load starts as the walk finds work
     assert "fix: upscaler tiny_x2.pth" in lines[0] and lines[0].endswith("; finding images")
     assert lines[1].endswith(" found files to do: loading the networks while finding the rest")
     assert lines[2].endswith(" found 2, to do 1, skipped 1, failed 0; device cpu")
     # then what the run waits for, if the load is still going: the load, with its age
     waits = lines[3:-2]
-    assert all(" loading 1 network on cpu (started " in line for line in waits), lines
+    assert all(" loading tiny_x2.pth on cpu (started " in line for line in waits), lines
     assert not any("skipped: " in line for line in lines) and "fixed: " in lines[-2]
     assert "processed 1, skipped 1" in lines[-1] and len(lines) <= 6
     verbose = fix(tiny_upscaler, tmp_path, "-v")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 from pathlib import Path
 
 import pytest
@@ -208,8 +209,16 @@ def test_a_node_without_the_weights_fails_at_once(ray_cluster, inputs, tmp_path)
     with pytest.raises(SetupError) as raised:
         list(ray_executor.run(ray_work(jobs[:1], empty, out)))
     message = str(raised.value)
-    assert "on Ray node" in message and "RealESRGAN_x2plus.pth" in message
-    assert "facefix download realesrgan-x2plus --weights-dir" in message
+    # README: each missing file on its own line and one next step that works there (a worker
+    # does not download: a copy, a --mirror folder or `facefix models --find`)
+    assert message == (
+        f"on Ray node {socket.gethostname()}: missing model weights in {empty} "
+        "(offline, not downloading):\n"
+        "  RealESRGAN_x2plus.pth\n"
+        "next: copy them there, pass --mirror DIR (a folder holding them), or take them from an "
+        "A1111, Forge or ComfyUI models folder: facefix models --find DIR --weights-dir "
+        f"{empty.absolute()}"
+    )
     assert raised.value.exit_code == 2
     assert not out.exists()
 

@@ -54,6 +54,14 @@ def weights(weights_dir, tmp_path) -> Path:
     return folder
 
 
+def verify_row(weights: Path, name: str) -> str:
+    """`facefix models --verify`'s plain row for `name`: where the full detail is."""
+    listing = run("models", "--weights-dir", weights, "--verify")
+    assert listing.exit_code == 0, listing.output
+    (line,) = [line for line in listing.stdout.splitlines() if line.startswith(f"{name} ")]
+    return line
+
+
 def test_a_stand_in_under_a_registry_name_is_recorded_with_its_own_digest(inputs, weights):
     stand_in = weights / "RealESRGAN_x2plus.pth"
     result = run("fix", inputs, "-U", "2", "--weights-dir", weights, "--json")
@@ -66,29 +74,40 @@ def test_a_stand_in_under_a_registry_name_is_recorded_with_its_own_digest(inputs
     warnings = [line for line in result.stderr.splitlines() if "warning:" in line]
     assert len(warnings) == 1  # once per run, not once per file
     (line,) = warnings
-    size = stand_in.stat().st_size
-    assert f"{stand_in} is not the released realesrgan-x2plus ({size} bytes, expected " in line
-    assert f"{size} bytes, expected {model.size}" in line
-    assert line.endswith("facefix download --force realesrgan-x2plus")
+    assert line.endswith(
+        "warning: RealESRGAN_x2plus.pth is not the released realesrgan-x2plus; "
+        "outputs record its own SHA-256 (facefix models --verify)"
+    )
     # The run left the digest beside the file for the next one.
     assert digests.cached_sha256(stand_in) == own_digest(stand_in)
+    # The detail the one line leaves out: `facefix models --verify` (README "Model weights").
+    size = stand_in.stat().st_size
+    row = verify_row(weights, "realesrgan-x2plus")
+    assert f"corrupt: {size} bytes, expected {model.size}; SHA-256 {own_digest(stand_in)}" in row
 
 
-def test_quiet_runs_still_warn(inputs, weights):
+def test_quiet_runs_do_not_warn_and_models_verify_still_tells(inputs, weights):
     result = run("fix", inputs, "-U", "2", "--weights-dir", weights, "--quiet")
     assert result.exit_code == 0, result.output
-    assert result.stderr.count("warning:") == 1
+    assert "warning:" not in result.stderr  # README: none with -q (cron)
+    assert len(list(inputs.glob("*.fixed.png"))) == 2
+    stand_in = weights / "RealESRGAN_x2plus.pth"
+    assert own_digest(stand_in) in verify_row(weights, "realesrgan-x2plus")
 
 
-def test_an_unregistered_upscaler_is_named_with_its_digest(inputs, weights, tmp_path):
+def test_an_unregistered_upscaler_is_named_and_outputs_record_its_digest(inputs, weights, tmp_path):
     custom = tmp_path / "4x-custom.pth"
     shutil.copy(weights / "RealESRGAN_x2plus.pth", custom)
     result = run("fix", inputs, "--upscaler", custom, "--weights-dir", weights)
     assert result.exit_code == 0, result.output
     (line,) = [line for line in result.stderr.splitlines() if "warning:" in line]
-    assert f"using {custom}, which is not a released model file" in line
-    assert own_digest(custom) in line
-    assert recorded(inputs / "0.fixed.png")["sha256"] == own_digest(custom)
+    assert line.endswith(
+        "warning: 4x-custom.pth is not a release; "
+        "outputs record its own SHA-256 (facefix models --verify)"
+    )
+    # Its full digest is in every output's record (and so in the HTML report).
+    for name in ("0.fixed.png", "1.fixed.png"):
+        assert recorded(inputs / name)["sha256"] == own_digest(custom)
 
 
 def test_models_lists_the_files_own_digest_once_known(weights):

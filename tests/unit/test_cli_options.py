@@ -39,6 +39,13 @@ def test_codeformer_keeps_its_fidelity() -> None:
     )
 
 
+def test_restorer_file_takes_fidelity(tmp_path: Path) -> None:
+    # README: `--fidelity` feeds --restorer models that take one (CodeFormer exports).
+    warnings: list[str] = []
+    recipe = recipe_from_options(restorer=tmp_path / "cf.onnx", fidelity=0.7, warnings=warnings)
+    assert (recipe.restore_with, recipe.fidelity, warnings) == ("restorer", 0.7, [])
+
+
 def test_restorer_file_takes_restore_strength(tmp_path: Path) -> None:
     model = tmp_path / "face.pth"
     recipe = recipe_from_options(restorer=model, restore_strength=0.6)
@@ -130,7 +137,10 @@ def test_parse_duration_refuses(text: str) -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"gfpgan": 0.8, "fidelity": 0.3}, "--fidelity does nothing without --codeformer"),
+        (
+            {"gfpgan": 0.8, "fidelity": 0.3},
+            "--fidelity does nothing without --codeformer or --restorer",
+        ),
         (
             {"codeformer": 0.5, "gfpgan_model": "1.3"},
             "--gfpgan-model does nothing without --gfpgan",
