@@ -54,8 +54,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from facefix_cli.errors import FacefixError, SetupError, first_line
+from facefix_cli.errors import EnvironmentFault, FacefixError, SetupError, first_line
 from facefix_cli.io.discover import Job
+from facefix_cli.io.names import display_path
 from facefix_cli.networks.cache import Networks
 from facefix_cli.pipeline.executors.work import Work
 from facefix_cli.pipeline.file import fix_file
@@ -269,9 +270,25 @@ def run(work: Work, fix_one: FixOne = fix_file) -> Generator[FileResult, None, N
         except ray.exceptions.RayTaskError as exc:
             raise _setup_error(exc) from None
         events.waiting(None)
+        _make_output_dir(settings)
         yield from _drive(ray, actors, jobs, events, should_stop, in_flight)
     finally:
         _stop(ray, actors, in_flight, owned)
+
+
+def _make_output_dir(settings: RunSettings) -> None:
+    """Make --output-dir (the folder the user named, trusted) before any file is handed out,
+    as a local run's environment check does: the workers make the folders below it one
+    component at a time (`safefs.make_folders`), which needs it to exist. Made only once every
+    worker is ready, so a run stopped by a node's setup leaves nothing behind."""
+    if settings.output_dir is None:
+        return
+    try:
+        settings.output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EnvironmentFault(
+            f"cannot write to {display_path(settings.output_dir)}: {exc.strerror or exc}"
+        ) from None
 
 
 def _drive(
