@@ -267,13 +267,15 @@ def remember_failures(
     results: Sequence[FileResult], failures: dict[Path, tuple[Path, int]]
 ) -> None:
     """Count each failed input's failed runs in a row, and forget them once it is fixed, in
-    marks beside its output (`io.marks`): an input that fails `FAIL_LIMIT` runs is set aside."""
+    marks beside its output (`io.marks`): an input that fails `FAIL_LIMIT` runs is set aside.
+    A crash is not counted: it is a bug in facefix, not the input's fault, and must keep
+    showing (exit 3) on every run until fixed rather than be set aside into a silent skip."""
     for result in results:
         known = failures.get(result.source)
         if known is None:
             continue
         output, before = known
-        if result.status in (Status.FAILED, Status.CRASHED):
+        if result.status is Status.FAILED:
             marks.record_failure(output, result.source, before, result.reason)
         elif result.status is Status.FIXED and before:
             marks.forget(output)

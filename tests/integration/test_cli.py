@@ -156,7 +156,14 @@ def test_a_corrupt_file_fails_alone_with_exit_1(inputs, weights_dir):
     }
     assert "broken.png" in result.stderr and "truncated PNG" in result.stderr
     assert not (inputs / "broken.fixed.png").exists()
-    after = {p: v for p, v in snapshot(inputs).items() if not p.name.endswith(".fixed.png")}
+    # each failed input gets its first failure mark (README "What facefix remembers"), no more
+    failed_marks = {".broken.fixed.png.failed1", ".text.fixed.png.failed1"}
+    assert {p.name for p in inputs.rglob(".*")} == failed_marks
+    after = {
+        p: v
+        for p, v in snapshot(inputs).items()
+        if not p.name.endswith(".fixed.png") and p.name not in failed_marks
+    }
     assert after == before
 
 
@@ -283,9 +290,24 @@ def test_metadata_chunks_survive_and_a_facefix_record_is_added(tmp_path, weights
 def test_real_invokeai_files(tmp_path, gfpgan_weights):
     for name in ("curly.png", "Lincoln-and-Parrot-512-transparent.png"):
         shutil.copy(INVOKEAI_FIXTURES / name, tmp_path / name)
+    names = ("curly", "Lincoln-and-Parrot-512-transparent")
+    # The test detector finds no face: restoration alone writes no output (it would be a copy
+    # of the input) and leaves a `.noface` mark (README "What facefix remembers").
     result = run("fix", tmp_path, "--gfpgan", "0.8", "--json", "--weights-dir", gfpgan_weights)
     assert result.exit_code == 0, result.output
-    for name in ("curly", "Lincoln-and-Parrot-512-transparent"):
+    summary = json.loads(result.stdout)
+    assert (summary["processed"], summary["skipped"]) == (0, 2)
+    assert summary["skipped_reasons"] == {"no face found: nothing to restore, no output written": 2}
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == sorted(
+        f".{name}.fixed.png.noface" for name in names
+    )
+    assert not list(tmp_path.glob("*.fixed.png"))
+    # With an upscale an output is written, faces or not: its metadata is carried.
+    result = run("fix", tmp_path, "--gfpgan", "0.8", "-U", "2", "--json",
+                 "--weights-dir", gfpgan_weights)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["processed"] == 2
+    for name in names:
         source = parse_chunks((tmp_path / f"{name}.png").read_bytes())
         output = parse_chunks((tmp_path / f"{name}.fixed.png").read_bytes())
         carried = [
@@ -363,12 +385,13 @@ def test_models_load_once_per_run_and_only_when_needed(tmp_path, weights_dir, mo
 
 
 def test_ctrl_c_exits_130_and_leaves_no_partial_file(inputs, weights_dir, monkeypatch):
-    import facefix_cli.pipeline.file as fix_file
+    import facefix_cli.io.write as write_module
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(fix_file, "encode_png", interrupted)
+    # the PNG encoder the write step calls (`io.encode.encode_png` looks it up at call time)
+    monkeypatch.setattr(write_module, "encode_png", interrupted)
     before = snapshot(inputs)
     result = run("fix", inputs, "-U", "2", "--weights-dir", weights_dir)
     assert result.exit_code == 130 and "interrupted" in result.stderr
