@@ -209,7 +209,9 @@ def test_watch_with_kernel_events(tmp_path, tiny_upscaler):
         watch.process.kill()
     assert code == 0, watch.process.stderr.read() if watch.process.stderr else ""
     assert summary["signal"] == signal.SIGTERM and summary["stopped"] == "stopped by SIGTERM"
-    assert hidden_files(tree) == []  # no temporary file, no claim left
+    # no temporary file, no claim left; only the cron `fix`'s failure mark for the deliberately
+    # broken file (README "What facefix remembers")
+    assert hidden_files(tree) == [tree / ".broken.fixed.png.failed1"]
     big_output = tree / "big.fixed.png"
     if big_output.exists():  # finished before the signal landed: then whole
         with Image.open(big_output) as image:
