@@ -249,16 +249,18 @@ def acquire(output: Path, *, stale_after: float = STALE_AFTER) -> Claim | None:
             if dead.get("host") == HOST and isinstance(dead.get("pid"), int):
                 _remove_temporaries(output, dead["pid"])
             continue
+        claim = Claim(path, output, token)
         try:
-            os.write(fd, body)
-        except OSError:
-            os.close(fd)
+            try:
+                os.write(fd, body)
+            finally:
+                os.close(fd)
+            KEEPER.add(claim)
+        except BaseException:  # a write error, or a signal (errors.Interrupted) landing here
+            KEEPER.discard(claim)
             with contextlib.suppress(OSError):
                 path.unlink()
             raise
-        os.close(fd)
-        claim = Claim(path, output, token)
-        KEEPER.add(claim)
         return claim
     return None
 

@@ -188,7 +188,12 @@ def begin_file(
         ) from None
     if claim is None:
         return FileResult(job.source, job.output, Status.SKIPPED, "being fixed by another run")
-    if not settings.overwrite and _exists(job.output):
+    try:
+        exists = not settings.overwrite and _exists(job.output)
+    except BaseException:  # a signal (errors.Interrupted) landing here: no claim outlives it
+        claim.release()
+        raise
+    if exists:
         claim.release()
         return FileResult(job.source, job.output, Status.SKIPPED, "output exists (use --overwrite)")
     return claim, folder
@@ -314,6 +319,7 @@ def read_job(
     finished (skipped or failed) and holds no claim."""
     started = time.perf_counter()
     claim: Claim | None = None
+    begun: tuple[Claim, tuple[int, int] | None] | FileResult | None = None
     try:
         begun = begin_file(job, settings)
         if isinstance(begun, FileResult):
@@ -338,6 +344,8 @@ def read_job(
         opened.seconds = time.perf_counter() - started
         return opened
     except BaseException as exc:
+        if claim is None and isinstance(begun, tuple):  # a signal before it was unpacked
+            claim = begun[0]
         if claim is not None:
             claim.release()
         if not isinstance(exc, Exception):
