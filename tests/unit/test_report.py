@@ -184,35 +184,6 @@ def test_a_report_into_a_missing_folder_is_a_setup_error(tmp_path):
         write_report(tmp_path / "nope" / "r.html", ReportInputs())
 
 
-def test_the_progress_bar_says_what_the_run_waits_for(tmp_path):
-    """Walking the tree, then loading networks (while files already decode ahead), then the
-    current file: the bar never sits at 0/N with nothing said."""
-    from facefix_cli.cli.console import PlainFixEvents, RichFixEvents
-    from facefix_cli.io.discover import Job
-
-    events = RichFixEvents()
-    current = lambda: events.progress.tasks[0].fields["stage"]  # noqa: E731
-    assert current() == "finding images"
-    events.started(3)
-    events.waiting("loading 4 networks on cpu")
-    events.file_started(Job(tmp_path / "a.png", tmp_path / "a.fixed.png"))
-    assert current() == "loading 4 networks on cpu"  # the load is what holds the run
-    events.waiting(None)
-    events.file_started(Job(tmp_path / "b.png", tmp_path / "b.fixed.png"))
-    assert current() == "fixing b.png"
-
-    lines = io.StringIO()
-    plain = PlainFixEvents(stream=lines)
-    plain.waiting("loading 4 networks on cpu")
-    plain.waiting(None)
-    assert lines.getvalue().count("\n") == 1 and lines.getvalue().endswith(
-        " loading 4 networks on cpu\n"
-    )
-    quiet = PlainFixEvents(quiet=True, stream=lines)
-    quiet.waiting("loading 4 networks on cpu")
-    assert lines.getvalue().count("\n") == 1
-
-
 def test_originals_in_another_tree_are_found_by_name_and_sha256(tmp_path):
     """`fix --output-dir` leaves outputs apart from their originals: `--originals` finds them."""
     inputs, outputs = tmp_path / "renders", tmp_path / "fixed"
