@@ -10,12 +10,10 @@ import hashlib
 import io
 import json
 import os
-import queue
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,12 +23,11 @@ import pytest
 from checkpoints import realesrgan_state_dict, save_params_ema
 from conftest import gradient_image
 from PIL import Image
+from watch_process import REPO, WatchProcess, facefix_argv, facefix_env
 
 from facefix_cli.io.write import quantize
 
-REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 240.0  # importing torch and loading on a busy 2-core machine
-EVENT_TIMEOUT = 60.0
 
 
 @pytest.fixture(scope="module")
@@ -63,73 +60,9 @@ def hidden_files(folder: Path) -> list[Path]:
     return [p for p in folder.rglob(".*") if p.is_file()]
 
 
-def cli(upscaler: Path, command: str, *args: str) -> list[str]:
-    return [
-        sys.executable,
-        "-c",
-        "from facefix_cli.cli import main; main()",
-        command,
-        "--upscaler",
-        str(upscaler),
-        "--weights-dir",
-        str(upscaler.parent),
-        "--workers",
-        "0",
-        *args,
-    ]
-
-
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "FACEFIX_OFFLINE": "1"}
-
-
-class Watch:
-    """A `facefix watch --json -v` process and its events, read as they come."""
-
-    def __init__(self, upscaler: Path, *args: str) -> None:
-        self.process = subprocess.Popen(
-            cli(upscaler, "watch", "--json", "-v", *args),
-            env=ENV,
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.events: list[dict[str, Any]] = []
-        self._new: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self._new.put(json.loads(line))
-
-    def wait_for(
-        self, match: Callable[[dict[str, Any]], bool], timeout: float = EVENT_TIMEOUT
-    ) -> dict[str, Any]:
-        for event in self.events:
-            if match(event):
-                return event
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                event = self._new.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                self.process.kill()
-                raise AssertionError(f"no such event; got {self.events}") from None
-            self.events.append(event)
-            if match(event):
-                return event
-
-    def file_events(self, name: str) -> list[dict[str, Any]]:
-        return [e for e in self.events if e["event"] == "file" and e["source"].endswith(name)]
-
-    def stop(self, signum: int = signal.SIGTERM) -> tuple[int, dict[str, Any], float]:
-        """Signal the watch; its exit code, its summary, and the seconds the summary took."""
-        self.process.send_signal(signum)
-        sent = time.monotonic()
-        summary = self.wait_for(lambda e: e["event"] == "summary", timeout=60)
-        answered = time.monotonic() - sent
-        return self.process.wait(timeout=60), summary, answered
+def watching(upscaler: Path, *args: str) -> WatchProcess:
+    """`facefix watch --json -v ARGS` with the tiny upscaler."""
+    return WatchProcess(facefix_argv("watch", upscaler, "--json", "-v", *args))
 
 
 def fixed(name: str) -> Callable[[dict[str, Any]], bool]:
@@ -143,7 +76,7 @@ def test_watch_with_kernel_events(tmp_path, tiny_upscaler):
     make_png(tree / "done.png", seed=3)
     (tree / "done.fixed.png").write_bytes(b"an output from an earlier run")
     staging.mkdir()
-    watch = Watch(tiny_upscaler, str(tree))
+    watch = watching(tiny_upscaler, str(tree))
     try:
         # the backlog, as fix would do it; the finished output left alone
         watch.wait_for(lambda e: e["event"] == "watching", timeout=START_TIMEOUT)
@@ -180,8 +113,8 @@ def test_watch_with_kernel_events(tmp_path, tiny_upscaler):
             make_png(staging / f"cron{index}.png", seed=10 + index)
             os.rename(staging / f"cron{index}.png", tree / f"cron{index}.png")
         cron = subprocess.run(
-            cli(tiny_upscaler, "fix", str(tree), "--json", "-v"),
-            env=ENV,
+            facefix_argv("fix", tiny_upscaler, str(tree), "--json", "-v"),
+            env=facefix_env(),
             cwd=REPO,
             capture_output=True,
             text=True,
@@ -208,6 +141,7 @@ def test_watch_with_kernel_events(tmp_path, tiny_upscaler):
     finally:
         watch.process.kill()
     assert code == 0, watch.process.stderr.read() if watch.process.stderr else ""
+    assert watch.unparsed == []  # stdout is JSON lines only
     assert summary["signal"] == signal.SIGTERM and summary["stopped"] == "stopped by SIGTERM"
     # no temporary file, no claim left; only the cron `fix`'s failure mark for the deliberately
     # broken file (README "What facefix remembers")
@@ -241,7 +175,7 @@ def test_watch_polling_and_sigterm_idle(tmp_path, tiny_upscaler):
     tree = tmp_path / "tree"
     make_png(tree / "a.png", seed=1)
     before = digests(tree)
-    watch = Watch(tiny_upscaler, str(tree), "--poll", "0.5", "--settle", "1")
+    watch = watching(tiny_upscaler, str(tree), "--poll", "0.5", "--settle", "1")
     try:
         event = watch.wait_for(lambda e: e["event"] == "watching", timeout=START_TIMEOUT)
         assert event["how"] == "polling every 0.5s"
@@ -254,6 +188,7 @@ def test_watch_polling_and_sigterm_idle(tmp_path, tiny_upscaler):
     finally:
         watch.process.kill()
     assert code == 0 and summary["processed"] == 2 and summary["signal"] == signal.SIGTERM
+    assert watch.unparsed == []
     assert digests(tree) == before | {"later/b.png": digests(tree)["later/b.png"]}
     assert hidden_files(tree) == []
 
@@ -277,7 +212,7 @@ def test_bad_setup_exits_2_before_waiting(tmp_path, tiny_upscaler):
             str(empty),
             "--json",
         ],
-        env=ENV,
+        env=facefix_env(),
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -289,8 +224,8 @@ def test_bad_setup_exits_2_before_waiting(tmp_path, tiny_upscaler):
     assert any("missing model weights" in e.get("error", "") for e in events)
     assert not list(tree.glob("*.fixed.png"))
     missing = subprocess.run(
-        cli(tiny_upscaler, "watch", str(tmp_path / "nowhere")),
-        env=ENV,
+        facefix_argv("watch", tiny_upscaler, str(tmp_path / "nowhere")),
+        env=facefix_env(),
         cwd=REPO,
         capture_output=True,
         text=True,
