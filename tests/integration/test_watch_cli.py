@@ -2,7 +2,8 @@
 new sub-folders, a broken file reported once, a cron `fix` beside it, polling, SIGTERM idle and
 mid-file, bad setup refused before waiting; outputs the bytes `fix` writes, originals untouched.
 
-Two watch processes in all (each pays for importing torch once), with a tiny x2 upscaler."""
+Two watch processes in all (each pays for importing torch once), with a tiny x2 upscaler; the
+cron `fix` beside a watch runs in the test's own process, where torch is loaded already."""
 
 from __future__ import annotations
 
@@ -70,6 +71,11 @@ def fixed(name: str) -> Callable[[dict[str, Any]], bool]:
 
 
 def test_watch_with_kernel_events(tmp_path, tiny_upscaler):
+    from facefix_cli.errors import EXIT_FAILED
+    from facefix_cli.pipeline import RunSettings, Status, fix
+    from facefix_cli.recipe import Recipe
+
+    recipe = Recipe(scale=1, upscaler_path=tiny_upscaler)
     tree, staging = tmp_path / "tree", tmp_path / "staging"
     make_png(tree / "old" / "a.png", seed=1)
     make_png(tree / "b.png", seed=2)
@@ -108,26 +114,17 @@ def test_watch_with_kernel_events(tmp_path, tiny_upscaler):
         (tree / "broken.png").write_bytes(png_bytes(7)[:60])
         assert watch.wait_for(fixed("broken.png"))["status"] == "failed"
 
-        # a cron `fix` beside the watch, over files that arrive as it starts: each once
+        # a cron `fix` beside the watch, over files that arrive as it starts: each once. The
+        # fix runs in this process (torch is loaded here already): another process all the same
         for index in range(4):
             make_png(staging / f"cron{index}.png", seed=10 + index)
             os.rename(staging / f"cron{index}.png", tree / f"cron{index}.png")
-        cron = subprocess.run(
-            facefix_argv("fix", tiny_upscaler, str(tree), "--json", "-v"),
-            env=facefix_env(),
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=START_TIMEOUT,
-        )
-        assert cron.returncode in (0, 1), cron.stderr  # 1: it fails broken.png too
+        cron = fix([tree], recipe, RunSettings(weights_dir=tiny_upscaler.parent, workers=0))
+        assert cron.exit_code == EXIT_FAILED  # it fails broken.png too
+        assert {r.source.name for r in cron.results if r.status is Status.FAILED} == {"broken.png"}
         for index in range(4):
             watch.wait_for(fixed(f"cron{index}.png"))
-        by_cron = {
-            Path(f["source"]).name
-            for f in json.loads(cron.stdout)["files"]
-            if f["status"] == "fixed"
-        }
+        by_cron = {r.source.name for r in cron.results if r.status is Status.FIXED}
         for index in range(4):
             name = f"cron{index}.png"
             by_watch = [e for e in watch.file_events(name) if e["status"] == "fixed"]
@@ -154,15 +151,11 @@ def test_watch_with_kernel_events(tmp_path, tiny_upscaler):
     assert all(len(watch.file_events(n)) == 1 for n in ("slow.png", "renamed.png", "c.png"))
     assert not [e for e in watch.events if e["event"] == "file" and e["status"] == "crashed"]
 
-    # the same bytes as `fix` writes for the same inputs (in this process: torch is here)
-    from facefix_cli.pipeline import RunSettings, Status, fix
-    from facefix_cli.recipe import Recipe
-
+    # the same bytes as `fix` writes for the same inputs
     again = tmp_path / "again"
     again.mkdir()
     for name in ("b.png", "slow.png", "renamed.png"):
         shutil.copyfile(tree / name, again / name)
-    recipe = Recipe(scale=1, upscaler_path=tiny_upscaler)
     summary_fix = fix([again], recipe, RunSettings(weights_dir=tiny_upscaler.parent, workers=0))
     assert summary_fix.count(Status.FIXED) == 3
     for name in ("b", "slow", "renamed"):
