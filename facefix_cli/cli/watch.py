@@ -113,6 +113,7 @@ def watch(
 
     events = JsonWatchEvents(verbose) if as_json else PlainWatchEvents(verbose, quiet)
     summary = WatchSummary()
+    ignored: list[str] = []  # options that cannot apply here: one warning each, as `fix` says
     try:
         recipe = o.recipe_from_options(
             upscale=upscale,
@@ -134,7 +135,10 @@ def watch(
             max_faces=max_faces,
             detect_size=detect_size,
             order=order,
+            warnings=ignored,
         )
+        for warning in ignored:
+            events.notice(warning)
         chosen_format, chosen_quality = resolve_output_format(output_format, quality, config)
         settings = o.settings_from_options(
             weights_dir=resolve_weights_dir(weights_dir, config),

@@ -48,7 +48,7 @@ from facefix_cli.io.watcher import (
     network_file_system,
 )
 from facefix_cli.pipeline.results import FileResult, FixEvents, RunStart, Status
-from facefix_cli.pipeline.run import plan
+from facefix_cli.pipeline.run import plan, remember_outcomes
 from facefix_cli.pipeline.session import FixSession
 from facefix_cli.pipeline.settings import RunSettings
 from facefix_cli.recipe import Recipe
@@ -246,7 +246,14 @@ class _Loop:
         settings = self.session.settings
         folders: dict[str, frozenset[str] | None] = {}
         faceless = self.session.recipe.restores_only  # remembered (io.marks): not redone
-        todo, skipped, failed = plan(self.paths, settings, None, folders, skip_faceless=faceless)
+        todo, skipped, failed = plan(
+            self.paths,
+            settings,
+            None,
+            folders,
+            skip_faceless=faceless,
+            recipe=self.session.recipe_tag,
+        )
         for folder, hidden in sorted(folders.items()):
             claims.sweep_folder(Path(folder), hidden=hidden)
         found = len(todo) + len(skipped) + len(failed)
@@ -294,8 +301,13 @@ class _Loop:
             else:  # the walk's own rejection, once
                 self.report(FileResult(found.source, found.output, Status.FAILED, found.reason))
         if jobs:
-            for result in self.session.fix(jobs, self.should_stop):
-                self.report(result)
+            results: list[FileResult] = []
+            try:
+                for result in self.session.fix(jobs, self.should_stop):
+                    results.append(result)
+                    self.report(result)
+            finally:  # marks forgotten and the ledger kept as `fix` does (pipeline.run)
+                remember_outcomes(results, {}, settings.output_dir, self.session.recipe_tag)
 
     def run(self, watcher: Watcher, longest_wait: float | None) -> None:
         while not self.should_stop():

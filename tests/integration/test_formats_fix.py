@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import hidden_leftovers
 from metadata_support import A1111_PARAMETERS, COMFY_PROMPT, COMFY_WORKFLOW, png_with
 from PIL import Image
 from tool_readers import a1111_geninfo, comfyui_webp_workflow
@@ -93,7 +94,7 @@ def test_webp_run_then_rerun_then_jpeg(folder, tiny_upscaler):
         "deep.fixed.webp",
         "turned.jpg.fixed.webp",
     ]
-    assert not list(folder.glob(".*"))  # no claim or temporary file left
+    assert hidden_leftovers(folder) == []  # no claim or temporary file left
 
     a1111 = (folder / "a1111.fixed.webp").read_bytes()
     assert a1111_geninfo(a1111) == A1111_PARAMETERS

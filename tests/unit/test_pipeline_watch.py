@@ -14,6 +14,7 @@ from PIL import Image
 
 from facefix_cli.errors import EnvironmentFault, Interrupted, SetupError
 from facefix_cli.io.discover import Job
+from facefix_cli.io.ledger import RecipeTag
 from facefix_cli.io.settle import Settler
 from facefix_cli.io.watcher import Sign, Signs
 from facefix_cli.pipeline.results import FileResult, Status
@@ -52,6 +53,7 @@ class FakeSession:
     def __init__(self, settings: RunSettings) -> None:
         self.settings = settings
         self.recipe = Recipe(scale=2)
+        self.recipe_tag = RecipeTag(tuple(self.recipe.rows()))
         self.handed: list[list[Job]] = []
 
     def fix(
