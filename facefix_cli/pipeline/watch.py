@@ -18,7 +18,8 @@ Guarantees:
   `--overwrite` the backlog is redone, and with kernel events each image written again; a
   walk (polling) hands out only images without an output, or it would redo every image at
   every walk.
-- A fault that dooms every later file (disk full, GPU gone) ends the watch: `summary.fault`.
+- A fault that dooms every later file (disk full, GPU gone, a watched folder deleted or moved
+  away) ends the watch: `summary.fault`.
   A signal (SIGTERM/SIGHUP as `errors.Interrupted`, Ctrl-C) ends it too: the file in hand is
   abandoned cleanly by the executor (claim released, temporary file removed) and
   `summary.signal` says which.
@@ -315,6 +316,9 @@ class _Loop:
             if longest_wait is not None:
                 wait = longest_wait if wait is None else min(wait, longest_wait)
             signs = watcher.wait(wait)
+            if signs.gone:  # nothing more will come: a service manager should hear of it
+                names = ", ".join(display_path(folder) for folder in signs.gone)
+                raise EnvironmentFault(f"the watched folder {names} was deleted or moved away")
             if signs.lost:
                 self.events.notice("file events were lost (too many at once): walking again")
                 self.walk_again()

@@ -125,6 +125,13 @@ def test_broken_file_reported_once_and_lost_events_walk_again(tmp_path: Path) ->
     assert any("walking again" in text for text in events.said)
 
 
+def test_a_watched_folder_deleted_ends_the_loop_with_a_fault(tmp_path: Path) -> None:
+    """A deleted watched root left the watch idle forever; now it is an environment fault
+    (exit 4: a service manager restarts it, and the start then fails with exit 2)."""
+    with pytest.raises(EnvironmentFault, match="the watched folder .*gone.* was deleted"):
+        loop_over(tmp_path, [Signs([], gone=(str(tmp_path / "gone"),))])
+
+
 def test_setup_errors_before_any_wait(tmp_path: Path) -> None:
     settings = RunSettings(weights_dir=tmp_path)
     recipe = Recipe(scale=2)
