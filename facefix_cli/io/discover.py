@@ -47,6 +47,9 @@ class Job:
     # (st_dev, st_ino) of its folder. A file or folder swapped for another since is refused.
     inode: int | None = None
     folder: tuple[int, int] | None = None
+    # Replace the output even without --overwrite: `facefix watch` redoing an output it wrote
+    # itself, whose input its tool rewrote just after saving it (pipeline.watch).
+    replace: bool = False
 
 
 @dataclass(frozen=True)

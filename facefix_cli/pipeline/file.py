@@ -189,7 +189,7 @@ def begin_file(
     if claim is None:
         return FileResult(job.source, job.output, Status.SKIPPED, "being fixed by another run")
     try:
-        exists = not settings.overwrite and _exists(job.output)
+        exists = not (settings.overwrite or job.replace) and _exists(job.output)
     except BaseException:  # a signal (errors.Interrupted) landing here: no claim outlives it
         claim.release()
         raise
