@@ -137,8 +137,6 @@ def watch(
             order=order,
             warnings=ignored,
         )
-        for warning in ignored:
-            events.notice(warning)
         chosen_format, chosen_quality = resolve_output_format(output_format, quality, config)
         settings = o.settings_from_options(
             weights_dir=resolve_weights_dir(weights_dir, config),
@@ -156,7 +154,10 @@ def watch(
             png_level=png_level,
             output_format=chosen_format,
             quality=chosen_quality,
+            warnings=ignored,
         )
+        for warning in ignored:
+            events.notice(warning)
         with signals_as_interrupts(), console.download_progress() as download_progress:
             summary = run_watch(
                 paths,
