@@ -24,24 +24,20 @@ Usage (a few minutes on 2 cores):
 from __future__ import annotations
 
 import argparse
-import contextlib
 import io
-import json
 import os
-import queue
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+
+from watch_process import WatchProcess, facefix_argv, facefix_env, named  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -68,50 +64,15 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-class Process:
-    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
-        self.started = time.monotonic()
-        self.process = subprocess.Popen(
-            argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-        )
-        self.events: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            if line.startswith("{"):
-                with contextlib.suppress(json.JSONDecodeError):
-                    self.events.put(json.loads(line))
-
-    def wait_for(self, event: str, timeout: float = 600) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            got = self.events.get(timeout=max(0.01, deadline - time.monotonic()))
-            if got["event"] == event:
-                return got
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(timeout=120)
-
-
 def cli(command: str, upscaler: Path, threads: int, *args: str) -> list[str]:
-    return [
-        sys.executable,
-        "-c",
-        "from facefix_cli.cli import main; main()",
-        command,
-        "--upscaler",
-        str(upscaler),
-        "--weights-dir",
-        str(upscaler.parent),
-        "--workers",
-        "0",
-        "--threads",
-        str(threads),
-        *args,
-    ]
+    return facefix_argv(command, upscaler, "--threads", str(threads), *args)
+
+
+def start_watch(upscaler: Path, threads: int, env: dict[str, str], *args: str) -> WatchProcess:
+    """`facefix watch --json` over ARGS, once it watches (its backlog done)."""
+    watch = WatchProcess(cli("watch", upscaler, threads, "--json", *args), env, subprocess.DEVNULL)
+    watch.next(named("watching"), timeout=600)
+    return watch
 
 
 def wait_exists(path: Path, timeout: float = 120) -> float:
@@ -131,15 +92,14 @@ def latency(
     tree.mkdir(parents=True)
     staging.mkdir(parents=True, exist_ok=True)
     extra = ["--poll", str(poll)] if poll is not None else []
-    watch = Process(cli("watch", upscaler, args.threads, str(tree), "--json", *extra), env)
-    watch.wait_for("watching")
+    watch = start_watch(upscaler, args.threads, env, str(tree), *extra)
     beyond: list[float] = []
     for index in range(args.files):
         (staging / f"{index}.png").write_bytes(png(index))
         begun = time.monotonic()
         os.rename(staging / f"{index}.png", tree / f"{index}.png")
         seen = wait_exists(tree / f"{index}.fixed.png")
-        event = watch.wait_for("file")
+        event = watch.next(named("file"), timeout=600)
         beyond.append(seen - begun - event["seconds"])
         time.sleep(0.2)
     watch.stop()
@@ -159,8 +119,7 @@ def idle(
             (folder / f"{index}.png").touch()
             (folder / f"{index}.fixed.png").touch()
     extra = ["--poll", str(poll)] if poll is not None else []
-    watch = Process(cli("watch", upscaler, args.threads, str(tree), "--json", *extra), env)
-    watch.wait_for("watching")
+    watch = start_watch(upscaler, args.threads, env, str(tree), *extra)
     time.sleep(2)  # the end of the start-up
     before = cpu_seconds(watch.process.pid)
     time.sleep(args.idle)
@@ -177,8 +136,7 @@ def memory(
     tree.mkdir(parents=True)
     staging.mkdir(parents=True, exist_ok=True)
     data = png(0)
-    watch = Process(cli("watch", upscaler, args.threads, str(tree), "--json"), env)
-    watch.wait_for("watching")
+    watch = start_watch(upscaler, args.threads, env, str(tree))
     rss: dict[int, float] = {}
     done = 0
     for target in (args.rss_small, args.rss_large):
@@ -190,7 +148,7 @@ def memory(
                 (staging / f"{index}.png").write_bytes(data)
                 os.rename(staging / f"{index}.png", folder / f"{index}.png")
             for _ in range(batch):
-                watch.wait_for("file")
+                watch.next(named("file"), timeout=600)
             done += batch
         time.sleep(1)
         rss[target] = rss_mb(watch.process.pid)
@@ -218,8 +176,7 @@ def backlog(
             )
             seconds.append(time.monotonic() - begun)
         else:
-            watch = Process(cli("watch", upscaler, args.threads, str(tree), "--json"), env)
-            watch.wait_for("watching")
+            watch = start_watch(upscaler, args.threads, env, str(tree))
             seconds.append(time.monotonic() - watch.started)
             watch.stop()
         assert len(list(tree.glob("*.fixed.png"))) == args.backlog
@@ -246,12 +203,7 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-watch-"))
     work.mkdir(parents=True, exist_ok=True)
     upscaler = save_params_ema(realesrgan_state_dict(2, num_block=1), work / "tiny_x2.pth")
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "FACEFIX_OFFLINE": "1",
-        "OMP_NUM_THREADS": str(args.threads),
-    }
+    env = facefix_env(args.threads)
     print(f"cores {os.cpu_count()}, threads {args.threads}, work {work}")
     if "latency" in parts:
         kernel = latency(upscaler, work, env, args, None)

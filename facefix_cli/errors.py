@@ -95,6 +95,12 @@ class UnsupportedImageError(ImageError, ValueError):
     """The bytes are not a PNG, JPEG or WebP file."""
 
 
+class InflateLimitError(ImageError, ValueError):
+    """A file's compressed text (zTXt, compressed iTXt, an ICC profile) would inflate past the
+    limit; nothing past it was inflated. Internal: every reader catches it and leaves that text
+    unread (saying so where it lists problems); one that escaped would fail only its file."""
+
+
 class OutputWriteError(ImageError):
     """The output could not be written; `errno` tells a per-file problem (name too long) from
     an environment fault (disk full, read-only file system)."""

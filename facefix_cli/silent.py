@@ -7,10 +7,7 @@ from __future__ import annotations
 
 class Silent:
     # FixEvents
-    def started(self, total: int) -> None:
-        pass
-
-    def begun(self, recipe: str) -> None:
+    def walk_started(self, recipe: str) -> None:
         pass
 
     def run_started(self, info: object) -> None:

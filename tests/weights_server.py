@@ -249,7 +249,7 @@ class RecordingProgress:
 
 def leftovers(folder: Path) -> list[str]:
     """Files in the weights folder other than lock files and digest caches (a verified file's
-    digest is cached beside it on install: tests/unit/test_digests.py)."""
+    digest is cached beside it on install: tests/unit/test_weights_digests.py)."""
     if not folder.exists():
         return []
     return sorted(

@@ -10,7 +10,10 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-from facefix_cli.errors import PngFormatError  # noqa: F401  (raised here; callers import it from here too)
+from facefix_cli.errors import (
+    InflateLimitError,
+    PngFormatError,  # noqa: F401  (raised here; callers import it from here too)
+)
 from facefix_cli.io.formats import PNG_SIGNATURE, sniff
 
 # The most one compressed text chunk (zTXt, compressed iTXt) may inflate to. Real metadata stays
@@ -132,10 +135,6 @@ def text_chunk(keyword: str, text: str) -> Chunk:
         return Chunk(b"tEXt", keyword.encode("latin-1") + b"\x00" + text.encode("latin-1"))
     except UnicodeEncodeError:
         return itxt_chunk(keyword, text)
-
-
-class InflateLimitError(ValueError):
-    """Compressed text would inflate past the limit; nothing past it was inflated."""
 
 
 def inflate(data: bytes, limit: int = TEXT_INFLATE_LIMIT) -> bytes:

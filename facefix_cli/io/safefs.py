@@ -27,7 +27,7 @@ import errno
 import os
 import secrets
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -170,9 +170,34 @@ def open_folder_trusted(path: Path | str) -> int:
     files written where no trusted base is known, such as marks). OSError (UntrustedLink for
     a refused link) when a component cannot be opened."""
     absolute = Path(os.path.abspath(path))
-    fd = open_folder(absolute.anchor or os.sep)
+    return _descend(open_folder(absolute.anchor or os.sep), absolute.parts[1:])
+
+
+def make_folders(base: Path, relative: Path, mode: int = 0o777) -> None:
+    """Create `base/relative` one component at a time below `base` (trusted: the user named
+    it), each component opened without following a link unless the trust rule allows that
+    link. OSError (UntrustedLink for a refused link) when a component cannot be made."""
+
+    def parts() -> Iterator[str]:
+        for part in relative.parts:
+            if part == "..":
+                raise OSError(errno.EINVAL, "'..' in an output path", str(base / relative))
+            if part not in ("", "."):
+                yield part
+
+    os.close(_descend(open_folder(base), parts(), mode=mode))
+
+
+def _descend(fd: int, parts: Iterable[str], *, mode: int | None = None) -> int:
+    """From the folder open as `fd` (this takes it over), down `parts` one at a time: each
+    opened without following a link unless the trust rule allows that link, and with `mode`
+    made first where missing. A descriptor on the last; every other one is closed, on error
+    too."""
     try:
-        for part in absolute.parts[1:]:
+        for part in parts:
+            if mode is not None:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(part, mode, dir_fd=fd)
             try:
                 child = open_folder(part, dir_fd=fd, follow=False)
             except OSError as exc:
@@ -186,29 +211,3 @@ def open_folder_trusted(path: Path | str) -> int:
         os.close(fd)
         raise
     return fd
-
-
-def make_folders(base: Path, relative: Path, mode: int = 0o777) -> None:
-    """Create `base/relative` one component at a time below `base` (trusted: the user named
-    it), each component opened without following a link unless the trust rule allows that
-    link. OSError (UntrustedLink for a refused link) when a component cannot be made."""
-    fd = open_folder(base)
-    try:
-        for part in relative.parts:
-            if part in ("", "."):
-                continue
-            if part == "..":
-                raise OSError(errno.EINVAL, "'..' in an output path", str(base / relative))
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(part, mode, dir_fd=fd)
-            try:
-                child = open_folder(part, dir_fd=fd, follow=False)
-            except OSError as exc:
-                if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
-                    raise
-                check_link(part, dir_fd=fd)  # raises for a link not to follow
-                child = open_folder(part, dir_fd=fd)
-            os.close(fd)
-            fd = child
-    finally:
-        os.close(fd)

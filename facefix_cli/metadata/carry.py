@@ -20,6 +20,7 @@ import json
 import zlib
 from collections.abc import Sequence
 
+from facefix_cli.errors import InflateLimitError
 from facefix_cli.io.encode import (
     EXIF_HEADER,
     JPEG_SEGMENT_MAX,
@@ -31,7 +32,6 @@ from facefix_cli.io.formats import sniff
 from facefix_cli.io.outputs import OutputFormat
 from facefix_cli.io.pngchunks import (
     Chunk,
-    InflateLimitError,
     carried_chunks,
     exif_chunk,
     iccp_chunk,

@@ -186,10 +186,11 @@ class RunStart:
 class FixEvents(Protocol):
     """What a front end hears while `fix` runs; every method is optional to act on."""
 
-    def started(self, total: int) -> None: ...
-    # The run has begun (`recipe`: Recipe.rows() and the settings' rows, in one line), before the walk:
-    # the log's first line. `run_started` follows once the walk has counted the files.
-    def begun(self, recipe: str) -> None: ...
+    # The first event, before the walk for images (`recipe`: Recipe.rows() and the settings'
+    # rows, in one line): the log's first line, as a big tree can take a while to walk.
+    def walk_started(self, recipe: str) -> None: ...
+    # The walk has counted the files (`info.found` of them): what the run will do, before any
+    # file is reported.
     def run_started(self, info: RunStart) -> None: ...
     # What the run waits on before files can finish (`loading 4 networks on cuda:0`, starting
     # Ray workers); None once files flow. Called in the caller's thread.

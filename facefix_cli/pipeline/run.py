@@ -151,7 +151,7 @@ def fix(
         return summary.stopped is not None
 
     description = ", ".join(f"{label} {value}" for label, value in recipe.rows() + settings.rows())
-    events.begun(description)  # the log's first line, before the walk
+    events.walk_started(description)  # the log's first line, before the walk
 
     # 2.-5. the walk, the checks and the load as work is found, then the files
     run = _Run(paths, session, summary)
@@ -214,7 +214,6 @@ class _Run:
             events.run_started(
                 RunStart(devices, description, found, len(todo), len(skipped), len(failed))
             )
-            events.started(found)
             for result in summary.results:
                 events.file_finished(result)
 

@@ -87,13 +87,19 @@ def _identity(path: Path | str) -> tuple[int, int] | None:
 
 
 class WatchEvents(FixEvents, Protocol):
-    """What a front end hears while `watch` runs, beside `FixEvents`."""
+    """What a front end hears while `watch` runs, beside `FixEvents`. A watch checks and loads
+    its networks between `walk_started` and its backlog's walk, so a problem with them stops
+    it before the first wait."""
 
     # How the folders are watched (`kernel events`, `polling every 10s`), once the backlog is
     # done: from here on, new files are fixed as they become complete.
     def watching(self, how: str) -> None: ...
     # Something the user must know once: kernel watches unavailable, events lost.
     def notice(self, text: str) -> None: ...
+    # How many files the watch has seen so far (the backlog's skipped and failed ones, then
+    # each file as it becomes complete), before the newest of them is reported: the log's
+    # `[n/total]`. A watch's total grows; `run_started`'s `found` is the backlog's alone.
+    def seen(self, total: int) -> None: ...
 
 
 @dataclass
@@ -175,7 +181,7 @@ def watch(
     summary = WatchSummary()
     stop = should_stop or (lambda: False)
     description = ", ".join(f"{label} {value}" for label, value in recipe.rows() + settings.rows())
-    events.begun(description)
+    events.walk_started(description)
     watcher: Watcher | None = None
     try:
         # 1. the machine, the weights, the devices and the networks: every setup error now
@@ -286,7 +292,7 @@ class _Loop:
             RunStart(self.summary.devices, description, found, len(todo), len(skipped), len(failed))
         )
         self.seen = len(skipped) + len(failed)
-        self.events.started(self.seen)
+        self.events.seen(self.seen)
         for result in failed + skipped:
             self.report(result)
         for job in todo:
@@ -326,7 +332,7 @@ class _Loop:
             if found is None or found.kind is Kind.DONE:
                 continue  # fixed already (by this watch or another run), or not ours
             self.seen += 1
-            self.events.started(self.seen)
+            self.events.seen(self.seen)
             if found.kind is Kind.TODO:
                 jobs.append(replace(found.job, replace=True) if redo else found.job)
             elif found.kind is Kind.NOT_FOLLOWED:  # another user's link: skipped, said once

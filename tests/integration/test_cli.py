@@ -410,9 +410,10 @@ def test_checkpoints_with_pickled_code_are_refused(tmp_path, inputs):
 def test_rich_progress_reports_files(tmp_path):
     from facefix_cli.cli.console import RichFixEvents
     from facefix_cli.pipeline import FileResult
+    from facefix_cli.pipeline.results import RunStart
 
     with RichFixEvents() as events:
-        events.started(2)
+        events.run_started(RunStart("cpu", "upscale x2", 2, 2, 0, 0))
         events.file_finished(
             FileResult(tmp_path / "a.png", tmp_path / "a.fixed.png", "fixed", faces=2)
         )

@@ -2,7 +2,8 @@
 new sub-folders, a broken file reported once, a cron `fix` beside it, polling, SIGTERM idle and
 mid-file, bad setup refused before waiting; outputs the bytes `fix` writes, originals untouched.
 
-Two watch processes in all (each pays for importing torch once), with a tiny x2 upscaler."""
+Two watch processes in all (each pays for importing torch once), with a tiny x2 upscaler; the
+cron `fix` beside a watch runs in the test's own process, where torch is loaded already."""
 
 from __future__ import annotations
 
@@ -10,12 +11,10 @@ import hashlib
 import io
 import json
 import os
-import queue
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,13 +24,12 @@ import pytest
 from checkpoints import realesrgan_state_dict, save_params_ema
 from conftest import gradient_image
 from PIL import Image
+from watch_process import REPO, WatchProcess, facefix_argv, facefix_env
 
 from facefix_cli.io.ledger import LEDGER_NAME
 from facefix_cli.io.write import quantize
 
-REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 240.0  # importing torch and loading on a busy 2-core machine
-EVENT_TIMEOUT = 60.0
 
 
 @pytest.fixture(scope="module")
@@ -64,73 +62,9 @@ def hidden_files(folder: Path) -> list[Path]:
     return [p for p in folder.rglob(".*") if p.is_file() and p.name != LEDGER_NAME]
 
 
-def cli(upscaler: Path, command: str, *args: str) -> list[str]:
-    return [
-        sys.executable,
-        "-c",
-        "from facefix_cli.cli import main; main()",
-        command,
-        "--upscaler",
-        str(upscaler),
-        "--weights-dir",
-        str(upscaler.parent),
-        "--workers",
-        "0",
-        *args,
-    ]
-
-
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "FACEFIX_OFFLINE": "1"}
-
-
-class Watch:
-    """A `facefix watch --json -v` process and its events, read as they come."""
-
-    def __init__(self, upscaler: Path, *args: str) -> None:
-        self.process = subprocess.Popen(
-            cli(upscaler, "watch", "--json", "-v", *args),
-            env=ENV,
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.events: list[dict[str, Any]] = []
-        self._new: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self._new.put(json.loads(line))
-
-    def wait_for(
-        self, match: Callable[[dict[str, Any]], bool], timeout: float = EVENT_TIMEOUT
-    ) -> dict[str, Any]:
-        for event in self.events:
-            if match(event):
-                return event
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                event = self._new.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                self.process.kill()
-                raise AssertionError(f"no such event; got {self.events}") from None
-            self.events.append(event)
-            if match(event):
-                return event
-
-    def file_events(self, name: str) -> list[dict[str, Any]]:
-        return [e for e in self.events if e["event"] == "file" and e["source"].endswith(name)]
-
-    def stop(self, signum: int = signal.SIGTERM) -> tuple[int, dict[str, Any], float]:
-        """Signal the watch; its exit code, its summary, and the seconds the summary took."""
-        self.process.send_signal(signum)
-        sent = time.monotonic()
-        summary = self.wait_for(lambda e: e["event"] == "summary", timeout=60)
-        answered = time.monotonic() - sent
-        return self.process.wait(timeout=60), summary, answered
+def watching(upscaler: Path, *args: str) -> WatchProcess:
+    """`facefix watch --json -v ARGS` with the tiny upscaler."""
+    return WatchProcess(facefix_argv("watch", upscaler, "--json", "-v", *args))
 
 
 def fixed(name: str) -> Callable[[dict[str, Any]], bool]:
@@ -138,13 +72,18 @@ def fixed(name: str) -> Callable[[dict[str, Any]], bool]:
 
 
 def test_watch_with_kernel_events(tmp_path, tiny_upscaler):
+    from facefix_cli.errors import EXIT_FAILED
+    from facefix_cli.pipeline import RunSettings, Status, fix
+    from facefix_cli.recipe import Recipe
+
+    recipe = Recipe(scale=1, upscaler_path=tiny_upscaler)
     tree, staging = tmp_path / "tree", tmp_path / "staging"
     make_png(tree / "old" / "a.png", seed=1)
     make_png(tree / "b.png", seed=2)
     make_png(tree / "done.png", seed=3)
     (tree / "done.fixed.png").write_bytes(b"an output from an earlier run")
     staging.mkdir()
-    watch = Watch(tiny_upscaler, str(tree))
+    watch = watching(tiny_upscaler, str(tree))
     try:
         # the backlog, as fix would do it; the finished output left alone
         watch.wait_for(lambda e: e["event"] == "watching", timeout=START_TIMEOUT)
@@ -176,26 +115,17 @@ def test_watch_with_kernel_events(tmp_path, tiny_upscaler):
         (tree / "broken.png").write_bytes(png_bytes(7)[:60])
         assert watch.wait_for(fixed("broken.png"))["status"] == "failed"
 
-        # a cron `fix` beside the watch, over files that arrive as it starts: each once
+        # a cron `fix` beside the watch, over files that arrive as it starts: each once. The
+        # fix runs in this process (torch is loaded here already): another process all the same
         for index in range(4):
             make_png(staging / f"cron{index}.png", seed=10 + index)
             os.rename(staging / f"cron{index}.png", tree / f"cron{index}.png")
-        cron = subprocess.run(
-            cli(tiny_upscaler, "fix", str(tree), "--json", "-v"),
-            env=ENV,
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=START_TIMEOUT,
-        )
-        assert cron.returncode in (0, 1), cron.stderr  # 1: it fails broken.png too
+        cron = fix([tree], recipe, RunSettings(weights_dir=tiny_upscaler.parent, workers=0))
+        assert cron.exit_code == EXIT_FAILED  # it fails broken.png too
+        assert {r.source.name for r in cron.results if r.status is Status.FAILED} == {"broken.png"}
         for index in range(4):
             watch.wait_for(fixed(f"cron{index}.png"))
-        by_cron = {
-            Path(f["source"]).name
-            for f in json.loads(cron.stdout)["files"]
-            if f["status"] == "fixed"
-        }
+        by_cron = {r.source.name for r in cron.results if r.status is Status.FIXED}
         for index in range(4):
             name = f"cron{index}.png"
             by_watch = [e for e in watch.file_events(name) if e["status"] == "fixed"]
@@ -209,6 +139,7 @@ def test_watch_with_kernel_events(tmp_path, tiny_upscaler):
     finally:
         watch.process.kill()
     assert code == 0, watch.process.stderr.read() if watch.process.stderr else ""
+    assert watch.unparsed == []  # stdout is JSON lines only
     assert summary["signal"] == signal.SIGTERM and summary["stopped"] == "stopped by SIGTERM"
     # no temporary file, no claim left; only the cron `fix`'s failure mark for the deliberately
     # broken file (README "What facefix remembers")
@@ -221,15 +152,11 @@ def test_watch_with_kernel_events(tmp_path, tiny_upscaler):
     assert all(len(watch.file_events(n)) == 1 for n in ("slow.png", "renamed.png", "c.png"))
     assert not [e for e in watch.events if e["event"] == "file" and e["status"] == "crashed"]
 
-    # the same bytes as `fix` writes for the same inputs (in this process: torch is here)
-    from facefix_cli.pipeline import RunSettings, Status, fix
-    from facefix_cli.recipe import Recipe
-
+    # the same bytes as `fix` writes for the same inputs
     again = tmp_path / "again"
     again.mkdir()
     for name in ("b.png", "slow.png", "renamed.png"):
         shutil.copyfile(tree / name, again / name)
-    recipe = Recipe(scale=1, upscaler_path=tiny_upscaler)
     summary_fix = fix([again], recipe, RunSettings(weights_dir=tiny_upscaler.parent, workers=0))
     assert summary_fix.count(Status.FIXED) == 3
     for name in ("b", "slow", "renamed"):
@@ -242,7 +169,7 @@ def test_watch_polling_and_sigterm_idle(tmp_path, tiny_upscaler):
     tree = tmp_path / "tree"
     make_png(tree / "a.png", seed=1)
     before = digests(tree)
-    watch = Watch(tiny_upscaler, str(tree), "--poll", "0.5", "--settle", "1")
+    watch = watching(tiny_upscaler, str(tree), "--poll", "0.5", "--settle", "1")
     try:
         event = watch.wait_for(lambda e: e["event"] == "watching", timeout=START_TIMEOUT)
         assert event["how"] == "polling every 0.5s"
@@ -255,6 +182,7 @@ def test_watch_polling_and_sigterm_idle(tmp_path, tiny_upscaler):
     finally:
         watch.process.kill()
     assert code == 0 and summary["processed"] == 2 and summary["signal"] == signal.SIGTERM
+    assert watch.unparsed == []
     assert digests(tree) == before | {"later/b.png": digests(tree)["later/b.png"]}
     assert hidden_files(tree) == []
 
@@ -280,7 +208,7 @@ def test_bad_setup_exits_2_before_waiting(tmp_path, tiny_upscaler):
             "restore-first",  # ignored with one step: said as fix says it (issue #30)
             "--json",
         ],
-        env=ENV,
+        env=facefix_env(),
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -294,8 +222,8 @@ def test_bad_setup_exits_2_before_waiting(tmp_path, tiny_upscaler):
     assert any(text.startswith("--order restore-first is ignored") for text in warnings), events
     assert not list(tree.glob("*.fixed.png"))
     missing = subprocess.run(
-        cli(tiny_upscaler, "watch", str(tmp_path / "nowhere")),
-        env=ENV,
+        facefix_argv("watch", tiny_upscaler, str(tmp_path / "nowhere")),
+        env=facefix_env(),
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -1,4 +1,5 @@
-"""The package's import graph: no circle between modules, no import up the floors.
+"""The package's import graph: no circle between modules, no import up the floors (and the
+unit tests' file names, which mirror its modules).
 
 Floors, top to bottom: cli > report > pipeline > networks > recipe > metadata, weights >
 io, config > ops, with the leaf modules (errors, operations, silent, the package's version)
@@ -135,3 +136,17 @@ def test_the_checks_catch_a_circle_and_an_upward_import() -> None:
     # The graph test itself: a made-up circle and an io module reaching up into metadata.
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert floor("facefix_cli.io.read")[1] <= floor("facefix_cli.metadata.carry")[1]
+
+
+def test_every_unit_test_file_names_the_module_it_tests() -> None:
+    """tests/unit/test_<area>_<module>.py mirrors facefix_cli/<area>/<module>.py (a package's
+    own file names the package); this file, about the whole package, is the one exception."""
+    modules = set()
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        modules.add("_".join(parts))
+    here = Path(__file__).resolve()
+    names = {p.stem.removeprefix("test_") for p in here.parent.glob("test_*.py") if p != here}
+    assert names and sorted(names - modules) == []

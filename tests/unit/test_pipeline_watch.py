@@ -37,6 +37,10 @@ class Recorder:
     def __init__(self) -> None:
         self.finished: list[FileResult] = []
         self.said: list[str] = []
+        self.totals: list[int] = []  # what `seen` said, in order
+
+    def seen(self, total: int) -> None:
+        self.totals.append(total)
 
     def file_finished(self, result: FileResult) -> None:
         self.finished.append(result)
@@ -127,6 +131,8 @@ def test_backlog_then_new_files_each_once(tmp_path: Path) -> None:
     assert (tmp_path / "done.fixed.png").read_bytes() == b"earlier"
     assert loop.summary.counts[Status.FIXED] == 2 and loop.summary.counts[Status.SKIPPED] == 1
     assert [r.status for r in events.finished] == [Status.SKIPPED, Status.FIXED, Status.FIXED]
+    # the log's [n/total]: the backlog's skipped file, then each file as it became complete
+    assert events.totals == [1, 2, 3]
 
 
 def test_broken_file_reported_once_and_lost_events_walk_again(tmp_path: Path) -> None:

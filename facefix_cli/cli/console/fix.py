@@ -52,7 +52,7 @@ def timestamp() -> str:
     return datetime.now().astimezone().isoformat(timespec="seconds")
 
 
-def begun_line(recipe: str) -> str:
+def walk_started_line(recipe: str) -> str:
     """The log's first line, as the run begins (the walk of a big tree can take a while)."""
     return f"facefix {__version__} fix: {recipe}; finding images"
 
@@ -125,17 +125,15 @@ class PlainFixEvents:
     def _line(self, text: str) -> None:
         print(f"{timestamp()} {printable(text)}", file=self.stream, flush=True)
 
-    def begun(self, recipe: str) -> None:
+    def walk_started(self, recipe: str) -> None:
         if not self.quiet:
-            self._line(begun_line(recipe))
+            self._line(walk_started_line(recipe))
 
     def run_started(self, info: RunStart) -> None:
         # A run with nothing to do says so in its summary line: one line fewer in the log.
         if not self.quiet and (info.todo or info.failed):
             self._line(run_start_line(info))
-
-    def started(self, total: int) -> None:
-        self.total = total
+        self.total = info.found  # the log's [n/total]
 
     def waiting(self, what: str | None) -> None:
         if what is not None and not self.quiet:
@@ -238,7 +236,7 @@ class RichFixEvents:
             console=console,
             expand=False,
         )
-        # Until `started`, the run is walking the paths given (a big tree takes a while).
+        # Until `run_started`, the run is walking the paths given (a big tree takes a while).
         self.task = self.progress.add_task(
             "fix", total=None, faces=0, stage="finding images", since=None
         )
@@ -262,21 +260,18 @@ class RichFixEvents:
     def _stage(self, text: str, since: float | None = None) -> None:
         self.progress.update(self.task, stage=printable(text), since=since)
 
-    def begun(self, recipe: str) -> None:
+    def walk_started(self, recipe: str) -> None:
         if self.verbose:
-            self._print(begun_line(recipe))
+            self._print(walk_started_line(recipe))
 
     def run_started(self, info: RunStart) -> None:
         # The bar counts the files to do: the walk's skips and failures (reported next, all at
         # once) would make the ETA of 5 new files among 50,000 done ones read "0:00:01".
         self.before_work = info.found - info.todo
+        stage = self.waiting_for or ("starting" if info.todo else "")
+        self.progress.update(self.task, total=info.todo, stage=stage)
         if self.verbose:
             self._print(run_start_line(info))
-
-    def started(self, total: int) -> None:
-        todo = total - self.before_work
-        stage = self.waiting_for or ("starting" if todo else "")
-        self.progress.update(self.task, total=todo, stage=stage)
 
     def waiting(self, what: str | None) -> None:
         if what is not None:

@@ -22,9 +22,12 @@ if TYPE_CHECKING:
 class PlainWatchEvents(PlainFixEvents):
     """`fix`'s lines; `[n/total]` counts the files seen since the watch started."""
 
-    def begun(self, recipe: str) -> None:
+    def walk_started(self, recipe: str) -> None:
         if not self.quiet:
             self._line(f"facefix {__version__} watch: {recipe}; finding images")
+
+    def seen(self, total: int) -> None:
+        self.total = total
 
     def watching(self, how: str) -> None:
         if not self.quiet:
@@ -70,7 +73,7 @@ class JsonWatchEvents:
         record = {"event": event, "time": timestamp(), **fields}
         print(json.dumps(record), file=self.stream, flush=True)
 
-    def begun(self, recipe: str) -> None:
+    def walk_started(self, recipe: str) -> None:
         self.emit("begun", version=__version__, recipe=recipe)
 
     def run_started(self, info: RunStart) -> None:
@@ -83,8 +86,8 @@ class JsonWatchEvents:
             device=info.device,
         )
 
-    def started(self, total: int) -> None:
-        pass
+    def seen(self, total: int) -> None:
+        pass  # each `file` record stands alone: no running count
 
     def waiting(self, what: str | None) -> None:
         if what is not None:

@@ -14,7 +14,8 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
-from facefix_cli.io.pngchunks import TEXT_INFLATE_LIMIT, Chunk, InflateLimitError, inflate
+from facefix_cli.errors import InflateLimitError
+from facefix_cli.io.pngchunks import TEXT_INFLATE_LIMIT, Chunk, inflate
 
 TOTAL_INFLATE_LIMIT = 64 * 1024 * 1024
 MAX_TEXT_CHUNKS = 1000

@@ -1,7 +1,7 @@
 """--restorer's pure parts: the ONNX Runtime provider choice, the crop size from spandrel's size
 requirements, the scaled template, the recipe, the record and A1111's name for a restorer.
 Loading real files (spandrel, ONNX exports checked against torch) is in
-tests/integration/test_restorers.py."""
+tests/integration/test_restorer_files.py."""
 
 from __future__ import annotations
 

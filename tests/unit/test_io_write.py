@@ -1,18 +1,30 @@
-"""io/write.py: quantize's rounding in bands, and the encoder's PNG rebuilt around the metadata
-chunks without copying its image data more than once (the bytes as they always were)."""
+"""io.write: quantize's rounding in bands, the encoder's PNG rebuilt around the metadata chunks
+without copying its image data more than once (the bytes as they always were), --png-level,
+and its faults (a read-only folder, a name too long)."""
 
 from __future__ import annotations
 
+import errno
+import io
 import struct
 import zlib
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
-from facefix_cli.io import write
+from facefix_cli.errors import (
+    OutputWriteError,
+    SetupError,
+)
+from facefix_cli.io import safefs, write
+from facefix_cli.io.defaults import DEFAULT_PNG_LEVEL
 from facefix_cli.io.formats import PNG_SIGNATURE
 from facefix_cli.io.pngchunks import Chunk, PngFormatError, parse_chunks, with_chunks
+from facefix_cli.io.write import encode_png, write_atomic
+from facefix_cli.pipeline import RunSettings
 
 
 def whole_image_quantize(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
@@ -77,3 +89,50 @@ def test_with_chunks_refuses_a_damaged_encoding():
     header += struct.pack(">I", zlib.crc32(b"IHDR" + bytes(13)))
     with pytest.raises(PngFormatError, match="truncated PNG"):
         with_chunks(header, [])
+
+
+# -- --png-level: every level writes the same pixels and metadata; only size and speed differ.
+def smooth_image(size: int = 96) -> np.ndarray:
+    """Gradients plus mild noise: compressible like a render, so levels differ in size."""
+    y, x = np.mgrid[0:size, 0:size] / size
+    noise = np.random.default_rng(3).normal(0, 0.01, (size, size, 3))
+    return np.clip(np.dstack([x, y, (x + y) / 2]) + noise, 0, 1)
+
+
+@pytest.mark.parametrize("bit_depth", [8, 16])
+def test_every_level_is_lossless_and_keeps_the_chunks(bit_depth):
+    rgb, alpha = smooth_image(), smooth_image()[:, :, 0]
+    chunks = [Chunk(b"tEXt", b"parameters\x00a cat, Steps: 20")]
+    encoded = {level: encode_png(rgb, alpha, bit_depth, chunks, level) for level in (0, 1, 6, 9)}
+    pixels = {level: np.asarray(Image.open(io.BytesIO(data))) for level, data in encoded.items()}
+    for level in (1, 6, 9):
+        assert np.array_equal(pixels[level], pixels[0])
+        texts = [c for c in parse_chunks(encoded[level]) if c.type == b"tEXt"]
+        assert texts == chunks
+    sizes = {level: len(data) for level, data in encoded.items()}
+    assert sizes[0] > sizes[1] >= sizes[6] >= sizes[9]
+
+
+def test_the_level_is_checked_and_defaults_to_fast():
+    assert RunSettings(weights_dir=Path(".")).png_level == DEFAULT_PNG_LEVEL == 1
+    RunSettings(weights_dir=Path("."), png_level=9).validate()
+    with pytest.raises(SetupError, match="--png-level must be 0 to 9"):
+        RunSettings(weights_dir=Path("."), png_level=10).validate()
+
+
+# -- io.write's faults: a read-only folder, a name too long.
+def test_a_read_only_folder_is_one_clean_error_with_its_errno(tmp_path, monkeypatch):
+    def refuse(name, *args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(name))
+
+    monkeypatch.setattr(safefs, "create_exclusive", refuse)
+    with pytest.raises(OutputWriteError, match="Read-only file system") as caught:
+        write_atomic(tmp_path / "o.fixed.png", b"data")
+    assert caught.value.errno == errno.EROFS
+
+
+def test_a_name_too_long_fails_that_write_only(tmp_path):
+    with pytest.raises(OutputWriteError, match="File name too long") as caught:
+        write_atomic(tmp_path / ("x" * 250 + ".fixed.png"), b"data")
+    assert caught.value.errno == errno.ENAMETOOLONG
+    assert list(tmp_path.iterdir()) == []

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from facefix_cli.cli.console import PlainFixEvents, RichFixEvents, summary_line
+from facefix_cli.cli.console.watch import PlainWatchEvents
 from facefix_cli.io.discover import Job
 from facefix_cli.pipeline.results import FileResult, FixSummary, RunStart, Status
 
@@ -18,7 +19,7 @@ ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d ")
 def test_the_log_begins_before_the_walk_and_counts_after_it():
     stream = io.StringIO()
     events = PlainFixEvents(stream=stream)
-    events.begun("upscale x2")
+    events.walk_started("upscale x2")
     events.run_started(RunStart("cpu", "upscale x2", 40, 3, 37, 0))
     lines = stream.getvalue().splitlines()
     assert all(ISO.match(line) for line in lines)
@@ -26,16 +27,66 @@ def test_the_log_begins_before_the_walk_and_counts_after_it():
     assert lines[1].endswith(" found 40, to do 3, skipped 37, failed 0; device cpu")
 
 
+def test_a_log_counts_the_files_found_and_a_watch_the_files_seen_so_far(tmp_path):
+    fixed = FileResult(tmp_path / "a.png", tmp_path / "a.fixed.png", Status.FIXED)
+    failed = FileResult(tmp_path / "b.png", None, Status.FAILED, "truncated")
+    stream = io.StringIO()
+    events = PlainFixEvents(stream=stream)
+    events.run_started(RunStart("cpu", "upscale x2", 3, 1, 1, 1))
+    events.file_finished(failed)
+    events.file_finished(fixed)
+    assert [line.split(" ", 2)[1] for line in stream.getvalue().splitlines()[1:]] == [
+        "[1/3]",
+        "[2/3]",
+    ]
+    stream = io.StringIO()
+    watch = PlainWatchEvents(stream=stream)
+    watch.run_started(RunStart("cpu", "upscale x2", 5, 4, 0, 1))  # 4 to do, not yet complete
+    watch.seen(1)
+    watch.file_finished(failed)
+    watch.seen(2)
+    watch.file_finished(fixed)
+    assert [line.split(" ", 2)[1] for line in stream.getvalue().splitlines()[1:]] == [
+        "[1/1]",
+        "[2/2]",
+    ]
+
+
 def test_the_bar_counts_only_the_files_to_do(tmp_path):
     events = RichFixEvents()
     events.run_started(RunStart("cpu", "upscale x2", 5, 2, 3, 0))
-    events.started(5)
     for name in ("a", "b", "c"):  # decided by the walk
         events.file_finished(FileResult(tmp_path / f"{name}.png", None, Status.SKIPPED, "done"))
     task = events.progress.tasks[0]
     assert (task.completed, task.total) == (0, 2)
     events.file_finished(FileResult(tmp_path / "d.png", tmp_path / "d.fixed.png", Status.FIXED))
     assert events.progress.tasks[0].completed == 1
+
+
+def test_the_progress_bar_says_what_the_run_waits_for(tmp_path):
+    """Walking the tree, then loading networks (while files already decode ahead), then the
+    current file: the bar never sits at 0/N with nothing said."""
+    events = RichFixEvents()
+    current = lambda: events.progress.tasks[0].fields["stage"]  # noqa: E731
+    assert current() == "finding images"
+    events.run_started(RunStart("cpu", "upscale x2", 3, 3, 0, 0))
+    events.waiting("loading 4 networks on cpu")
+    events.file_started(Job(tmp_path / "a.png", tmp_path / "a.fixed.png"))
+    assert current() == "loading 4 networks on cpu"  # the load is what holds the run
+    events.waiting(None)
+    events.file_started(Job(tmp_path / "b.png", tmp_path / "b.fixed.png"))
+    assert current() == "fixing b.png"
+
+    lines = io.StringIO()
+    plain = PlainFixEvents(stream=lines)
+    plain.waiting("loading 4 networks on cpu")
+    plain.waiting(None)
+    assert lines.getvalue().count("\n") == 1 and lines.getvalue().endswith(
+        " loading 4 networks on cpu\n"
+    )
+    quiet = PlainFixEvents(quiet=True, stream=lines)
+    quiet.waiting("loading 4 networks on cpu")
+    assert lines.getvalue().count("\n") == 1
 
 
 def test_a_dry_run_says_how_many_it_would_do_and_skips_are_counted_by_reason():
@@ -110,7 +161,6 @@ def test_the_display_is_alive_spinner_elapsed_and_the_stage_counted_live(monkeyp
     kinds = {type(column) for column in events.progress.columns}
     assert SpinnerColumn in kinds and TimeElapsedColumn in kinds
     events.run_started(RunStart("cpu", "x2", 1, 1, 0, 0))
-    events.started(1)
     # The load's text said how long it had run when made: the display shows its own count.
     events.waiting("loading realesrgan-x2plus on cpu (started 12.0s ago)")
     task = events.progress.tasks[0]

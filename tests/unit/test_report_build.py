@@ -1,10 +1,9 @@
-"""The HTML report: thumbnail sizes, the page's markup, and building it from outputs."""
+"""report.build: the report built from outputs (cards, face crops, links, originals found by
+name and digest), its folder, its modes, and the links it does not follow."""
 
 from __future__ import annotations
 
-import io
 import os
-import re
 import stat
 from html.parser import HTMLParser
 from pathlib import Path
@@ -17,7 +16,7 @@ from PIL import Image
 
 from facefix_cli.errors import ReportError
 from facefix_cli.metadata import chunks_from_bytes, parse_generation
-from facefix_cli.report import html, thumbnails
+from facefix_cli.report import thumbnails
 from facefix_cli.report.build import (
     OutputEntry,
     ReportInputs,
@@ -27,80 +26,6 @@ from facefix_cli.report.build import (
     thumbnail_folder,
     write_report,
 )
-
-
-def noise(width: int, height: int, mode: str = "RGB") -> Image.Image:
-    channels = len(mode)
-    pixels = np.random.default_rng(0).integers(0, 256, (height, width, channels), np.uint8)
-    return Image.fromarray(pixels, mode)
-
-
-@pytest.mark.parametrize("size", [(2400, 1600), (700, 3000), (64, 48)])
-def test_compare_thumbnails_fit_the_side_and_byte_limits_even_for_noise(size):
-    image = noise(*size)
-    thumb = thumbnails.resized(image, thumbnails.fit_within(size, thumbnails.COMPARE_SIDE))
-    data = thumbnails.encode(thumb)
-    decoded = Image.open(io.BytesIO(data))
-    assert max(decoded.size) == min(max(size), thumbnails.COMPARE_SIDE)
-    assert len(data) <= thumbnails.MAX_BYTES
-    assert decoded.format == thumbnails.FORMAT.upper()
-
-
-def test_an_image_over_the_byte_budget_is_made_smaller_until_it_fits():
-    data = thumbnails.encode(noise(640, 640), max_bytes=20_000)
-    assert len(data) <= 20_000
-    assert max(Image.open(io.BytesIO(data)).size) < 640  # quality alone could not get there
-
-
-def test_alpha_is_kept_in_webp_thumbnails():
-    image = noise(32, 24, "RGBA")
-    decoded = Image.open(io.BytesIO(thumbnails.encode(image)))
-    assert decoded.mode == ("RGBA" if thumbnails.FORMAT == "webp" else "RGB")
-
-
-def test_sixteen_bit_and_palette_pngs_load_as_8_bit_rgb():
-    buffer = io.BytesIO()
-    Image.fromarray(np.full((4, 6), 65535, np.uint16)).save(buffer, "PNG")
-    grey = thumbnails.load(buffer.getvalue())
-    assert grey.mode == "RGB" and grey.getpixel((0, 0)) == (255, 255, 255)
-    buffer = io.BytesIO()
-    noise(6, 4).convert("P").save(buffer, "PNG")
-    assert thumbnails.load(buffer.getvalue()).mode == "RGB"
-
-
-def test_face_crops_grow_by_the_margin_clip_to_the_image_and_map_to_the_original():
-    assert thumbnails.face_box((10, 20, 30, 60), (100, 100)) == (5.0, 10.0, 35.0, 70.0)
-    assert thumbnails.face_box((0, 0, 40, 40), (30, 30)) == (0.0, 0.0, 30.0, 30.0)
-    with pytest.raises(ValueError):
-        thumbnails.face_box((200, 200, 220, 220), (100, 100))
-    assert thumbnails.scale_box((10, 20, 30, 60), (200, 100), (100, 50)) == (5, 10, 15, 30)
-    assert thumbnails.fit((30, 60), thumbnails.FACE_SIDE) == (96, 192)  # small faces grow
-
-
-def test_the_page_escapes_text_and_loads_every_image_lazily_with_its_size():
-    thumb = html.Thumb("t/a b.webp", 64, 48)
-    card = html.Card(
-        name="x.fixed.png",
-        output_url="x.fixed.png",
-        source="x.png",
-        after=thumb,
-        before=thumb,
-        output_size=(128, 96),
-        faces=(html.FaceView(thumb, thumb, 0.99, (1, 2, 3, 4)),),
-        generation=(("prompt", "<script>alert(1)</script> & more"),),
-        prompt="<script>alert(1)</script>",
-    )
-    page = html.render(
-        html.Page(html.Summary("now", 1, 0, 1, 1), (card,), (html.Failure("bad.png", "x<y"),))
-    )
-    assert "<script>alert(1)</script>" not in page
-    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in page
-    images = re.findall(r"<img [^>]*>", page)
-    assert len(images) == 4
-    for tag in images:
-        assert 'loading="lazy"' in tag and 'width="64"' in tag and 'height="48"' in tag
-    assert not re.search(r"(src|href)=\"(https?:)?//", page)  # nothing from the network
-    assert 'data-status="failed"' in page and "x&lt;y" in page
 
 
 class _Links(HTMLParser):
@@ -182,35 +107,6 @@ def test_a_missing_original_still_shows_the_output_and_says_so(tmp_path):
 def test_a_report_into_a_missing_folder_is_a_setup_error(tmp_path):
     with pytest.raises(ReportError, match="no such folder"):
         write_report(tmp_path / "nope" / "r.html", ReportInputs())
-
-
-def test_the_progress_bar_says_what_the_run_waits_for(tmp_path):
-    """Walking the tree, then loading networks (while files already decode ahead), then the
-    current file: the bar never sits at 0/N with nothing said."""
-    from facefix_cli.cli.console import PlainFixEvents, RichFixEvents
-    from facefix_cli.io.discover import Job
-
-    events = RichFixEvents()
-    current = lambda: events.progress.tasks[0].fields["stage"]  # noqa: E731
-    assert current() == "finding images"
-    events.started(3)
-    events.waiting("loading 4 networks on cpu")
-    events.file_started(Job(tmp_path / "a.png", tmp_path / "a.fixed.png"))
-    assert current() == "loading 4 networks on cpu"  # the load is what holds the run
-    events.waiting(None)
-    events.file_started(Job(tmp_path / "b.png", tmp_path / "b.fixed.png"))
-    assert current() == "fixing b.png"
-
-    lines = io.StringIO()
-    plain = PlainFixEvents(stream=lines)
-    plain.waiting("loading 4 networks on cpu")
-    plain.waiting(None)
-    assert lines.getvalue().count("\n") == 1 and lines.getvalue().endswith(
-        " loading 4 networks on cpu\n"
-    )
-    quiet = PlainFixEvents(quiet=True, stream=lines)
-    quiet.waiting("loading 4 networks on cpu")
-    assert lines.getvalue().count("\n") == 1
 
 
 def test_originals_in_another_tree_are_found_by_name_and_sha256(tmp_path):
