@@ -15,11 +15,15 @@ start of a run with work.
 
 With `--baseline-tree DIR` (another checkout, e.g. the commit before a change), each no-op
 run is also made with DIR's facefix_cli, the two alternating, and the CPU ratio printed.
+With `--ledger same|other` every folder holds the ledger a real run leaves (io.ledger): made
+by the no-op run's own recipe (cron's case: read, nothing stat'ed) or by another (every done
+output stat'ed and given a reason).
 
 Usage (a few minutes on 2 cores; the trees are made once in --work):
 
     python benchmarks/bench_cron.py --sizes 1000,10000,20000
     python benchmarks/bench_cron.py --sizes 20000 --no-cold --baseline-tree ../base
+    python benchmarks/bench_cron.py --sizes 20000 --no-cold --ledger same --baseline-tree ../base
 """
 
 from __future__ import annotations
@@ -104,9 +108,12 @@ def tiny_png(width: int = 8, height: int = 8, grey: int = 0) -> bytes:
     )
 
 
-def make_tree(root: Path, files: int) -> Path:
-    """`files` done inputs in folders of 1,000: each with its .fixed.png."""
-    tree = root / f"done_{files}"
+def make_tree(root: Path, files: int, ledger: str = "none") -> Path:
+    """`files` done inputs in folders of 1,000: each with its .fixed.png; with `ledger` "same"
+    or "other", each folder's ledger (io.ledger) entered as a run of `-U 2` (the no-op run's
+    own recipe: the cron case) or of `-U 4` (every done file then gets a stat and a reason)
+    would have left it."""
+    tree = root / (f"done_{files}" if ledger == "none" else f"done_{files}_ledger_{ledger}")
     if tree.exists():
         return tree
     data = tiny_png()
@@ -118,6 +125,13 @@ def make_tree(root: Path, files: int) -> Path:
             folder.mkdir(parents=True)
         (folder / f"{index:06d}.png").write_bytes(data)
         (folder / f"{index:06d}.fixed.png").write_bytes(data)
+    if ledger != "none":
+        from facefix_cli.io.ledger import RecipeTag, record
+        from facefix_cli.recipe import Recipe
+
+        tag = RecipeTag(tuple(Recipe(scale=2 if ledger == "same" else 4).rows()))
+        for folder in sorted(partial.iterdir()):
+            record(folder, sorted(folder.glob("*.fixed.png")), tag)
     partial.rename(tree)
     return tree
 
@@ -157,6 +171,12 @@ def main() -> None:
     parser.add_argument(
         "--baseline-tree", type=Path, default=None, help="another checkout to compare no-ops with"
     )
+    parser.add_argument(
+        "--ledger",
+        choices=("none", "same", "other"),
+        default="none",
+        help="each folder's ledger as a -U 2 (same) or -U 4 (other) run would have left it",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     work = args.work or Path(tempfile.gettempdir()) / "facefix_bench_cron"
@@ -183,7 +203,7 @@ def main() -> None:
         print(f"{'files':>7} | {'facefix wall':>12} {'CPU':>7} {'RSS':>8} | "
               f"{'scandir wall':>12} {'CPU':>7} | {'CPU ratio':>9} {'us/file':>8}")  # fmt: skip
     for files in sizes_noop:
-        tree = make_tree(work, files)
+        tree = make_tree(work, files, args.ledger)
         cli = [python, "-m", "facefix_cli", "fix", str(tree), "-U", "2"]
         cli += ["--weights-dir", str(weights)]
         if args.baseline_tree is not None:

@@ -49,10 +49,9 @@ def formats():
 
 def encoded(fmt, pixels, chunks) -> bytes:
     from facefix_cli.io.encode import EncodeOptions
-    from facefix_cli.io.outputs import OutputFormat
     from facefix_cli.metadata import embedded_metadata
 
-    carried = chunks if fmt is OutputFormat.PNG else embedded_metadata(chunks, fmt)
+    carried = chunks if fmt.carrier == "png chunks" else embedded_metadata(chunks, fmt)
     return fmt.encode(pixels, carried, EncodeOptions())
 
 
@@ -62,13 +61,13 @@ def sizes(scale: int) -> None:
 
     from facefix_cli.io.encode import OutputPixels
     from facefix_cli.io.read import read_image
-    from facefix_cli.metadata import output_chunks
+    from facefix_cli.metadata import chunks_from_bytes, output_chunks
 
     print(f"\nsizes: real renders x{scale} (bicubic), default qualities, metadata included")
     print(f"{'image':28} {'MP':>5} " + " ".join(f"{f.value:>14}" for f in formats()))
     shares: dict[str, list[float]] = {f.value: [] for f in formats()}
     for path in sorted(FIXTURES.glob("0000*.png")):
-        source = read_image(path)
+        source = read_image(path, chunks_from_bytes)
         height, width = source.rgb.shape[:2]
         big = cv2.resize(source.rgb, (width * scale, height * scale), interpolation=cv2.INTER_CUBIC)
         pixels = OutputPixels(np.clip(big, 0, 1), None, source.bit_depth)

@@ -27,11 +27,12 @@ INVOKEAI_FIXTURES = FIXTURES / "invokeai"  # real InvokeAI outputs (Apache-2.0),
 
 
 def snapshot(folder: Path) -> dict[Path, tuple[str, int]]:
-    """sha256 and mtime of every file below `folder`: originals must never change."""
+    """sha256 and mtime of every file below `folder`: originals must never change. Ledgers
+    (io.ledger, which runs that write outputs keep beside them) are not originals: left out."""
     return {
         path: (hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns)
         for path in sorted(folder.rglob("*"))
-        if path.is_file()
+        if path.is_file() and path.name != ".facefix-ledger"
     }
 
 
@@ -104,6 +105,15 @@ def gfpgan_weights(weights_dir: Path) -> Path:
 def codeformer_weights(weights_dir: Path) -> Path:
     build("codeformer.pth", weights_dir)
     return weights_dir
+
+
+def hidden_leftovers(folder: Path, recursive: bool = False) -> list[str]:
+    """The hidden files a run left in `folder` (claims, temporary files, marks), by name,
+    sorted; the folder's ledger (io.ledger), which every run that writes keeps, left out."""
+    from facefix_cli.io.ledger import LEDGER_NAME
+
+    found = folder.rglob(".*") if recursive else folder.glob(".*")
+    return sorted(p.name for p in found if p.name != LEDGER_NAME and not p.is_dir())
 
 
 def gradient_image(width: int, height: int, seed: int = 0) -> np.ndarray:

@@ -113,8 +113,6 @@ def fix(
             order=order,
             warnings=ignored,
         )
-        for warning in ignored:
-            _log(f"warning: {warning}")
         chosen_format, chosen_quality = resolve_output_format(output_format, quality, config)
         settings = o.settings_from_options(
             weights_dir=resolve_weights_dir(weights_dir, config),
@@ -137,7 +135,10 @@ def fix(
             max_time=max_time,
             ray=ray,
             ray_address=ray_address,
+            warnings=ignored,
         )
+        for warning in ignored:
+            _log(f"warning: {warning}")
         if report_path is not None:
             # Imported only for --report: a cron run with nothing to do stays light.
             from facefix_cli.report.build import check_destination

@@ -22,6 +22,7 @@ import typer
 from facefix_cli.errors import SetupError
 from facefix_cli.io.defaults import DEFAULT_PNG_LEVEL
 from facefix_cli.io.header import DEFAULT_MAX_PIXELS
+from facefix_cli.io.outputs import FORMAT_CHOICES, OutputFormat
 from facefix_cli.pipeline.settings import RunSettings, TimeLimit
 from facefix_cli.recipe import (
     DEFAULT_DETECT_SIZE,
@@ -48,6 +49,7 @@ class Order(StrEnum):
 class Format(StrEnum):
     png = "png"
     webp = "webp"
+    webp_lossless = "webp-lossless"
     jpeg = "jpeg"
     avif = "avif"
     same = "same"
@@ -273,8 +275,9 @@ FormatOption = Annotated[
     Format | None,
     typer.Option(
         "--format",
-        help="Output format: png (NAME.fixed.png), webp, jpeg (.fixed.jpg), avif, or same as "
-        "each input; the metadata is kept in each. Default: facefix.toml's format, else png.",
+        help="Output format: png (NAME.fixed.png), webp, webp-lossless (.fixed.webp), jpeg "
+        "(.fixed.jpg), avif, or same as each input; the metadata is kept in each. Default: "
+        "facefix.toml's format, else png.",
         show_default=False,
     ),
 ]
@@ -285,7 +288,7 @@ QualityOption = Annotated[
         min=1,
         max=100,
         metavar="1-100",
-        help="Quality of webp/jpeg/avif outputs (default: facefix.toml's quality, else "
+        help="Quality of lossy webp/jpeg/avif outputs (default: facefix.toml's quality, else "
         "webp 90, jpeg 95, avif 80). PNG is lossless.",
         show_default=False,
     ),
@@ -514,6 +517,13 @@ INTERPLAY: tuple[tuple[str, str, str, str], ...] = (
         "warning",
         "with one step there is no order",
     ),
+    (
+        "--quality",
+        "--format webp, jpeg, avif or same",
+        "warning",
+        "PNG and lossless WebP keep every value",
+    ),
+    ("--png-level", "--format png or same", "warning", "it is PNG's compression level"),
 )
 
 
@@ -564,10 +574,20 @@ def settings_from_options(
     max_time: str | None = None,
     ray: bool = False,
     ray_address: str | None = None,
+    warnings: list[str] | None = None,
 ) -> RunSettings:
     """The run settings the settings options ask for. `weights_dir` is already resolved
     (`config.resolve_weights_dir`: it reads the environment and facefix.toml, so it is the
-    caller's); SetupError for a malformed `--max-time`."""
+    caller's); SetupError for a malformed `--max-time`. `warnings`, when given, receives one
+    line for each option that cannot apply to the outputs' format (INTERPLAY's last rows)."""
+    if warnings is not None and output_format in FORMAT_CHOICES and output_format != "same":
+        spec = OutputFormat(output_format).spec
+        if quality is not None and not spec.lossy:
+            warnings.append(
+                f"--quality {quality} is ignored: {output_format} outputs keep every value"
+            )
+        if png_level != DEFAULT_PNG_LEVEL and spec.carrier != "png chunks":
+            warnings.append(f"--png-level {png_level} is ignored: the outputs are {output_format}")
     return RunSettings(
         weights_dir=weights_dir,
         device=device,

@@ -113,6 +113,7 @@ def watch(
 
     events = JsonWatchEvents(verbose) if as_json else PlainWatchEvents(verbose, quiet)
     summary = WatchSummary()
+    ignored: list[str] = []  # options that cannot apply here: one warning each, as `fix` says
     try:
         recipe = o.recipe_from_options(
             upscale=upscale,
@@ -134,6 +135,7 @@ def watch(
             max_faces=max_faces,
             detect_size=detect_size,
             order=order,
+            warnings=ignored,
         )
         chosen_format, chosen_quality = resolve_output_format(output_format, quality, config)
         settings = o.settings_from_options(
@@ -152,7 +154,10 @@ def watch(
             png_level=png_level,
             output_format=chosen_format,
             quality=chosen_quality,
+            warnings=ignored,
         )
+        for warning in ignored:
+            events.notice(warning)
         with signals_as_interrupts(), console.download_progress() as download_progress:
             summary = run_watch(
                 paths,

@@ -2,7 +2,9 @@
 
 Walk first, pay later: `scan` decides from folder listings which files are done already (their
 output exists) without opening them, and reads the signature only of files that will be
-worked on; the walk costs one `scandir` per folder and nothing per done file. Symlinked folders
+worked on; the walk costs one `scandir` per folder and nothing per done file (given the run's
+recipe: one read of the folder's ledger where it has one, and a stat per done output that the
+ledger says another recipe made, so the reason can say so: `io.ledger`). Symlinked folders
 are walked, each real folder (device, inode) once.
 
 Links are followed under `safefs.link_trusted` (Linux's fs.protected_symlinks for the whole
@@ -26,7 +28,7 @@ from operator import attrgetter
 from pathlib import Path
 from typing import NamedTuple
 
-from facefix_cli.io import marks
+from facefix_cli.io import ledger, marks
 from facefix_cli.io.formats import EXTENSIONS, HEAD_SIZE, ImageFormat, sniff
 from facefix_cli.io.names import display_path, output_name
 from facefix_cli.io.outputs import OUTPUT_SUFFIXES, FormatChoice, OutputFormat
@@ -45,6 +47,9 @@ class Job:
     # (st_dev, st_ino) of its folder. A file or folder swapped for another since is refused.
     inode: int | None = None
     folder: tuple[int, int] | None = None
+    # Replace the output even without --overwrite: `facefix watch` redoing an output it wrote
+    # itself, whose input its tool rewrote just after saving it (pipeline.watch).
+    replace: bool = False
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,14 @@ class Found(NamedTuple):  # a tuple: one is made per file of the tree, done or n
 
 
 DONE_REASON = "output exists (use --overwrite)"
+
+
+def made_with_reason(how: str) -> str:
+    """DONE_REASON for an output the ledger says another recipe made (`io.ledger`), `how` as
+    `ledger.differences` says it."""
+    return f"output exists, {how} (use --overwrite)"
+
+
 FACELESS_REASON = "no face found by an earlier run (use --overwrite to look again)"
 
 
@@ -253,10 +266,13 @@ def scan(
     skip_faceless: bool = False,
     retry_failed: bool = False,
     output_format: FormatChoice = "png",
+    recipe: ledger.RecipeTag | None = None,
 ) -> Iterator[Found]:
     """What to do with every file under `paths`, in walk order, deciding before paying: a file
     found in a folder whose output exists is DONE from the folder listing alone (its input is
-    never opened); only files that will be worked on have their signature read. Files named
+    never opened); only files that will be worked on have their signature read. Given the
+    run's `recipe`, a DONE file whose folder's ledger says another recipe made its output
+    says which in its reason (`io.ledger`: one read per such folder, a stat per such file). Files named
     explicitly are checked as `discover` describes. Symlinked folders are walked, each real
     folder (device, inode) once, so loops and two links to one folder are safe.
 
@@ -275,6 +291,7 @@ def scan(
     suffixes = tuple("." + ext for ext in extensions)
     roots = _root_names(paths) if output_dir is not None else {}
     pending: list[Found] = []  # what the walk rejected, reported in order
+    ledgers: dict[str, ledger.Ledger | None] = {}  # by output folder, read at its first DONE
     walker = _Walker(
         recursive,
         lambda r: pending.append(Found(Kind.REJECTED, r.path, None, r.reason)),
@@ -324,7 +341,15 @@ def scan(
                 )
             if exists:
                 outputs[key] = source
-                return Found(Kind.DONE, source, output_path, DONE_REASON, out_key, hidden, fmt)
+                reason = DONE_REASON
+                if recipe is not None and (hidden is None or ledger.LEDGER_NAME in hidden):
+                    if out_key not in ledgers:
+                        ledgers[out_key] = ledger.read(out_key)
+                    known = ledgers[out_key]
+                    made_with = known and known.made_with(name, output_path, recipe)
+                    if made_with:
+                        reason = made_with_reason(made_with)
+                return Found(Kind.DONE, source, output_path, reason, out_key, hidden, fmt)
         failed = 0
         if look:  # an input without output: what earlier runs learnt about it
             mine = hidden if hidden is not None else marks.hidden_names(output_path)

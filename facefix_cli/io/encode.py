@@ -132,6 +132,28 @@ def encode_webp(pixels: OutputPixels, carried: object, options: EncodeOptions) -
     return even_chunks_before_exif(data)
 
 
+# libwebp's lossless effort (Pillow's `quality` when lossless=True): 0 fastest, 100 smallest.
+LOSSLESS_EFFORT = 50
+
+
+def encode_webp_lossless(pixels: OutputPixels, carried: object, options: EncodeOptions) -> bytes:
+    """WebP's lossless mode: every 8-bit value kept, colour under transparent pixels too
+    (`exact`), so settings hidden in the pixels' low bits survive as in PNG."""
+    meta = _embedded(carried)
+    data = _save(
+        _pillow_image(pixels, keep_alpha=True),
+        "WEBP",
+        lossless=True,
+        exact=True,
+        quality=LOSSLESS_EFFORT,
+        method=4,
+        icc_profile=meta.icc,
+        exif=EXIF_HEADER + meta.exif if meta.exif else None,
+        xmp=meta.xmp,
+    )
+    return even_chunks_before_exif(data)
+
+
 def even_chunks_before_exif(webp: bytes) -> bytes:
     """`webp` with every chunk before its EXIF chunk of even declared length (see the module
     docstring); unchanged when they already are, or when there is no EXIF chunk."""

@@ -79,10 +79,20 @@ def remember_faceless(output: Path, source: Path) -> None:
     )
 
 
-def record_failure(output: Path, source: Path, before: int, reason: str) -> None:
-    """Count one more failed run for `source` (`before`: the count the walk saw)."""
+def record_failure(
+    output: Path, source: Path, before: int, reason: str, *, output_dir: Path | None = None
+) -> None:
+    """Count one more failed run for `source` (`before`: the count the walk saw). Under
+    `output_dir` (`--output-dir`) the output's folder is made first where it is missing (as
+    the output's would be, one component at a time): an input that never gets an output would
+    otherwise never get its mark either, and fail every run forever."""
     if before >= FAIL_LIMIT:
         return
+    if output_dir is not None and output.parent.is_relative_to(output_dir):
+        with contextlib.suppress(OSError):
+            if not output.parent.is_dir():
+                output_dir.mkdir(parents=True, exist_ok=True)  # named by the user: trusted
+                safefs.make_folders(output_dir, output.parent.relative_to(output_dir))
     base = mark_name(output.name, FAILED)
     count = before + 1
     set_aside = (

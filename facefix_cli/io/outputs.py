@@ -2,8 +2,8 @@
 report and `info` all read, so a format is added in one place (in the shape of black's
 `WriteBack`: a choice the user makes once, each consumer asks the table what it means).
 
-Each `OutputFormat` says its file suffix (`.fixed.png`, `.fixed.webp`, `.fixed.jpg`,
-`.fixed.avif`), its encoder (`encode(pixels, carried, options) -> bytes`, pure: no files), and
+Each `OutputFormat` says its file suffix (`.fixed.png`, `.fixed.webp` for WebP lossy or
+lossless, `.fixed.jpg`, `.fixed.avif`), its encoder (`encode(pixels, carried, options) -> bytes`, pure: no files), and
 how it carries metadata (`carrier`): PNG as chunks (`io.pngchunks`, byte for byte as today),
 the others embedded (`Embedded`: an ICC profile, an EXIF block, an XMP packet) the way the
 tools that read those formats look for them (`metadata.carry.embedded_metadata` fills it).
@@ -29,10 +29,11 @@ from facefix_cli.io.encode import (
     encode_jpeg,
     encode_png,
     encode_webp,
+    encode_webp_lossless,
 )
 
-FormatChoice = Literal["png", "webp", "jpeg", "avif", "same"]
-FORMAT_CHOICES: tuple[FormatChoice, ...] = ("png", "webp", "jpeg", "avif", "same")
+FormatChoice = Literal["png", "webp", "webp-lossless", "jpeg", "avif", "same"]
+FORMAT_CHOICES: tuple[FormatChoice, ...] = ("png", "webp", "webp-lossless", "jpeg", "avif", "same")
 OUTPUT_MARK = ".fixed"  # every output's name ends in `.fixed` + the format's extension
 Carrier = Literal["png chunks", "embedded"]
 # pixels, what `carrier` says (PNG chunks or `encode.Embedded`), options -> the file's bytes
@@ -57,6 +58,7 @@ class OutputFormat(Enum):
 
     PNG = "png"
     WEBP = "webp"
+    WEBP_LOSSLESS = "webp-lossless"
     JPEG = "jpeg"
     AVIF = "avif"
 
@@ -113,6 +115,10 @@ _SPECS: dict[OutputFormat, FormatSpec] = {
     OutputFormat.WEBP: FormatSpec(
         "webp", "webp", "embedded", True, True, 90, (8,), "webp", encode_webp
     ),
+    # Lossless WebP: the pixels PNG keeps (8-bit), in fewer bytes; the same `.fixed.webp` name.
+    OutputFormat.WEBP_LOSSLESS: FormatSpec(
+        "webp-lossless", "webp", "embedded", False, True, None, (8,), "webp", encode_webp_lossless
+    ),
     # JPEG at 95 (Pillow's 4:2:0 chroma): 17-18 % of the PNG's bytes; no alpha.
     OutputFormat.JPEG: FormatSpec(
         "jpeg", "jpg", "embedded", True, False, 95, (8,), "jpg", encode_jpeg
@@ -129,7 +135,9 @@ _BY_EXTENSION = {
     "avif": OutputFormat.AVIF,
 }
 # Every name an output of any format ends with, lower case: never taken as an input.
-OUTPUT_SUFFIXES: tuple[str, ...] = tuple(f.suffix for f in OutputFormat) + (f"{OUTPUT_MARK}.jpeg",)
+OUTPUT_SUFFIXES: tuple[str, ...] = tuple(dict.fromkeys(f.suffix for f in OutputFormat)) + (
+    f"{OUTPUT_MARK}.jpeg",
+)
 
 
 def is_output_name(name: str) -> bool:

@@ -15,7 +15,9 @@ listings only; a file whose output exists costs nothing, only files still to do 
 
 Guarantees: a watcher's `wait` blocks (no busy loop) until there are signs or the timeout
 passes; signs name files only, of the types asked for, outside hidden folders, and never
-facefix's own outputs, temporary files or claims; `close` stops every thread it started."""
+facefix's own outputs, temporary files or claims; a watched folder deleted or moved away is said
+(`Signs.gone`) as soon as the kernel tells of it, or at the next walk; `close` stops every
+thread it started."""
 
 from __future__ import annotations
 
@@ -41,6 +43,15 @@ class Signs(NamedTuple):
     files: list[Sign]
     # Events were lost (a kernel queue overflow): the caller should walk the tree again.
     lost: bool = False
+    # Watched folders deleted or moved away: nothing more will ever come from them.
+    gone: tuple[str, ...] = ()
+
+
+ROOT_CHECK = 5.0  # seconds: how often an idle kernel watcher looks at the watched folders
+
+
+class _Gone(NamedTuple):  # in the kernel watcher's queue: a watched folder went away
+    folder: str
 
 
 class Watcher(Protocol):
@@ -100,6 +111,7 @@ class KernelWatcher:
         from watchdog.events import (
             EVENT_TYPE_CLOSED,
             EVENT_TYPE_CREATED,
+            EVENT_TYPE_DELETED,
             EVENT_TYPE_MODIFIED,
             EVENT_TYPE_MOVED,
             EventsLostEvent,
@@ -110,8 +122,13 @@ class KernelWatcher:
         from watchdog.observers.api import BaseObserver
 
         suffixes = tuple("." + e for e in normalise_extensions(extensions))
-        self._queue: queue.SimpleQueue[Sign | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Sign | _Gone | None] = queue.SimpleQueue()
         self._hidden_roots = [os.path.abspath(f) for f in folders]
+        roots = {os.path.abspath(f): str(f) for f in folders}
+        self._roots: dict[str, tuple[int, int]] = {}
+        for folder in folders:
+            st = os.stat(folder)
+            self._roots[str(folder)] = (st.st_dev, st.st_ino)
         post = self._queue.put
         hidden = self._in_hidden_folder
 
@@ -120,9 +137,13 @@ class KernelWatcher:
                 if isinstance(event, EventsLostEvent):
                     post(None)
                     return
-                if event.is_directory:
-                    return
                 kind = event.event_type
+                if event.is_directory:
+                    if kind in (EVENT_TYPE_DELETED, EVENT_TYPE_MOVED):
+                        root = roots.get(os.path.abspath(os.fsdecode(event.src_path)))
+                        if root is not None:
+                            post(_Gone(root))
+                    return
                 if kind == EVENT_TYPE_MOVED:
                     path, finished = os.fsdecode(event.dest_path), True
                 elif kind == EVENT_TYPE_CLOSED:
@@ -159,22 +180,51 @@ class KernelWatcher:
                 return any(part.startswith(".") for part in Path(inside).parent.parts)
         return False
 
+    def _roots_gone(self) -> list[str]:
+        """The watched folders that are not the ones watched any more: deleted, or moved away
+        (inotify follows the folder, not its name, and watchdog says nothing of a move of the
+        watched folder itself; a new folder made under the old name would go unwatched)."""
+        gone = []
+        for folder, identity in self._roots.items():
+            try:
+                st = os.stat(folder)
+            except OSError:
+                gone.append(folder)
+                continue
+            if (st.st_dev, st.st_ino) != identity:
+                gone.append(folder)
+        return gone
+
     def wait(self, timeout: float | None) -> Signs:
         files: list[Sign] = []
+        gone: list[str] = []
         lost = False
-        try:
-            first = self._queue.get(timeout=timeout)
-        except queue.Empty:
-            return Signs(files)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        first: Sign | _Gone | None
+        while True:  # wake every ROOT_CHECK seconds to look at the watched folders themselves
+            step = ROOT_CHECK
+            if deadline is not None:
+                step = min(step, max(0.0, deadline - time.monotonic()))
+            try:
+                first = self._queue.get(timeout=step)
+                break
+            except queue.Empty:
+                if gone := self._roots_gone():
+                    return Signs(files, gone=tuple(gone))
+                if deadline is not None and time.monotonic() >= deadline:
+                    return Signs(files)
         while True:
             if first is None:
                 lost = True
+            elif isinstance(first, _Gone):
+                gone.append(first.folder)
             else:
                 files.append(first)
             try:
                 first = self._queue.get_nowait()
             except queue.Empty:
-                return Signs(files, lost)
+                gone += [folder for folder in self._roots_gone() if folder not in gone]
+                return Signs(files, lost, tuple(gone))
 
     def close(self) -> None:
         self._observer.stop()
@@ -224,7 +274,8 @@ class PollWatcher:
             return Signs([])
         self._closed.wait(until_walk)
         self._next = time.monotonic() + self.interval
-        return Signs(self.walk())
+        gone = tuple(str(f) for f in self.folders if not os.path.isdir(f))
+        return Signs(self.walk(), gone=gone)
 
     def close(self) -> None:
         self._closed.set()

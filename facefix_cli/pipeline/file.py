@@ -189,7 +189,7 @@ def begin_file(
     if claim is None:
         return FileResult(job.source, job.output, Status.SKIPPED, "being fixed by another run")
     try:
-        exists = not settings.overwrite and _exists(job.output)
+        exists = not (settings.overwrite or job.replace) and _exists(job.output)
     except BaseException:  # a signal (errors.Interrupted) landing here: no claim outlives it
         claim.release()
         raise
@@ -254,7 +254,7 @@ def finish_file(
         record = facefix_record(
             fixed.operations, source.path.name, source.sha256, _source_path(job)
         )
-        if fmt.spec.lossy:  # a PNG's record stays as it always was
+        if fmt.carrier != "png chunks":  # a PNG's record stays as it always was
             record["output"], note = output_record(fmt, settings.quality, source.bit_depth)
             notes += [note] if note else []
         # Resampling destroys settings hidden in the pixels' low bits: carry them as text.
@@ -287,7 +287,7 @@ def finish_file(
 def output_record(
     fmt: OutputFormat, quality: int | None, bit_depth: int
 ) -> tuple[dict[str, str | int], str]:
-    """What the record says about a lossy output's encoding, and the note for the file's log
+    """What the record says about a non-PNG output's encoding, and the note for the file's log
     line (empty when there is nothing to say): 16-bit pixels are stored as 8-bit."""
     said: dict[str, str | int] = {"format": fmt.value}
     encoded_at = fmt.quality(quality)

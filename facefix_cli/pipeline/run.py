@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, assert_never
 
 from facefix_cli.errors import EnvironmentFault, Interrupted, SetupError
-from facefix_cli.io import claims, marks
+from facefix_cli.io import claims, ledger, marks
 from facefix_cli.io.discover import Job, Kind, normalise_extensions, scan
 from facefix_cli.io.names import display_path
 from facefix_cli.pipeline.results import (
@@ -55,6 +55,7 @@ def plan(
     *,
     skip_faceless: bool = False,
     failures: dict[Path, tuple[Path, int]] | None = None,
+    recipe: ledger.RecipeTag | None = None,
 ) -> tuple[list[Job], list[FileResult], list[FileResult]]:
     """(jobs to do, skipped results, failed results) for `paths`, touching nothing. Files whose
     output exists are skipped from the folder listings, unopened; `found_work` is called with
@@ -64,7 +65,8 @@ def plan(
     its hidden names where the walk listed it (None where it did not). `failures`, when given,
     receives (output, runs failed so far) of every input to do or rejected by its signature,
     keyed by source, for `io.marks`; `skip_faceless` (restoration alone) skips the inputs an
-    earlier run found no face in."""
+    earlier run found no face in; `recipe`, the run's, lets a done file's reason say which
+    other recipe made its output (`io.ledger`)."""
     failed_before = failures if failures is not None else {}
     folders = output_folders if output_folders is not None else {}
     try:
@@ -85,6 +87,7 @@ def plan(
         skip_faceless=skip_faceless,
         retry_failed=settings.retry_failed,
         output_format=settings.output_format,
+        recipe=recipe,
     ):
         match found.kind:
             case Kind.TODO:
@@ -202,6 +205,7 @@ class _Run:
             folders,
             skip_faceless=session.recipe.restores_only,
             failures=failures,
+            recipe=session.recipe_tag,
         )
         summary.results.extend(failed + skipped)
         found = len(todo) + len(skipped) + len(failed)
@@ -228,7 +232,9 @@ class _Run:
                     summary.results.append(result)
                     events.file_finished(result)
             if not settings.dry_run:
-                remember_failures(summary.results, failures)
+                remember_outcomes(
+                    summary.results, failures, settings.output_dir, session.recipe_tag
+                )
             summary.seconds = time.perf_counter() - started
             return summary
 
@@ -256,25 +262,37 @@ class _Run:
         except KeyboardInterrupt as exc:
             summary.interrupted(exc.signum if isinstance(exc, Interrupted) else signal.SIGINT)
         finally:
-            remember_failures(summary.results, failures)
+            remember_outcomes(summary.results, failures, settings.output_dir, session.recipe_tag)
         summary.not_started = max(0, len(todo) - done - attempted)
         summary.seconds = time.perf_counter() - started
         return summary
 
 
-def remember_failures(
-    results: Sequence[FileResult], failures: dict[Path, tuple[Path, int]]
+def remember_outcomes(
+    results: Sequence[FileResult],
+    failures: dict[Path, tuple[Path, int]],
+    output_dir: Path | None = None,
+    recipe: ledger.RecipeTag | None = None,
 ) -> None:
-    """Count each failed input's failed runs in a row, and forget them once it is fixed, in
-    marks beside its output (`io.marks`): an input that fails `FAIL_LIMIT` runs is set aside.
-    A crash is not counted: it is a bug in facefix, not the input's fault, and must keep
-    showing (exit 3) on every run until fixed rather than be set aside into a silent skip."""
+    """What the next run should know, beside the outputs. Each failed input's failed runs in a
+    row are counted in marks (`io.marks`): an input that fails `FAIL_LIMIT` runs is set aside.
+    An output written removes every mark of its input (a failure count, an earlier run's "no
+    face": with an upscale, or with --overwrite, it was fixed after all), whether or not the
+    walk saw one (a few unlinks per output written), and is entered in its folder's ledger
+    under `recipe` (`io.ledger`). A crash is not counted: it is a bug in facefix, not the
+    input's fault, and must keep showing (exit 3) on every run until fixed rather than be set
+    aside into a silent skip."""
+    written: list[Path] = []
     for result in results:
-        known = failures.get(result.source)
-        if known is None:
+        if result.status is Status.FIXED and result.output is not None:
+            marks.forget(result.output)
+            written.append(result.output)
             continue
-        output, before = known
-        if result.status is Status.FAILED:
-            marks.record_failure(output, result.source, before, result.reason)
-        elif result.status is Status.FIXED and before:
-            marks.forget(output)
+        known = failures.get(result.source)
+        if known is not None and result.status is Status.FAILED:
+            output, before = known
+            marks.record_failure(
+                output, result.source, before, result.reason, output_dir=output_dir
+            )
+    if recipe is not None and written:
+        ledger.record_written(written, recipe)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from facefix_cli.io.discover import Job
 from facefix_cli.io.environment import output_fault
+from facefix_cli.io.ledger import RecipeTag
 from facefix_cli.pipeline.executors import Work, choose_executor
 from facefix_cli.pipeline.results import FileResult, FixEvents
 from facefix_cli.pipeline.settings import RunSettings
@@ -55,6 +56,7 @@ class FixSession:
         recipe.validate()
         settings.validate()
         self.recipe, self.settings, self.registry = recipe, settings, registry
+        self.recipe_tag = RecipeTag(tuple(recipe.rows()))  # outputs' ledger entries (io.ledger)
         self.events: FixEvents = events or Silent()
         self.download_progress = download_progress
         self.executor = choose_executor(settings)

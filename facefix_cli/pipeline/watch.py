@@ -14,11 +14,14 @@ Guarantees:
   there) raise SetupError before the first wait; an output tree that cannot be written is
   `summary.fault` before any network loads.
 - A file still being written is never fixed nor failed; a file that stays broken is reported
-  once (`io.settle`); a file whose output exists is left alone (as `fix` does). With
-  `--overwrite` the backlog is redone, and with kernel events each image written again; a
+  once (`io.settle`); a file whose output exists is left alone (as `fix` does), unless this
+  watch wrote that output less than REWRITE_WINDOW seconds ago and the input was written again
+  since it was handed over (a tool adding its metadata after saving): then it is redone, once.
+  With `--overwrite` the backlog is redone, and with kernel events each image written again; a
   walk (polling) hands out only images without an output, or it would redo every image at
   every walk.
-- A fault that dooms every later file (disk full, GPU gone) ends the watch: `summary.fault`.
+- A fault that dooms every later file (disk full, GPU gone, a watched folder deleted or moved
+  away) ends the watch: `summary.fault`.
   A signal (SIGTERM/SIGHUP as `errors.Interrupted`, Ctrl-C) ends it too: the file in hand is
   abandoned cleanly by the executor (claim released, temporary file removed) and
   `summary.signal` says which.
@@ -27,13 +30,14 @@ Guarantees:
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from facefix_cli.errors import EXIT_ENVIRONMENT, EXIT_OK, EnvironmentFault, Interrupted, SetupError
 from facefix_cli.io import claims
@@ -48,7 +52,7 @@ from facefix_cli.io.watcher import (
     network_file_system,
 )
 from facefix_cli.pipeline.results import FileResult, FixEvents, RunStart, Status
-from facefix_cli.pipeline.run import plan
+from facefix_cli.pipeline.run import plan, remember_outcomes
 from facefix_cli.pipeline.session import FixSession
 from facefix_cli.pipeline.settings import RunSettings
 from facefix_cli.recipe import Recipe
@@ -61,6 +65,25 @@ FALLBACK_POLL = 10.0
 LOOK_AGAIN = 0.25
 # Longest wait without looking at `should_stop` (library callers; a signal wakes it at once).
 STOP_CHECK = 1.0
+# Seconds after the watch wrote an output during which a rewrite of its input (the tool adding
+# its metadata after saving: A1111's piexif.insert into JPEG and WebP) has it fixed again.
+REWRITE_WINDOW = 60.0
+
+
+class _Fixed(NamedTuple):
+    """What the watch fixed lately: the input as handed over, the output as written, when."""
+
+    source: tuple[int, int]  # (size, mtime_ns) when handed to the session
+    output: tuple[int, int]  # (size, mtime_ns) as written
+    at: float  # time.monotonic()
+
+
+def _identity(path: Path | str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns)
 
 
 class WatchEvents(FixEvents, Protocol):
@@ -241,6 +264,8 @@ class _Loop:
         self.paths, self.session, self.summary = paths, session, summary
         self.settler, self.events, self.should_stop = settler, events, should_stop
         self.seen = 0  # files reported so far: the log's [n/total]
+        self.handed: dict[str, tuple[int, int]] = {}  # inputs in the session's hands, as handed
+        self.recent: dict[str, _Fixed] = {}  # inputs fixed in the last REWRITE_WINDOW seconds
 
     def report(self, result: FileResult) -> None:
         self.summary.add(result)
@@ -252,7 +277,14 @@ class _Loop:
         settings = self.session.settings
         folders: dict[str, frozenset[str] | None] = {}
         faceless = self.session.recipe.restores_only  # remembered (io.marks): not redone
-        todo, skipped, failed = plan(self.paths, settings, None, folders, skip_faceless=faceless)
+        todo, skipped, failed = plan(
+            self.paths,
+            settings,
+            None,
+            folders,
+            skip_faceless=faceless,
+            recipe=self.session.recipe_tag,
+        )
         for folder, hidden in sorted(folders.items()):
             claims.sweep_folder(Path(folder), hidden=hidden)
         found = len(todo) + len(skipped) + len(failed)
@@ -289,19 +321,64 @@ class _Loop:
                 recursive=settings.recursive,
                 output_format=settings.output_format,
             )
+            redo = (
+                found is not None
+                and found.kind is Kind.DONE
+                and found.output is not None
+                and self.rewritten(str(found.source), found.output)
+            )
+            if found is not None and redo:
+                found = found._replace(kind=Kind.TODO)  # its tool rewrote it: redo our output
             if found is None or found.kind is Kind.DONE:
                 continue  # fixed already (by this watch or another run), or not ours
             self.seen += 1
             self.events.seen(self.seen)
             if found.kind is Kind.TODO:
-                jobs.append(found.job)
+                jobs.append(replace(found.job, replace=True) if redo else found.job)
             elif found.kind is Kind.NOT_FOLLOWED:  # another user's link: skipped, said once
                 self.report(FileResult(found.source, None, Status.SKIPPED, found.reason))
             else:  # the walk's own rejection, once
                 self.report(FileResult(found.source, found.output, Status.FAILED, found.reason))
         if jobs:
-            for result in self.session.fix(jobs, self.should_stop):
-                self.report(result)
+            results: list[FileResult] = []
+            for job in jobs:
+                identity = _identity(job.source)
+                if identity is not None:
+                    self.handed[str(job.source)] = identity
+            try:
+                for result in self.session.fix(jobs, self.should_stop):
+                    results.append(result)
+                    self.report(result)
+                    self.remember(result)
+            finally:  # marks forgotten and the ledger kept as `fix` does (pipeline.run)
+                remember_outcomes(results, {}, settings.output_dir, self.session.recipe_tag)
+                self.handed.clear()
+
+    def remember(self, result: FileResult) -> None:
+        """Keep what a fixed input and its output were, for `rewritten` (a minute at most)."""
+        now = time.monotonic()
+        for source in [s for s, fixed in self.recent.items() if now - fixed.at > REWRITE_WINDOW]:
+            del self.recent[source]
+        handed = self.handed.get(str(result.source))
+        written = _identity(result.output) if result.output is not None else None
+        if result.status is Status.FIXED and handed is not None and written is not None:
+            self.recent[str(result.source)] = _Fixed(handed, written, now)
+
+    def rewritten(self, source: str, output: Path) -> bool:
+        """The input `source`, fixed by this watch less than REWRITE_WINDOW seconds ago, was
+        written again since it was handed over, and the output is still the one this watch
+        wrote: its tool saved it and then rewrote it to add metadata (A1111 does so for JPEG
+        and WebP), and the output was made from the first save."""
+        fixed = self.recent.get(source)
+        if fixed is None or time.monotonic() - fixed.at > REWRITE_WINDOW:
+            return False
+        now = _identity(source)
+        if now is None or now == fixed.source:
+            return False
+        if _identity(output) != fixed.output:
+            return False  # not ours any more (replaced by hand or by another run): left alone
+        del self.recent[source]  # once: a second rewrite is the user's, not the tool's
+        return True
 
     def run(self, watcher: Watcher, longest_wait: float | None) -> None:
         while not self.should_stop():
@@ -309,6 +386,9 @@ class _Loop:
             if longest_wait is not None:
                 wait = longest_wait if wait is None else min(wait, longest_wait)
             signs = watcher.wait(wait)
+            if signs.gone:  # nothing more will come: a service manager should hear of it
+                names = ", ".join(display_path(folder) for folder in signs.gone)
+                raise EnvironmentFault(f"the watched folder {names} was deleted or moved away")
             if signs.lost:
                 self.events.notice("file events were lost (too many at once): walking again")
                 self.walk_again()

@@ -15,8 +15,9 @@ Guarantees:
 * `compare` says, for each file a recipe uses, whether its bytes are the registry's; a file
   under a registry name with other bytes (a fine-tune, a damaged copy, a test's stand-in) and a
   file with no registry entry (`--upscaler PATH`) each give one `WeightsNotice`, which `fix`
-  reports once per run through its events. Records name the file's own digest, never the
-  registry's.
+  reports once per run through its events (with when a log last carried it, kept in the
+  sidecar: `remember_warned`, so a cron log need not repeat it every run). Records name the
+  file's own digest, never the registry's.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import time
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
@@ -91,11 +93,42 @@ def remember_architecture(path: Path, architecture: str) -> None:
         remember_sha256(path, digest, before, architecture=architecture)
 
 
+def last_warned(path: Path) -> float | None:
+    """When (Unix time) a log last carried the notice for the file as it is now, else None."""
+    record = _current_record(path)
+    when = record.get("warned_at") if record is not None else None
+    return float(when) if isinstance(when, int | float) else None
+
+
+def remember_warned(path: Path, when: float | None = None) -> None:
+    """Remember in `path`'s sidecar that a log carried its notice now (or at `when`), so a
+    cron job's log says it once a day rather than every run (`WeightsNotice.said_within`)."""
+    digest = cached_sha256(path)
+    if digest is not None:
+        remember_sha256(path, digest, warned_at=time.time() if when is None else when)
+
+
 def remember_sha256(
-    path: Path, digest: str, st: os.stat_result | None = None, *, architecture: str | None = None
+    path: Path,
+    digest: str,
+    st: os.stat_result | None = None,
+    *,
+    architecture: str | None = None,
+    warned_at: float | None = None,
 ) -> None:
     """Write the sidecar for `path` (stat taken now unless given), with the architecture that
-    loads it when known: atomically, or not at all."""
+    loads it and when its notice was last logged, as given or as the sidecar already knew them
+    for these bytes: atomically, or not at all."""
+    known = _current_record(path)
+    kept = (
+        {k: known[k] for k in ("architecture", "warned_at") if k in known}
+        if known is not None and known.get("sha256") == digest
+        else {}
+    )
+    if architecture is not None:
+        kept["architecture"] = architecture
+    if warned_at is not None:
+        kept["warned_at"] = warned_at
     try:
         st = st or path.stat()
         temporary = path.with_name(safefs.hidden_name(path.name))
@@ -104,8 +137,7 @@ def remember_sha256(
         return  # a read-only folder: no cache, the digest is still right
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            extra = {"architecture": architecture} if architecture is not None else {}
-            json.dump({**_key(st), "sha256": digest, **extra}, fh)
+            json.dump({**_key(st), "sha256": digest, **kept}, fh)
         os.replace(temporary, sidecar_path(path))
     except OSError:
         with suppress(OSError):
@@ -139,6 +171,12 @@ class WeightsNotice:
     sha256: str  # of the file as it is
     model: ModelInfo | None = None  # the registry row it stands under; None: no entry
     size: int = 0
+    warned_at: float | None = None  # when a log last carried this notice (`remember_warned`)
+
+    def said_within(self, seconds: float, now: float | None = None) -> bool:
+        """A log carried this notice less than `seconds` ago."""
+        now = time.time() if now is None else now
+        return self.warned_at is not None and 0 <= now - self.warned_at < seconds
 
     @property
     def text(self) -> str:
@@ -180,5 +218,5 @@ def compare(
             continue
         digests.append((path.name, digest))
         if model is None or digest != model.sha256:
-            notices.append(WeightsNotice(path, digest, model, st.st_size))
+            notices.append(WeightsNotice(path, digest, model, st.st_size, last_warned(path)))
     return digests, notices

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 from checkpoints import realesrgan_state_dict, save_params_ema
-from conftest import INVOKEAI_FIXTURES, SAMPLE_IMAGES, gradient_image, snapshot
+from conftest import INVOKEAI_FIXTURES, SAMPLE_IMAGES, gradient_image, hidden_leftovers, snapshot
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -158,7 +158,7 @@ def test_a_corrupt_file_fails_alone_with_exit_1(inputs, weights_dir):
     assert not (inputs / "broken.fixed.png").exists()
     # each failed input gets its first failure mark (README "What facefix remembers"), no more
     failed_marks = {".broken.fixed.png.failed1", ".text.fixed.png.failed1"}
-    assert {p.name for p in inputs.rglob(".*")} == failed_marks
+    assert set(hidden_leftovers(inputs, recursive=True)) == failed_marks
     after = {
         p: v
         for p, v in snapshot(inputs).items()
@@ -567,7 +567,9 @@ def test_quiet_prints_nothing_when_nothing_was_done(inputs, weights_dir):
     assert idle.exit_code == 0 and idle.stderr == "" and idle.stdout == ""
     # without -q the summary says why nothing was done (it said only "skipped 2")
     told = run("fix", inputs, "-U", "4", "--weights-dir", weights_dir)
-    assert told.stderr.strip().endswith("; skipped 2: output exists (use --overwrite)")
+    assert told.stderr.strip().endswith(
+        "; skipped 2: output exists, made with upscale x2 (use --overwrite)"
+    )
 
 
 def test_an_ignored_option_is_a_usage_error_or_a_warning(inputs, weights_dir):

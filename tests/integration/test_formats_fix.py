@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import hidden_leftovers
 from metadata_support import A1111_PARAMETERS, COMFY_PROMPT, COMFY_WORKFLOW, png_with
 from PIL import Image
 from tool_readers import a1111_geninfo, comfyui_webp_workflow
@@ -93,7 +94,7 @@ def test_webp_run_then_rerun_then_jpeg(folder, tiny_upscaler):
         "deep.fixed.webp",
         "turned.jpg.fixed.webp",
     ]
-    assert not list(folder.glob(".*"))  # no claim or temporary file left
+    assert hidden_leftovers(folder) == []  # no claim or temporary file left
 
     a1111 = (folder / "a1111.fixed.webp").read_bytes()
     assert a1111_geninfo(a1111) == A1111_PARAMETERS
@@ -160,6 +161,31 @@ def test_png_and_same(folder, tiny_upscaler):
     assert text_chunk("parameters", A1111_PARAMETERS) in chunks
 
 
+def test_lossless_webp_keeps_the_pixels_png_keeps_and_the_metadata(folder, tiny_upscaler):
+    """`--format webp-lossless`: the same 8-bit pixels as the PNG output, the settings where
+    A1111 reads them, the record saying how it was encoded."""
+    from facefix_cli.metadata import chunks_from_bytes, parse_generation
+
+    summary = run_fix([folder], tiny_upscaler, output_format="webp-lossless")
+    done = statuses(summary)
+    assert {done[n][0] for n in ("a1111.png", "alpha.png", "comfy.png", "deep.png")} == {"fixed"}
+    assert "16-bit input stored as 8-bit WEBP-LOSSLESS" in done["deep.png"][1]
+    png = run_fix([folder], tiny_upscaler, output_format="png")
+    assert [str(r.status) for r in png.results].count("fixed") == 4
+    for name in ("a1111", "alpha", "comfy"):
+        webp = (folder / f"{name}.fixed.webp").read_bytes()
+        assert webp[12:16] in (b"VP8L", b"VP8X") and b"VP8L" in webp[:4096]  # lossless bitstream
+        with (
+            Image.open(folder / f"{name}.fixed.webp") as lossless,
+            Image.open(folder / f"{name}.fixed.png") as reference,
+        ):
+            assert np.array_equal(np.asarray(lossless), np.asarray(reference))
+    a1111 = (folder / "a1111.fixed.webp").read_bytes()
+    assert a1111_geninfo(a1111) == A1111_PARAMETERS
+    (record,) = parse_generation(chunks_from_bytes(a1111)).facefix
+    assert record["output"] == {"format": "webp-lossless"}
+
+
 def test_the_command_line_and_facefix_toml_choose_the_format(
     folder, tmp_path, monkeypatch, weights_dir
 ):
@@ -185,6 +211,17 @@ def test_the_command_line_and_facefix_toml_choose_the_format(
     assert outputs and all(name.endswith(".fixed.jpg") for name in outputs), planned
     refused = fix("--quality", "0")
     assert refused.exit_code == 2
+    # a quality PNG cannot use is said, not dropped (issue #30): facefix.toml says jpeg here
+    warned = fix("--format", "png", "--quality", "80", "--png-level", "6")
+    assert warned.exit_code == 0
+    assert "warning: --quality 80 is ignored: png outputs keep every value" in warned.stderr
+    assert "--png-level" not in warned.stderr  # PNG's own option, for PNG outputs
+    warned = fix("--format", "webp-lossless", "--png-level", "6")
+    assert "warning: --png-level 6 is ignored: the outputs are webp-lossless" in warned.stderr
+    # facefix.toml's quality 70 cannot apply either
+    assert "warning: --quality 70 is ignored: webp-lossless outputs keep every value" in (
+        warned.stderr
+    )
     monkeypatch.setattr(features, "check", lambda name: name != "avif")
     refused = fix("--format", "avif")
     assert refused.exit_code == 2 and "--format avif" in json.loads(refused.stdout)["error"]

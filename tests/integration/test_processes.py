@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from checkpoints import realesrgan_state_dict, save_params_ema
-from conftest import gradient_image, snapshot
+from conftest import gradient_image, hidden_leftovers, snapshot
 from PIL import Image
 
 from facefix_cli.io.write import quantize
@@ -60,7 +60,7 @@ def originals(folder: Path) -> dict:
 
 
 def hidden(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+    return hidden_leftovers(folder)
 
 
 def wait_for(condition, what: str, timeout: float = 300) -> None:

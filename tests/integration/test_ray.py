@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from facefix_cli.cli import app
 from facefix_cli.errors import SetupError
+from facefix_cli.io.ledger import LEDGER_NAME
 from facefix_cli.io.write import quantize
 from facefix_cli.pipeline import FileResult, RunSettings, Work, fix, fix_file
 from facefix_cli.pipeline.executors import ray as ray_executor
@@ -79,10 +80,11 @@ def ray_work(jobs, weights_dir: Path, output_dir: Path, events=None) -> Work:
 
 
 def outputs(folder: Path) -> dict[str, bytes]:
+    """Every file below `folder` but its ledgers (io.ledger: mtimes differ run to run)."""
     return {
         path.relative_to(folder).as_posix(): path.read_bytes()
         for path in sorted(folder.rglob("*"))
-        if path.is_file()
+        if path.is_file() and path.name != LEDGER_NAME
     }
 
 

@@ -26,6 +26,7 @@ from conftest import gradient_image
 from PIL import Image
 from watch_process import REPO, WatchProcess, facefix_argv, facefix_env
 
+from facefix_cli.io.ledger import LEDGER_NAME
 from facefix_cli.io.write import quantize
 
 START_TIMEOUT = 240.0  # importing torch and loading on a busy 2-core machine
@@ -58,7 +59,7 @@ def digests(folder: Path, pattern: str = "*.png") -> dict[str, str]:
 
 
 def hidden_files(folder: Path) -> list[Path]:
-    return [p for p in folder.rglob(".*") if p.is_file()]
+    return [p for p in folder.rglob(".*") if p.is_file() and p.name != LEDGER_NAME]
 
 
 def watching(upscaler: Path, *args: str) -> WatchProcess:
@@ -203,6 +204,8 @@ def test_bad_setup_exits_2_before_waiting(tmp_path, tiny_upscaler):
             "2",
             "--weights-dir",
             str(empty),
+            "--order",
+            "restore-first",  # ignored with one step: said as fix says it (issue #30)
             "--json",
         ],
         env=facefix_env(),
@@ -215,6 +218,8 @@ def test_bad_setup_exits_2_before_waiting(tmp_path, tiny_upscaler):
     events = [json.loads(line) for line in done.stdout.splitlines()]
     assert events[-1]["event"] == "summary" and events[-1]["exit_code"] == 2
     assert any("missing model weights" in e.get("error", "") for e in events)
+    warnings = [e["text"] for e in events if e["event"] == "warning"]
+    assert any(text.startswith("--order restore-first is ignored") for text in warnings), events
     assert not list(tree.glob("*.fixed.png"))
     missing = subprocess.run(
         facefix_argv("watch", tiny_upscaler, str(tmp_path / "nowhere")),

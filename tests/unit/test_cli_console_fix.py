@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+import time
 from pathlib import Path
 
 from facefix_cli.cli.console import PlainFixEvents, RichFixEvents, summary_line
@@ -199,6 +200,31 @@ def test_weight_warnings_are_one_line_and_none_with_quiet(tmp_path):
         events.weights_notice(notice)
     events.file_finished(done)
     assert quiet.getvalue() == ""
+
+
+def test_a_log_repeats_a_weight_warning_once_a_day_at_most(tmp_path):
+    """Issue #30: a cron job every 15 minutes logged the same "not the released" warning 96
+    times a day; the sidecar now remembers when a log last said it."""
+    from facefix_cli.weights import digests
+    from facefix_cli.weights.registry import get_model
+
+    model = get_model("realesrgan-x2plus")
+    (tmp_path / model.file).write_bytes(b"a fine-tune, not the release")
+    done = FileResult(tmp_path / "a.png", tmp_path / "a.fixed.png", Status.FIXED)
+
+    def logged() -> str:
+        stream = io.StringIO()
+        events = PlainFixEvents(stream=stream)
+        for notice in digests.compare([model], tmp_path)[1]:
+            events.weights_notice(notice)
+        events.file_finished(done)
+        return "".join(line for line in stream.getvalue().splitlines() if "warning:" in line)
+
+    assert "is not the released realesrgan-x2plus" in logged()
+    assert logged() == ""  # the next run, minutes later
+    digests.remember_warned(tmp_path / model.file, time.time() - 25 * 3600)
+    assert "is not the released realesrgan-x2plus" in logged()  # a day later
+    assert digests.cached_sha256(tmp_path / model.file) is not None  # the digest kept too
 
 
 def test_an_idle_run_logs_no_count_line():

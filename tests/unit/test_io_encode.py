@@ -154,3 +154,21 @@ def test_jpeg_xmp_too_big_for_one_segment_continues_in_extended_xmp():
     assert extended_xmp_guid(packet).encode() in (found.xmp or b"")
     assert xmp.read_texts(found.extended_xmp)[0] == texts
     decode(data)  # still a JPEG Pillow reads
+
+
+def test_lossless_webp_keeps_every_8_bit_value_alpha_and_metadata():
+    """`--format webp-lossless`: the pixels PNG would keep (colour under transparent pixels
+    too), in WebP, with the same metadata as lossy WebP, and in fewer bytes than PNG."""
+    source = pixels(alpha=True, size=(96, 80))
+    source.alpha[:8] = 0.0  # fully transparent rows: their colour is kept as well (exact)
+    meta = Embedded(icc=SRGB, exif=exif_tiff(), xmp=b"<x:xmpmeta>facefix</x:xmpmeta>")
+    data = OutputFormat.WEBP_LOSSLESS.encode(source, meta, EncodeOptions(quality=50))
+    image = decode(data)
+    assert image.format == "WEBP" and image.mode == "RGBA"
+    expected_rgb = np.rint(source.rgb * 255)
+    assert np.array_equal(np.asarray(image)[:, :, :3], expected_rgb.astype(np.uint8))
+    assert np.array_equal(np.asarray(image)[:, :, 3], np.rint(source.alpha * 255).astype(np.uint8))
+    found = foreign_metadata(data)
+    assert found.icc == SRGB and found.xmp is not None and b"facefix" in found.xmp
+    png = OutputFormat.PNG.encode(source, [], EncodeOptions())
+    assert len(data) < len(png)

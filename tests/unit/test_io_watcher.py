@@ -87,6 +87,32 @@ def test_poll_watcher_walks_for_files_to_do(tmp_path: Path) -> None:
     watcher.close()
 
 
+def test_a_watched_folder_deleted_or_moved_away_is_said(tmp_path: Path) -> None:
+    for how in ("deleted", "moved"):
+        root = tmp_path / how
+        root.mkdir()
+        try:
+            watcher = KernelWatcher([root], ["png"])
+        except Exception as exc:  # noqa: BLE001 - a machine without inotify
+            pytest.skip(f"no kernel watches here: {exc}")
+        try:
+            if how == "deleted":
+                root.rmdir()
+            else:
+                root.rename(tmp_path / "elsewhere")
+            deadline, gone = time.monotonic() + 10, ()
+            while not gone and time.monotonic() < deadline:
+                gone = watcher.wait(0.2).gone
+            assert gone == (str(root),), how
+        finally:
+            watcher.close()
+    polled = tmp_path / "polled"
+    polled.mkdir()
+    poller = PollWatcher([polled], 0.05, extensions=("png",), output_dir=None, overwrite=False)
+    polled.rmdir()
+    assert poller.wait(None).gone == (str(polled),)
+
+
 def test_network_file_systems_are_named(tmp_path: Path) -> None:
     mounts = tmp_path / "mounts"
     mounts.write_text(

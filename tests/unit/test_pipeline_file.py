@@ -161,3 +161,20 @@ def test_as_root_the_output_takes_the_inputs_owner(tmp_path):
     path = make_png(tmp_path / "a.png")
     os.chown(path, 4242, 4343)
     assert output_attributes(read_image(path, chunks_from_bytes))["owner"] == (4242, 4343)
+
+
+def test_a_job_marked_replace_claims_an_existing_output_without_overwrite(tmp_path):
+    """`facefix watch` redoing its own output (an input rewritten by its tool) replaces it;
+    any other job leaves an existing output alone."""
+    from facefix_cli.pipeline.file import begin_file
+
+    source, output = tmp_path / "a.png", tmp_path / "a.fixed.png"
+    source.write_bytes(b"x")
+    output.write_bytes(b"earlier")
+    settings = RunSettings(weights_dir=tmp_path)
+    kept = begin_file(Job(source, output), settings)
+    assert isinstance(kept, FileResult) and kept.status is Status.SKIPPED
+    claimed = begin_file(Job(source, output, replace=True), settings)
+    assert not isinstance(claimed, FileResult)
+    claimed[0].release()
+    assert output.read_bytes() == b"earlier"  # claimed, not yet written

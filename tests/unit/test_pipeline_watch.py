@@ -4,6 +4,7 @@ records the jobs it is handed instead of running networks; and the checks before
 from __future__ import annotations
 
 import io
+import os
 import signal as signal_numbers
 from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
@@ -14,6 +15,7 @@ from PIL import Image
 
 from facefix_cli.errors import EnvironmentFault, Interrupted, SetupError
 from facefix_cli.io.discover import Job
+from facefix_cli.io.ledger import RecipeTag
 from facefix_cli.io.settle import Settler
 from facefix_cli.io.watcher import Sign, Signs
 from facefix_cli.pipeline.results import FileResult, Status
@@ -56,6 +58,7 @@ class FakeSession:
     def __init__(self, settings: RunSettings) -> None:
         self.settings = settings
         self.recipe = Recipe(scale=2)
+        self.recipe_tag = RecipeTag(tuple(self.recipe.rows()))
         self.handed: list[list[Job]] = []
 
     def fix(
@@ -80,10 +83,25 @@ class ScriptedWatcher:
         pass
 
 
-def loop_over(tree: Path, batches: list[Signs]) -> tuple[_Loop, FakeSession, Recorder]:
+class ActingWatcher(ScriptedWatcher):
+    """Before handing out each batch, does what a writer would do meanwhile."""
+
+    def __init__(self, steps: list[tuple[Callable[[], object], Signs]]) -> None:
+        super().__init__([signs for _, signs in steps])
+        self.actions = [act for act, _ in steps]
+
+    def wait(self, timeout: float | None) -> Signs:
+        if self.actions:
+            self.actions.pop(0)()
+        return super().wait(timeout)
+
+
+def loop_over(
+    tree: Path, batches: list[Signs], watcher: ScriptedWatcher | None = None
+) -> tuple[_Loop, FakeSession, Recorder]:
     session = FakeSession(RunSettings(weights_dir=tree))
     events = Recorder()
-    watcher = ScriptedWatcher(batches)
+    watcher = watcher or ScriptedWatcher(batches)
     loop = _Loop(
         [tree],
         session,  # type: ignore[arg-type]
@@ -127,6 +145,44 @@ def test_broken_file_reported_once_and_lost_events_walk_again(tmp_path: Path) ->
     # broken.png is handed to the session once (which reports it failed, as fix would)
     assert handed.count("broken.png") == 1 and "missed.png" in handed
     assert any("walking again" in text for text in events.said)
+
+
+def test_a_watched_folder_deleted_ends_the_loop_with_a_fault(tmp_path: Path) -> None:
+    """A deleted watched root left the watch idle forever; now it is an environment fault
+    (exit 4: a service manager restarts it, and the start then fails with exit 2)."""
+    with pytest.raises(EnvironmentFault, match="the watched folder .*gone.* was deleted"):
+        loop_over(tmp_path, [Signs([], gone=(str(tmp_path / "gone"),))])
+
+
+def test_an_input_its_tool_rewrites_after_saving_is_fixed_again_once(tmp_path: Path) -> None:
+    """A1111 saves a JPEG or WebP, then rewrites it to insert its EXIF (piexif.insert): the
+    watch took the first save (whole, closed after writing), so the output lacked the
+    settings, and the rewrite was skipped as done. Now a rewrite of an input this watch fixed
+    moments ago redoes the output it wrote; a file not rewritten, or an output someone else
+    replaced, is left alone."""
+    rewritten, untouched, taken = (
+        tmp_path / f"{n}.png" for n in ("rewritten", "untouched", "taken")
+    )
+    for seed, path in enumerate((rewritten, untouched, taken)):
+        path.write_bytes(png(seed))
+
+    def writers() -> None:
+        rewritten.write_bytes(png(0) + b"")  # the same save again, then its metadata inserted
+        os.utime(rewritten, ns=(1, 1))
+        taken.write_bytes(png(7))
+        (tmp_path / "taken.fixed.png").write_bytes(b"replaced by hand")
+
+    signs = Signs([Sign(str(p), True) for p in (rewritten, untouched, taken)])
+    watcher = ActingWatcher([(writers, signs), (lambda: None, signs)])
+    loop, session, _ = loop_over(tmp_path, [], watcher)
+    handed = [(job.source.name, job.replace) for jobs in session.handed for job in jobs]
+    assert handed == [
+        ("rewritten.png", False),
+        ("taken.png", False),
+        ("untouched.png", False),
+        ("rewritten.png", True),  # once, though signed twice after the rewrite
+    ]
+    assert (tmp_path / "taken.fixed.png").read_bytes() == b"replaced by hand"
 
 
 def test_setup_errors_before_any_wait(tmp_path: Path) -> None:

@@ -44,6 +44,9 @@ STYLES = {
 }
 
 
+NOTICE_EVERY = 24 * 3600  # seconds: a log repeats a weight file's notice once a day at most
+
+
 def timestamp() -> str:
     """Local time in ISO 8601 with its offset, to the second: sortable and unambiguous."""
     return datetime.now().astimezone().isoformat(timespec="seconds")
@@ -152,13 +155,19 @@ class PlainFixEvents:
             print(result.traceback.rstrip(), file=self.stream, flush=True)
 
     def weights_notice(self, notice: WeightsNotice) -> None:
-        # One line for all of them, as the first file finishes; none with --quiet (cron):
-        # `facefix models --verify` says it whenever asked.
-        self.notices.append(notice)
+        # One line for all of them, as the first file finishes; none with --quiet, and in a
+        # log at most once a day per file (cron runs every few minutes): `facefix models
+        # --verify` says it whenever asked, and a terminal run says it every time.
+        if not notice.said_within(NOTICE_EVERY):
+            self.notices.append(notice)
 
     def _flush_notices(self) -> None:
         if self.notices and not self.quiet:
+            from facefix_cli.weights.digests import remember_warned
+
             self._line(f"warning: {weights_line(self.notices)}")
+            for notice in self.notices:
+                remember_warned(notice.path)
         self.notices = []
 
 
