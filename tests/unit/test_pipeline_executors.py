@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import gradient_image
+from conftest import gradient_image, hidden_leftovers
 
 from facefix_cli.errors import SetupError
 from facefix_cli.io.discover import Job
@@ -229,7 +229,7 @@ def test_a_stop_finishes_the_network_pass_and_gives_back_what_was_read_ahead(tmp
     assert len(started) >= 3  # read ahead: claimed and decoded
     assert [(r.source.name, r.status) for r in results] == [("00.png", "fixed")]
     assert [p.name for p in tmp_path.glob("*.fixed.png")] == ["00.fixed.png"]
-    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no claim left
+    assert hidden_leftovers(tmp_path) == []  # no claim left
 
 
 def test_seconds_are_the_files_own_stage_time_not_its_wait(tmp_path):
