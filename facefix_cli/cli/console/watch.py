@@ -24,7 +24,10 @@ class PlainWatchEvents(PlainFixEvents):
 
     def walk_started(self, recipe: str) -> None:
         if not self.quiet:
-            self._line(f"facefix {__version__} watch: {recipe}; finding images")
+            # the watch loads its networks before its first walk (pipeline.watch)
+            self._line(
+                f"facefix {__version__} watch: {recipe}; loading the networks, then the backlog"
+            )
 
     def seen(self, total: int) -> None:
         self.total = total
