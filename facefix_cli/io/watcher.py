@@ -50,8 +50,8 @@ class Signs(NamedTuple):
 ROOT_CHECK = 5.0  # seconds: how often an idle kernel watcher looks at the watched folders
 
 
-class _Gone(NamedTuple):  # in the kernel watcher's queue: a watched folder went away
-    folder: str
+# In the kernel watcher's queue: a watched folder was deleted or moved; wake and look at them.
+_LOOK_AT_ROOTS = "look at the watched folders"
 
 
 class Watcher(Protocol):
@@ -122,9 +122,9 @@ class KernelWatcher:
         from watchdog.observers.api import BaseObserver
 
         suffixes = tuple("." + e for e in normalise_extensions(extensions))
-        self._queue: queue.SimpleQueue[Sign | _Gone | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Sign | str | None] = queue.SimpleQueue()
         self._hidden_roots = [os.path.abspath(f) for f in folders]
-        roots = {os.path.abspath(f): str(f) for f in folders}
+        roots = set(self._hidden_roots)
         self._roots: dict[str, tuple[int, int]] = {}
         for folder in folders:
             st = os.stat(folder)
@@ -139,10 +139,11 @@ class KernelWatcher:
                     return
                 kind = event.event_type
                 if event.is_directory:
-                    if kind in (EVENT_TYPE_DELETED, EVENT_TYPE_MOVED):
-                        root = roots.get(os.path.abspath(os.fsdecode(event.src_path)))
-                        if root is not None:
-                            post(_Gone(root))
+                    if (
+                        kind in (EVENT_TYPE_DELETED, EVENT_TYPE_MOVED)
+                        and os.path.abspath(os.fsdecode(event.src_path)) in roots
+                    ):
+                        post(_LOOK_AT_ROOTS)  # now rather than at the next ROOT_CHECK
                     return
                 if kind == EVENT_TYPE_MOVED:
                     path, finished = os.fsdecode(event.dest_path), True
@@ -197,10 +198,9 @@ class KernelWatcher:
 
     def wait(self, timeout: float | None) -> Signs:
         files: list[Sign] = []
-        gone: list[str] = []
         lost = False
         deadline = None if timeout is None else time.monotonic() + timeout
-        first: Sign | _Gone | None
+        first: Sign | str | None
         while True:  # wake every ROOT_CHECK seconds to look at the watched folders themselves
             step = ROOT_CHECK
             if deadline is not None:
@@ -216,15 +216,12 @@ class KernelWatcher:
         while True:
             if first is None:
                 lost = True
-            elif isinstance(first, _Gone):
-                gone.append(first.folder)
-            else:
+            elif isinstance(first, Sign):
                 files.append(first)
             try:
                 first = self._queue.get_nowait()
             except queue.Empty:
-                gone += [folder for folder in self._roots_gone() if folder not in gone]
-                return Signs(files, lost, tuple(gone))
+                return Signs(files, lost, tuple(self._roots_gone()))
 
     def close(self) -> None:
         self._observer.stop()
